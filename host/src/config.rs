@@ -1,0 +1,185 @@
+//! Every setting, from the command line or the environment (and `.env`, read at start-up).
+
+use std::{fmt, net::IpAddr, path::PathBuf, str::FromStr};
+
+use clap::{Parser, ValueEnum};
+
+/// A value that must never reach a log line.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_string()))
+    }
+}
+
+/// Where inference runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Provider {
+    Cpu,
+    Cuda,
+}
+
+impl fmt::Display for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Provider::Cpu => "cpu",
+            Provider::Cuda => "cuda",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "ls-ml-backend",
+    version,
+    about = "A Label Studio ML backend that serves the ONNX models in a folder through adapter plugins.",
+    after_help = "Every option can also be set by the environment variable shown, or in a .env file \
+                  in the working directory. RUST_LOG sets the log filter (default: info)."
+)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "ML_BACKEND_ADDR", default_value = "0.0.0.0")]
+    pub addr: IpAddr,
+
+    /// Port to listen on.
+    #[arg(long, env = "ML_BACKEND_PORT", default_value_t = 9090)]
+    pub port: u16,
+
+    /// Folder of .onnx models. `<project id>.onnx` serves that Label Studio project.
+    #[arg(long, env = "ML_MODELS_DIR", default_value = "./models")]
+    pub models_dir: PathBuf,
+
+    /// Folder of adapter plugins (lib*.so). Default: the folder of this executable, so a
+    /// plain `cargo build` finds the plugins it built.
+    #[arg(long, env = "ML_PLUGINS_DIR")]
+    pub plugins_dir: Option<PathBuf>,
+
+    /// Where inference runs. With `cuda`, a model that CUDA cannot take falls back to the CPU
+    /// with a warning; /models shows where each model really runs.
+    #[arg(long, env = "ML_PROVIDER", value_enum, default_value_t = Provider::Cpu)]
+    pub provider: Provider,
+
+    /// Model (file name in the models folder, with or without .onnx) for projects that have
+    /// no model of their own.
+    #[arg(long, env = "ML_DEFAULT_MODEL")]
+    pub default_model: Option<String>,
+
+    /// Comma-separated class names, for models whose metadata carries none.
+    #[arg(long, env = "ML_LABELS", value_delimiter = ',')]
+    pub labels: Vec<String>,
+
+    /// Default minimum score of a prediction. A control tag's `model_score_threshold` overrides it.
+    #[arg(long, env = "ML_CONF", default_value_t = 0.25)]
+    pub conf: f32,
+
+    /// IoU threshold of non-maximum suppression.
+    #[arg(long, env = "ML_IOU", default_value_t = 0.7)]
+    pub iou: f32,
+
+    /// At most this many regions per image.
+    #[arg(long, env = "ML_MAX_DET", default_value_t = 300)]
+    pub max_det: u32,
+
+    /// ONNX Runtime sessions per model; each serves one inference at a time. Default: 2 on
+    /// machines with 2 or more cores, else 1.
+    #[arg(long, env = "ML_SESSIONS")]
+    pub sessions: Option<usize>,
+
+    /// Threads each session uses inside one inference. Default: cores / sessions.
+    #[arg(long, env = "ML_INTRA_THREADS")]
+    pub intra_threads: Option<usize>,
+
+    /// Tasks of one /predict request processed at the same time (download, decode, inference).
+    #[arg(long, env = "ML_TASK_CONCURRENCY", default_value_t = 8)]
+    pub task_concurrency: usize,
+
+    /// Largest image download, in bytes.
+    #[arg(long, env = "ML_MAX_IMAGE_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub max_image_bytes: u64,
+
+    /// Seconds to wait for an image download to connect, and then to finish.
+    #[arg(long, env = "ML_FETCH_TIMEOUT", default_value_t = 30)]
+    pub fetch_timeout_secs: u64,
+
+    /// Base URL of Label Studio, used to download task images such as /data/upload/...
+    #[arg(long, env = "LABEL_STUDIO_URL")]
+    pub label_studio_url: Option<String>,
+
+    /// Label Studio API key (Account & Settings > Access Token), sent only to LABEL_STUDIO_URL.
+    #[arg(long, env = "LABEL_STUDIO_API_KEY", hide_env_values = true)]
+    pub label_studio_api_key: Option<Secret>,
+
+    /// Same as LABEL_STUDIO_API_KEY (the name some older backends use).
+    #[arg(long, env = "LABEL_STUDIO_TOKEN", hide_env_values = true, hide = true)]
+    pub label_studio_token: Option<Secret>,
+
+    /// Path of the ONNX Runtime library (libonnxruntime.so). Default: the one that
+    /// scripts/setup-onnxruntime.sh puts in vendor/onnxruntime/.
+    #[arg(long, env = "ORT_DYLIB_PATH")]
+    pub ort_dylib_path: Option<PathBuf>,
+}
+
+impl Config {
+    /// The Label Studio key, from either of its two names.
+    pub fn api_key(&self) -> Option<&Secret> {
+        self.label_studio_api_key
+            .as_ref()
+            .or(self.label_studio_token.as_ref())
+    }
+
+    pub fn plugins_dir(&self) -> PathBuf {
+        self.plugins_dir.clone().unwrap_or_else(|| {
+            std::env::current_exe()
+                .ok()
+                .and_then(|exe| exe.parent().map(PathBuf::from))
+                .unwrap_or_else(|| PathBuf::from("."))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_print() {
+        let config =
+            Config::parse_from(["ls-ml-backend", "--label-studio-api-key", "s3cr3t-token"]);
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("s3cr3t-token"), "{printed}");
+        assert_eq!(config.api_key().map(Secret::expose), Some("s3cr3t-token"));
+    }
+
+    #[test]
+    fn defaults() {
+        let config = Config::parse_from(["ls-ml-backend"]);
+        assert_eq!(config.port, 9090);
+        assert_eq!(config.provider, Provider::Cpu);
+        assert_eq!(config.models_dir, PathBuf::from("./models"));
+    }
+
+    #[test]
+    fn labels_are_comma_separated() {
+        let config = Config::parse_from(["ls-ml-backend", "--labels", "cat,dog"]);
+        assert_eq!(config.labels, vec!["cat", "dog"]);
+    }
+}

@@ -1,0 +1,18 @@
+use serde_json::json;
+use warp::reply::Response;
+
+use super::{State, reply};
+
+/// Cheap and always fast: Label Studio gives it one second.
+pub fn handle(state: State) -> Response {
+    let statuses = state.registry.statuses();
+    let count = |s: &str| statuses.iter().filter(|m| m.state == s).count();
+    reply::json(&json!({
+        "status": "UP",
+        "model_class": "ls-ml-backend",
+        "version": env!("CARGO_PKG_VERSION"),
+        "models": { "ready": count("ready"), "loading": count("loading"), "failed": count("failed") },
+        "provider": state.runtime.requested_provider().to_string(),
+        "uptime_seconds": state.started.elapsed().as_secs(),
+    }))
+}

@@ -1,0 +1,31 @@
+use serde_json::json;
+use warp::reply::Response;
+
+use super::{State, reply};
+
+/// Every model version this backend serves now.
+pub fn versions(state: State) -> Response {
+    let versions: Vec<String> = state
+        .registry
+        .statuses()
+        .into_iter()
+        .filter_map(|m| m.model_version)
+        .collect();
+    reply::json(&json!({ "versions": versions }))
+}
+
+pub fn models(state: State) -> Response {
+    reply::json(
+        &json!({ "models_dir": state.registry.dir().display().to_string(), "models": state.registry.statuses() }),
+    )
+}
+
+pub fn plugins(state: State) -> Response {
+    let plugins: Vec<_> = state
+        .registry
+        .plugins()
+        .iter()
+        .map(|p| json!({ "name": p.name(), "version": p.version(), "tasks": p.tasks(), "file": p.file.display().to_string() }))
+        .collect();
+    reply::json(&json!({ "plugins": plugins }))
+}

@@ -1,0 +1,111 @@
+//! The HTTP layer: thin warp routes over the predictor and the registry.
+
+mod health;
+mod info;
+mod metrics;
+mod predict;
+mod reply;
+mod setup;
+mod webhook;
+
+use std::{convert::Infallible, sync::Arc, time::Instant};
+
+use warp::{Filter, Reply};
+
+use crate::{metrics::Metrics, predictor::Predictor, registry::Registry, runtime::Runtime};
+
+/// Largest request body accepted. Label Studio sends all selected tasks in one /predict,
+/// and each task carries its annotations, so this is generous.
+pub const MAX_BODY_BYTES: u64 = 64 * 1024 * 1024;
+
+pub struct AppState {
+    pub predictor: Predictor,
+    pub registry: Arc<Registry>,
+    pub metrics: Arc<Metrics>,
+    pub runtime: Arc<Runtime>,
+    pub started: Instant,
+}
+
+pub type State = Arc<AppState>;
+
+pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+    let with_state = {
+        let state = Arc::clone(&state);
+        warp::any().map(move || Arc::clone(&state))
+    };
+    let body = warp::body::content_length_limit(MAX_BODY_BYTES).and(warp::body::bytes());
+
+    let health = warp::get()
+        .and(
+            warp::path("health")
+                .and(warp::path::end())
+                .or(warp::path::end())
+                .unify(),
+        )
+        .and(with_state.clone())
+        .map(health::handle);
+    let setup = warp::post()
+        .and(warp::path!("setup"))
+        .and(body.clone())
+        .and(with_state.clone())
+        .map(setup::handle);
+    let predict = warp::post()
+        .and(warp::path!("predict"))
+        .and(body.clone())
+        .and(with_state.clone())
+        .then(predict::handle);
+    let webhook = warp::post()
+        .and(warp::path!("webhook"))
+        .and(body)
+        .map(webhook::handle);
+    let versions = warp::get()
+        .and(warp::path!("versions"))
+        .and(with_state.clone())
+        .map(info::versions);
+    let models = warp::get()
+        .and(warp::path!("models"))
+        .and(with_state.clone())
+        .map(info::models);
+    let plugins = warp::get()
+        .and(warp::path!("plugins"))
+        .and(with_state.clone())
+        .map(info::plugins);
+    let metrics = warp::get()
+        .and(warp::path!("metrics"))
+        .and(with_state.clone())
+        .map(metrics::handle);
+
+    let log_state = Arc::clone(&state);
+    health
+        .or(setup)
+        .or(predict)
+        .or(webhook)
+        .or(versions)
+        .or(models)
+        .or(plugins)
+        .or(metrics)
+        .recover(reply::rejection)
+        .with(warp::log::custom(move |info| {
+            let path = info.path();
+            let endpoint = path
+                .trim_start_matches('/')
+                .split('/')
+                .next()
+                .filter(|s| !s.is_empty())
+                .unwrap_or("health");
+            log_state.metrics.request(endpoint, info.status().as_u16());
+            let line = format!(
+                "{} {} {} {:.1} ms",
+                info.method(),
+                path,
+                info.status().as_u16(),
+                info.elapsed().as_secs_f64() * 1e3
+            );
+            // Label Studio polls /health and /setup constantly; keep them out of the info log.
+            if matches!(endpoint, "health" | "metrics" | "setup") {
+                log::debug!("{line}");
+            } else {
+                log::info!("{line}");
+            }
+        }))
+}

@@ -1,0 +1,63 @@
+//! JSON replies and errors. Label Studio treats any non-JSON body as a failure, so every
+//! answer, errors included, is JSON.
+
+use std::convert::Infallible;
+
+use serde::Serialize;
+use warp::{
+    Rejection, Reply,
+    http::StatusCode,
+    reject::{MethodNotAllowed, PayloadTooLarge},
+    reply::Response,
+};
+
+pub fn json<T: Serialize>(value: &T) -> Response {
+    warp::reply::json(value).into_response()
+}
+
+pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    let message = message.into();
+    warp::reply::with_status(
+        warp::reply::json(&serde_json::json!({ "status": status.as_u16(), "detail": message })),
+        status,
+    )
+    .into_response()
+}
+
+pub async fn rejection(rejection: Rejection) -> Result<Response, Infallible> {
+    let reply = if rejection.is_not_found() {
+        error(
+            StatusCode::NOT_FOUND,
+            "no such endpoint; this backend serves /health, /setup, /predict, /webhook, /versions, /metrics, /models and /plugins",
+        )
+    } else if rejection.find::<PayloadTooLarge>().is_some() {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the request body is larger than {} MiB",
+                super::MAX_BODY_BYTES / (1024 * 1024)
+            ),
+        )
+    } else if rejection.find::<MethodNotAllowed>().is_some() {
+        error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "wrong HTTP method for this endpoint",
+        )
+    } else {
+        error(
+            StatusCode::BAD_REQUEST,
+            format!("bad request: {rejection:?}"),
+        )
+    };
+    Ok(reply)
+}
+
+/// Parses a JSON body, or answers 400 with serde's explanation.
+pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
+    serde_json::from_slice(body).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            format!("the body is not the JSON this endpoint expects: {e}"),
+        )
+    })
+}

@@ -1,0 +1,110 @@
+//! Decoding task images the way Ultralytics reads them: 8-bit RGB, EXIF orientation applied,
+//! alpha dropped (not composited), grayscale replicated to three channels.
+
+use std::io::Cursor;
+
+use image::{DynamicImage, ImageDecoder, ImageReader};
+
+/// An upright RGB8 image, `width * height * 3` bytes.
+pub struct RgbImage {
+    pub width: u32,
+    pub height: u32,
+    pub pixels: Vec<u8>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot decode the image: {0}")]
+pub struct DecodeError(String);
+
+pub fn decode(bytes: &[u8]) -> Result<RgbImage, DecodeError> {
+    let reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| DecodeError(e.to_string()))?;
+    if reader.format().is_none() {
+        return Err(DecodeError(
+            "the data is not in a known image format".into(),
+        ));
+    }
+    let mut decoder = reader
+        .into_decoder()
+        .map_err(|e| DecodeError(e.to_string()))?;
+    // A broken EXIF block should not cost the image; it just stays as stored.
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut image = DynamicImage::from_decoder(decoder).map_err(|e| DecodeError(e.to_string()))?;
+    image.apply_orientation(orientation);
+    let (width, height) = (image.width(), image.height());
+    if width == 0 || height == 0 {
+        return Err(DecodeError(format!(
+            "the image is empty ({width}x{height})"
+        )));
+    }
+    Ok(RgbImage {
+        width,
+        height,
+        pixels: image.into_rgb8().into_raw(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::{GrayImage, ImageFormat, Luma, Rgba, RgbaImage};
+
+    fn encode(image: DynamicImage, format: ImageFormat) -> Vec<u8> {
+        let mut out = Cursor::new(Vec::new());
+        image.write_to(&mut out, format).expect("encode");
+        out.into_inner()
+    }
+
+    #[test]
+    fn alpha_is_dropped_not_composited() {
+        let img = RgbaImage::from_pixel(2, 1, Rgba([200, 100, 50, 0]));
+        let decoded =
+            decode(&encode(DynamicImage::ImageRgba8(img), ImageFormat::Png)).expect("decode");
+        assert_eq!(decoded.pixels, vec![200, 100, 50, 200, 100, 50]);
+    }
+
+    #[test]
+    fn grayscale_is_replicated() {
+        let img = GrayImage::from_pixel(1, 2, Luma([77]));
+        let decoded =
+            decode(&encode(DynamicImage::ImageLuma8(img), ImageFormat::Png)).expect("decode");
+        assert_eq!((decoded.width, decoded.height), (1, 2));
+        assert_eq!(decoded.pixels, vec![77; 6]);
+    }
+
+    #[test]
+    fn garbage_is_an_error() {
+        assert!(decode(b"definitely not an image").is_err());
+        assert!(decode(&[]).is_err());
+    }
+
+    #[test]
+    fn exif_orientation_is_applied() {
+        // A 2x1 JPEG tagged "rotate 90 CW" (orientation 6) is shown as 1x2.
+        let img = image::RgbImage::from_pixel(2, 1, image::Rgb([10, 200, 10]));
+        let jpeg = encode(DynamicImage::ImageRgb8(img), ImageFormat::Jpeg);
+        let tagged = with_exif_orientation(&jpeg, 6);
+        let decoded = decode(&tagged).expect("decode");
+        assert_eq!((decoded.width, decoded.height), (1, 2));
+    }
+
+    /// Inserts an APP1 EXIF segment holding only an orientation tag after the SOI marker.
+    fn with_exif_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
+        let mut tiff = vec![b'M', b'M', 0, 42, 0, 0, 0, 8, 0, 1];
+        tiff.extend_from_slice(&[0x01, 0x12, 0, 3, 0, 0, 0, 1]);
+        tiff.extend_from_slice(&orientation.to_be_bytes());
+        tiff.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+        let mut payload = b"Exif\0\0".to_vec();
+        payload.extend_from_slice(&tiff);
+        let len = (payload.len() + 2) as u16;
+        let mut out = jpeg[..2].to_vec();
+        out.extend_from_slice(&[0xFF, 0xE1]);
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(&payload);
+        out.extend_from_slice(&jpeg[2..]);
+        out
+    }
+}

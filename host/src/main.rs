@@ -1,0 +1,160 @@
+//! `ls-ml-backend`: a Label Studio ML backend serving ONNX models through adapter plugins.
+
+mod config;
+mod http;
+mod imaging;
+mod labelstudio;
+mod metrics;
+mod plugins;
+mod predictor;
+mod registry;
+mod runtime;
+
+use std::{net::SocketAddr, process::ExitCode, sync::Arc, time::Instant};
+
+use anyhow::Context as _;
+use clap::Parser;
+use log::{error, info, warn};
+use tokio::net::TcpListener;
+
+use crate::{
+    config::Config, http::AppState, labelstudio::media::MediaClient, metrics::Metrics,
+    predictor::Predictor, registry::Registry, runtime::Runtime,
+};
+
+fn main() -> ExitCode {
+    // A missing .env is normal; a broken one is worth saying before anything else runs.
+    let dotenv = dotenvy::dotenv();
+    let config = Config::parse();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info,ort=warn"))
+        .init();
+    if let Err(e) = &dotenv
+        && !e.not_found()
+    {
+        warn!("ignoring .env: {e}");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            error!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let runtime = Arc::new(Runtime::init(&config)?);
+
+    let plugins_dir = config.plugins_dir();
+    let plugins: Vec<_> = plugins::load_dir(&plugins_dir)?
+        .into_iter()
+        .map(Arc::new)
+        .collect();
+    if plugins.is_empty() {
+        warn!(
+            "no adapter plugins in {}: build them (cargo build --workspace) or set ML_PLUGINS_DIR",
+            plugins_dir.display()
+        );
+    }
+
+    if !config.models_dir.is_dir() {
+        std::fs::create_dir_all(&config.models_dir).with_context(|| {
+            format!(
+                "the models folder {} does not exist and cannot be created",
+                config.models_dir.display()
+            )
+        })?;
+        info!("created the models folder {}", config.models_dir.display());
+    }
+    let registry = Arc::new(Registry::new(
+        config.models_dir.clone(),
+        Arc::clone(&runtime),
+        plugins,
+        config.default_model.clone(),
+        config.labels.clone(),
+    ));
+    let metrics = Arc::new(Metrics::default());
+    let media = MediaClient::new(&config).map_err(anyhow::Error::msg)?;
+    if config.label_studio_url.is_none() {
+        info!(
+            "LABEL_STUDIO_URL is not set: tasks with Label Studio paths (/data/upload/...) cannot be downloaded"
+        );
+    }
+    let predictor = Predictor {
+        registry: Arc::clone(&registry),
+        media,
+        metrics: Arc::clone(&metrics),
+        defaults: plugin_api::Params {
+            conf: config.conf,
+            iou: config.iou,
+            max_det: config.max_det,
+        },
+        task_concurrency: config.task_concurrency,
+    };
+    let state = Arc::new(AppState {
+        predictor,
+        registry: Arc::clone(&registry),
+        metrics,
+        runtime,
+        started,
+    });
+
+    let addr = SocketAddr::new(config.addr, config.port);
+    let listener = TcpListener::bind(addr).await.with_context(|| {
+        format!(
+            "cannot listen on {addr}: is another program using port {}? Set ML_BACKEND_PORT",
+            config.port
+        )
+    })?;
+    info!("listening on http://{}", listener.local_addr()?);
+
+    // Models load in the background so /health answers at once; /models shows progress.
+    tokio::spawn(async move { registry.load_all().await });
+
+    warp::serve(http::routes(state))
+        .incoming(listener)
+        .graceful(shutdown_signal())
+        .run()
+        .await;
+    info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            error!("cannot listen for Ctrl-C: {e}");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                error!("cannot listen for SIGTERM: {e}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    info!("shutting down: finishing requests in flight");
+}

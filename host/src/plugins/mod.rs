@@ -1,0 +1,7 @@
+//! Adapter plugins: finding and loading their libraries, and calling them safely.
+
+mod adapter;
+mod loader;
+
+pub use adapter::Plugin;
+pub use loader::{PluginError, load_dir};

@@ -1,0 +1,328 @@
+//! One `/predict` request, end to end: route to a model, then per task (in parallel, in
+//! order) fetch, decode, prepare, infer, finish, and build Label Studio results.
+//! A task that fails gets an empty result in its own slot; it never moves another task's.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use futures::{StreamExt, stream};
+use log::warn;
+use plugin_api::{Geometry, ImageRef, Params, Region, TensorRef};
+use serde_json::Value;
+
+use crate::{
+    imaging,
+    labelstudio::{
+        label_config::{ConfigError, Control, ControlKind, LabelConfig},
+        media::{MediaClient, MediaError},
+        protocol::{PredictRequest, Task, project_id},
+        results::{self, ImageSize},
+    },
+    metrics::Metrics,
+    registry::{LoadedModel, Registry, RouteError},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PredictError {
+    #[error(transparent)]
+    Route(#[from] RouteError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("the request has no label_config")]
+    NoConfig,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum TaskError {
+    #[error("task data has no image under `{0}`")]
+    NoImage(String),
+    #[error(transparent)]
+    Fetch(#[from] MediaError),
+    #[error(transparent)]
+    Decode(#[from] imaging::DecodeError),
+    #[error("{0}")]
+    Plugin(#[from] plugin_api::PluginError),
+    #[error(transparent)]
+    Inference(#[from] crate::runtime::RuntimeError),
+    #[error("a worker thread failed: {0}")]
+    Join(String),
+}
+
+impl TaskError {
+    fn kind(&self) -> &'static str {
+        match self {
+            TaskError::NoImage(_) => "no_image",
+            TaskError::Fetch(_) => "fetch",
+            TaskError::Decode(_) => "decode",
+            TaskError::Plugin(_) => "adapter",
+            TaskError::Inference(_) => "inference",
+            TaskError::Join(_) => "internal",
+        }
+    }
+}
+
+/// Time spent in each stage, summed over the tasks of a request.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct StageTimes {
+    pub fetch: Duration,
+    pub decode: Duration,
+    pub prepare: Duration,
+    pub infer: Duration,
+    pub finish: Duration,
+}
+
+impl StageTimes {
+    fn add(&mut self, other: &StageTimes) {
+        self.fetch += other.fetch;
+        self.decode += other.decode;
+        self.prepare += other.prepare;
+        self.infer += other.infer;
+        self.finish += other.finish;
+    }
+}
+
+pub struct Outcome {
+    pub results: Vec<Value>,
+    pub model: String,
+    pub model_version: String,
+    pub failed: usize,
+    pub times: StageTimes,
+}
+
+pub struct Predictor {
+    pub registry: Arc<Registry>,
+    pub media: MediaClient,
+    pub metrics: Arc<Metrics>,
+    pub defaults: Params,
+    pub task_concurrency: usize,
+}
+
+impl Predictor {
+    pub async fn predict(&self, request: PredictRequest) -> Result<Outcome, PredictError> {
+        let project = project_id(request.project.as_ref());
+        let model = self.registry.route(project.as_deref())?;
+        let config = LabelConfig::parse(
+            request
+                .label_config
+                .as_deref()
+                .ok_or(PredictError::NoConfig)?,
+        )?;
+
+        let empty = || results::prediction(Vec::new(), &model.version);
+        let mut outcome = Outcome {
+            results: Vec::with_capacity(request.tasks.len()),
+            model: model.name.clone(),
+            model_version: model.version.clone(),
+            failed: 0,
+            times: StageTimes::default(),
+        };
+        // Smart tools send what the user clicked in `context`; our models cannot use it, and an
+        // empty answer is what Label Studio handles best.
+        if is_interactive(request.params.context.as_ref()) {
+            outcome.results = request.tasks.iter().map(|_| empty()).collect();
+            return Ok(outcome);
+        }
+        let controls = config.controls.clone();
+        if controls.is_empty() {
+            warn!(
+                "the label config has no control tag a model can fill (RectangleLabels, PolygonLabels, ...): answering empty results"
+            );
+            outcome.results = request.tasks.iter().map(|_| empty()).collect();
+            return Ok(outcome);
+        }
+        let image_key = controls
+            .iter()
+            .find_map(|c| config.image(&c.to_name))
+            .map(|i| i.value_key.clone())
+            .unwrap_or_else(|| "image".to_string());
+        let params = Params {
+            conf: controls
+                .iter()
+                .filter_map(|c| c.score_threshold)
+                .fold(self.defaults.conf, f32::min),
+            ..self.defaults
+        };
+
+        let labels: Vec<String> = request.tasks.iter().map(Task::label).collect();
+        let (model_ref, key) = (&model, image_key.as_str());
+        // Owned tasks keep the closure free of higher-ranked borrows, so the future stays Send.
+        let runs = stream::iter(request.tasks)
+            .map(|task| async move { self.run_task(model_ref, &task, key, params).await })
+            .buffered(self.task_concurrency.max(1))
+            .collect::<Vec<_>>()
+            .await;
+        for (label, run) in labels.iter().zip(runs) {
+            self.metrics.task_done();
+            outcome.times.add(&run.times);
+            match run.result {
+                Ok((regions, size)) => {
+                    let result =
+                        build_results(&model, &controls, &regions, size, self.defaults.conf);
+                    outcome
+                        .results
+                        .push(results::prediction(result, &model.version));
+                }
+                Err(e) => {
+                    warn!("task {label}: {e}; its result is left empty");
+                    self.metrics.task_failed(e.kind());
+                    outcome.failed += 1;
+                    outcome.results.push(empty());
+                }
+            }
+        }
+        Ok(outcome)
+    }
+
+    async fn run_task(
+        &self,
+        model: &Arc<LoadedModel>,
+        task: &Task,
+        image_key: &str,
+        params: Params,
+    ) -> TaskRun {
+        let mut times = StageTimes::default();
+        let started = Instant::now();
+        let result = self
+            .run_task_inner(model, task, image_key, params, &mut times)
+            .await;
+        for (stage, d) in [
+            ("fetch", times.fetch),
+            ("decode", times.decode),
+            ("prepare", times.prepare),
+            ("infer", times.infer),
+            ("finish", times.finish),
+            ("task", started.elapsed()),
+        ] {
+            if !d.is_zero() {
+                self.metrics.stage(stage, d);
+            }
+        }
+        TaskRun { result, times }
+    }
+
+    async fn run_task_inner(
+        &self,
+        model: &Arc<LoadedModel>,
+        task: &Task,
+        image_key: &str,
+        params: Params,
+        times: &mut StageTimes,
+    ) -> Result<(Vec<Region>, ImageSize), TaskError> {
+        let reference = task
+            .data
+            .get(image_key)
+            .and_then(Value::as_str)
+            .ok_or_else(|| TaskError::NoImage(image_key.to_string()))?;
+
+        let t = Instant::now();
+        let bytes = self.media.fetch(reference).await?;
+        times.fetch = t.elapsed();
+
+        let m = Arc::clone(model);
+        let (prepared, size, decode_time, prepare_time) = tokio::task::spawn_blocking(move || {
+            let t = Instant::now();
+            let image = imaging::decode(&bytes)?;
+            let decode_time = t.elapsed();
+            let t = Instant::now();
+            let prepared = m.adapter.prepare(
+                &m.info,
+                ImageRef::new(image.width, image.height, &image.pixels),
+                &params,
+            )?;
+            let size = ImageSize {
+                width: image.width,
+                height: image.height,
+            };
+            Ok::<_, TaskError>((prepared, size, decode_time, t.elapsed()))
+        })
+        .await
+        .map_err(|e| TaskError::Join(e.to_string()))??;
+        times.decode = decode_time;
+        times.prepare = prepare_time;
+
+        let t = Instant::now();
+        let inputs = prepared.inputs.into_vec();
+        let context = prepared.context;
+        let outputs = model.pool.run(inputs).await?;
+        times.infer = t.elapsed();
+
+        let m = Arc::clone(model);
+        let t = Instant::now();
+        let regions = tokio::task::spawn_blocking(move || {
+            let views: Vec<TensorRef<'_>> = outputs
+                .iter()
+                .map(|o| TensorRef::new(&o.name, &o.shape, &o.data))
+                .collect();
+            m.adapter.finish(&m.info, &views, context, &params)
+        })
+        .await
+        .map_err(|e| TaskError::Join(e.to_string()))??;
+        times.finish = t.elapsed();
+        Ok((sanitize(regions, model, params.max_det as usize), size))
+    }
+}
+
+struct TaskRun {
+    result: Result<(Vec<Region>, ImageSize), TaskError>,
+    times: StageTimes,
+}
+
+fn is_interactive(context: Option<&Value>) -> bool {
+    context
+        .and_then(|c| c.get("result"))
+        .and_then(Value::as_array)
+        .is_some_and(|r| !r.is_empty())
+}
+
+/// Drops what a faulty adapter could send: unknown classes, non-finite numbers, too many regions.
+fn sanitize(mut regions: Vec<Region>, model: &LoadedModel, max_det: usize) -> Vec<Region> {
+    regions.retain(|r| {
+        (r.class_id as usize) < model.class_names.len()
+            && r.score.is_finite()
+            && match &r.geometry {
+                Geometry::Box(b) => [b.x, b.y, b.width, b.height, b.rotation]
+                    .iter()
+                    .all(|v| v.is_finite()),
+                Geometry::Polygon(points) => {
+                    points.iter().all(|p| p.x.is_finite() && p.y.is_finite())
+                }
+                Geometry::Keypoints(points) => {
+                    points.iter().all(|p| p.x.is_finite() && p.y.is_finite())
+                }
+                Geometry::Mask(_) | Geometry::Class => true,
+            }
+    });
+    regions.truncate(max_det);
+    regions
+}
+
+/// Label Studio results for one image: each region goes to every control tag that can show
+/// its geometry and has a label for its class, above that tag's score threshold.
+fn build_results(
+    model: &LoadedModel,
+    controls: &[Control],
+    regions: &[Region],
+    size: ImageSize,
+    default_conf: f32,
+) -> Vec<Value> {
+    let mut out = Vec::new();
+    for control in controls {
+        let threshold = control.score_threshold.unwrap_or(default_conf);
+        for region in regions.iter().filter(|r| r.score > threshold) {
+            let Some(class_name) = model.class_name(region.class_id) else {
+                continue;
+            };
+            let Some(label) = control.label_for(class_name) else {
+                continue;
+            };
+            let result = match control.kind {
+                ControlKind::RectangleLabels => results::rectangle(region, label, control, size),
+                _ => None,
+            };
+            out.extend(result);
+        }
+    }
+    out
+}

@@ -1,0 +1,43 @@
+//! One loaded model: its sessions, the adapter that serves it, and what identifies it.
+
+use std::{path::PathBuf, sync::Arc};
+
+use plugin_api::ModelInfo;
+
+use crate::{plugins::Plugin, runtime::SessionPool};
+
+pub struct LoadedModel {
+    /// The file name without `.onnx`; `3.onnx` is the model of project 3.
+    pub name: String,
+    pub file: PathBuf,
+    /// Changes exactly when the file's content or the adapter changes, so that Label Studio
+    /// asks for new predictions then, and only then.
+    pub version: String,
+    pub adapter: Arc<Plugin>,
+    pub info: ModelInfo,
+    pub pool: Arc<SessionPool>,
+    /// Where the sessions really run (`cpu` after a CUDA fallback).
+    pub provider: String,
+    /// Class names by class id: from the model's `names` metadata, else ML_LABELS.
+    pub class_names: Vec<String>,
+}
+
+impl LoadedModel {
+    pub fn class_name(&self, class_id: u32) -> Option<&str> {
+        self.class_names.get(class_id as usize).map(String::as_str)
+    }
+
+    pub fn input_shape(&self) -> Vec<i64> {
+        self.info
+            .inputs
+            .first()
+            .map(|i| i.shape.to_vec())
+            .unwrap_or_default()
+    }
+}
+
+/// `<name>-<first 8 hex of sha256>-<adapter>-<adapter version>`.
+pub fn model_version(name: &str, content_hash: &str, adapter: &Plugin) -> String {
+    let short = &content_hash[..content_hash.len().min(8)];
+    format!("{name}-{short}-{}-{}", adapter.name(), adapter.version())
+}

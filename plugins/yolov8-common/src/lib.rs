@@ -1,0 +1,11 @@
+//! Code shared by the YOLOv8 adapter plugins: Ultralytics' letterbox (with an OpenCV-exact
+//! bilinear resize), decoding of the detection head, and its NMS. Each plugin links its own
+//! copy; nothing here crosses the plugin boundary except `plugin-api` types.
+
+pub mod detect;
+pub mod letterbox;
+pub mod model;
+pub mod resize;
+
+pub use detect::{Detection, Head, nms};
+pub use letterbox::Letterbox;
