@@ -141,9 +141,7 @@ pub struct Config {
 impl Config {
     /// The Label Studio key, from either of its two names.
     pub fn api_key(&self) -> Option<&Secret> {
-        self.label_studio_api_key
-            .as_ref()
-            .or(self.label_studio_token.as_ref())
+        self.label_studio_api_key.as_ref().or(self.label_studio_token.as_ref())
     }
 
     pub fn plugins_dir(&self) -> PathBuf {
@@ -162,8 +160,7 @@ mod tests {
 
     #[test]
     fn secrets_never_print() {
-        let config =
-            Config::parse_from(["ls-ml-backend", "--label-studio-api-key", "s3cr3t-token"]);
+        let config = Config::parse_from(["ls-ml-backend", "--label-studio-api-key", "s3cr3t-token"]);
         let printed = format!("{config:?}");
         assert!(!printed.contains("s3cr3t-token"), "{printed}");
         assert_eq!(config.api_key().map(Secret::expose), Some("s3cr3t-token"));

@@ -1,9 +1,13 @@
 //! Decoding task images the way Ultralytics reads them: 8-bit RGB, EXIF orientation applied,
 //! alpha dropped (not composited), grayscale replicated to three channels.
+//!
+//! JPEGs go through libjpeg-turbo's code (via mozjpeg, with its default ISLOW IDCT and fancy
+//! upsampling), because that is what OpenCV decodes with: the pure-Rust decoder differs by a
+//! level here and there, which moved a few reference boxes past the parity tolerance.
 
 use std::io::Cursor;
 
-use image::{DynamicImage, ImageDecoder, ImageReader};
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
 
 /// An upright RGB8 image, `width * height * 3` bytes.
 pub struct RgbImage {
@@ -20,31 +24,49 @@ pub fn decode(bytes: &[u8]) -> Result<RgbImage, DecodeError> {
     let reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| DecodeError(e.to_string()))?;
-    if reader.format().is_none() {
-        return Err(DecodeError(
-            "the data is not in a known image format".into(),
-        ));
+    let reader_format = reader.format();
+    if reader_format.is_none() {
+        return Err(DecodeError("the data is not in a known image format".into()));
     }
-    let mut decoder = reader
-        .into_decoder()
-        .map_err(|e| DecodeError(e.to_string()))?;
+    let mut decoder = reader.into_decoder().map_err(|e| DecodeError(e.to_string()))?;
     // A broken EXIF block should not cost the image; it just stays as stored.
     let orientation = decoder
         .orientation()
         .unwrap_or(image::metadata::Orientation::NoTransforms);
-    let mut image = DynamicImage::from_decoder(decoder).map_err(|e| DecodeError(e.to_string()))?;
+    let mut image = match reader_format {
+        Some(ImageFormat::Jpeg) => match decode_jpeg_like_opencv(bytes) {
+            Some(image) => image,
+            // CMYK and other colour spaces libjpeg cannot turn into RGB.
+            None => DynamicImage::from_decoder(decoder).map_err(|e| DecodeError(e.to_string()))?,
+        },
+        _ => DynamicImage::from_decoder(decoder).map_err(|e| DecodeError(e.to_string()))?,
+    };
     image.apply_orientation(orientation);
     let (width, height) = (image.width(), image.height());
     if width == 0 || height == 0 {
-        return Err(DecodeError(format!(
-            "the image is empty ({width}x{height})"
-        )));
+        return Err(DecodeError(format!("the image is empty ({width}x{height})")));
     }
     Ok(RgbImage {
         width,
         height,
         pixels: image.into_rgb8().into_raw(),
     })
+}
+
+/// Decodes a JPEG to RGB with libjpeg's defaults, or None if libjpeg cannot (the caller
+/// falls back to the pure-Rust decoder). libjpeg reports errors by unwinding out of C.
+fn decode_jpeg_like_opencv(bytes: &[u8]) -> Option<DynamicImage> {
+    std::panic::catch_unwind(|| -> std::io::Result<DynamicImage> {
+        let mut started = mozjpeg::Decompress::new_mem(bytes)?.rgb()?;
+        let (width, height) = (started.width() as u32, started.height() as u32);
+        let pixels = started.read_scanlines_flat()?;
+        started.finish()?;
+        image::RgbImage::from_raw(width, height, pixels)
+            .map(DynamicImage::ImageRgb8)
+            .ok_or_else(|| std::io::Error::other("short JPEG scanlines"))
+    })
+    .ok()?
+    .ok()
 }
 
 #[cfg(test)]
@@ -61,16 +83,14 @@ mod tests {
     #[test]
     fn alpha_is_dropped_not_composited() {
         let img = RgbaImage::from_pixel(2, 1, Rgba([200, 100, 50, 0]));
-        let decoded =
-            decode(&encode(DynamicImage::ImageRgba8(img), ImageFormat::Png)).expect("decode");
+        let decoded = decode(&encode(DynamicImage::ImageRgba8(img), ImageFormat::Png)).expect("decode");
         assert_eq!(decoded.pixels, vec![200, 100, 50, 200, 100, 50]);
     }
 
     #[test]
     fn grayscale_is_replicated() {
         let img = GrayImage::from_pixel(1, 2, Luma([77]));
-        let decoded =
-            decode(&encode(DynamicImage::ImageLuma8(img), ImageFormat::Png)).expect("decode");
+        let decoded = decode(&encode(DynamicImage::ImageLuma8(img), ImageFormat::Png)).expect("decode");
         assert_eq!((decoded.width, decoded.height), (1, 2));
         assert_eq!(decoded.pixels, vec![77; 6]);
     }

@@ -18,25 +18,21 @@ use log::{error, info, warn};
 use tokio::net::TcpListener;
 
 use crate::{
-    config::Config, http::AppState, labelstudio::media::MediaClient, metrics::Metrics,
-    predictor::Predictor, registry::Registry, runtime::Runtime,
+    config::Config, http::AppState, labelstudio::media::MediaClient, metrics::Metrics, predictor::Predictor,
+    registry::Registry, runtime::Runtime,
 };
 
 fn main() -> ExitCode {
     // A missing .env is normal; a broken one is worth saying before anything else runs.
     let dotenv = dotenvy::dotenv();
     let config = Config::parse();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info,ort=warn"))
-        .init();
+    init_logging();
     if let Err(e) = &dotenv
         && !e.not_found()
     {
         warn!("ignoring .env: {e}");
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             error!("cannot start the async runtime: {e}");
@@ -57,10 +53,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let runtime = Arc::new(Runtime::init(&config)?);
 
     let plugins_dir = config.plugins_dir();
-    let plugins: Vec<_> = plugins::load_dir(&plugins_dir)?
-        .into_iter()
-        .map(Arc::new)
-        .collect();
+    let plugins: Vec<_> = plugins::load_dir(&plugins_dir)?.into_iter().map(Arc::new).collect();
     if plugins.is_empty() {
         warn!(
             "no adapter plugins in {}: build them (cargo build --workspace) or set ML_PLUGINS_DIR",
@@ -87,9 +80,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::default());
     let media = MediaClient::new(&config).map_err(anyhow::Error::msg)?;
     if config.label_studio_url.is_none() {
-        info!(
-            "LABEL_STUDIO_URL is not set: tasks with Label Studio paths (/data/upload/...) cannot be downloaded"
-        );
+        info!("LABEL_STUDIO_URL is not set: tasks with Label Studio paths (/data/upload/...) cannot be downloaded");
     }
     let predictor = Predictor {
         registry: Arc::clone(&registry),
@@ -129,6 +120,19 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .await;
     info!("stopped");
     Ok(())
+}
+
+/// RUST_LOG as given (default `info`), with ONNX Runtime's chatty info lines held to
+/// warnings unless RUST_LOG names `ort` itself.
+fn init_logging() {
+    let mut filter = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|f| !f.trim().is_empty())
+        .unwrap_or_else(|| "info".into());
+    if !filter.split(',').any(|d| d.trim().starts_with("ort")) {
+        filter.push_str(",ort=warn");
+    }
+    env_logger::Builder::new().parse_filters(&filter).init();
 }
 
 async fn shutdown_signal() {

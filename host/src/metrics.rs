@@ -42,8 +42,7 @@ impl Histogram {
             }
         }
         self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_micros
-            .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+        self.sum_micros.fetch_add(d.as_micros() as u64, Ordering::Relaxed);
     }
 }
 
@@ -67,18 +66,12 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn request(&self, endpoint: &str, status: u16) {
-        let mut map = self
-            .requests
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut map = self.requests.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         *map.entry((endpoint.to_string(), status)).or_default() += 1;
     }
 
     pub fn task_failed(&self, kind: &str) {
-        let mut map = self
-            .failures
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut map = self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         *map.entry(kind.to_string()).or_default() += 1;
     }
 
@@ -95,7 +88,9 @@ impl Metrics {
     /// Renders everything, with `models` as the number of models by state.
     pub fn render(&self, models: &BTreeMap<&'static str, usize>) -> String {
         let mut out = String::new();
-        out.push_str("# HELP ls_ml_requests_total HTTP requests by endpoint and status.\n# TYPE ls_ml_requests_total counter\n");
+        out.push_str(
+            "# HELP ls_ml_requests_total HTTP requests by endpoint and status.\n# TYPE ls_ml_requests_total counter\n",
+        );
         for ((endpoint, status), n) in self
             .requests
             .lock()
@@ -107,12 +102,10 @@ impl Metrics {
                 "ls_ml_requests_total{{endpoint=\"{endpoint}\",status=\"{status}\"}} {n}"
             );
         }
-        out.push_str("# HELP ls_ml_tasks_total Tasks predicted (failed ones included).\n# TYPE ls_ml_tasks_total counter\n");
-        let _ = writeln!(
-            out,
-            "ls_ml_tasks_total {}",
-            self.tasks.load(Ordering::Relaxed)
+        out.push_str(
+            "# HELP ls_ml_tasks_total Tasks predicted (failed ones included).\n# TYPE ls_ml_tasks_total counter\n",
         );
+        let _ = writeln!(out, "ls_ml_tasks_total {}", self.tasks.load(Ordering::Relaxed));
         out.push_str("# HELP ls_ml_task_failures_total Tasks that got an empty result, by cause.\n# TYPE ls_ml_task_failures_total counter\n");
         for (kind, n) in self
             .failures
@@ -122,7 +115,9 @@ impl Metrics {
         {
             let _ = writeln!(out, "ls_ml_task_failures_total{{kind=\"{kind}\"}} {n}");
         }
-        out.push_str("# HELP ls_ml_stage_seconds Time spent per task in each stage.\n# TYPE ls_ml_stage_seconds histogram\n");
+        out.push_str(
+            "# HELP ls_ml_stage_seconds Time spent per task in each stage.\n# TYPE ls_ml_stage_seconds histogram\n",
+        );
         for (stage, h) in STAGES.iter().zip(&self.stages) {
             for (bound, count) in BUCKETS.iter().zip(&h.counts) {
                 let _ = writeln!(
@@ -141,10 +136,7 @@ impl Metrics {
                 "ls_ml_stage_seconds_sum{{stage=\"{stage}\"}} {}",
                 h.sum_micros.load(Ordering::Relaxed) as f64 / 1e6
             );
-            let _ = writeln!(
-                out,
-                "ls_ml_stage_seconds_count{{stage=\"{stage}\"}} {count}"
-            );
+            let _ = writeln!(out, "ls_ml_stage_seconds_count{{stage=\"{stage}\"}} {count}");
         }
         out.push_str("# HELP ls_ml_models Models by state.\n# TYPE ls_ml_models gauge\n");
         for (state, n) in models {

@@ -103,12 +103,7 @@ impl Predictor {
     pub async fn predict(&self, request: PredictRequest) -> Result<Outcome, PredictError> {
         let project = project_id(request.project.as_ref());
         let model = self.registry.route(project.as_deref())?;
-        let config = LabelConfig::parse(
-            request
-                .label_config
-                .as_deref()
-                .ok_or(PredictError::NoConfig)?,
-        )?;
+        let config = LabelConfig::parse(request.label_config.as_deref().ok_or(PredictError::NoConfig)?)?;
 
         let empty = || results::prediction(Vec::new(), &model.version);
         let mut outcome = Outcome {
@@ -158,11 +153,8 @@ impl Predictor {
             outcome.times.add(&run.times);
             match run.result {
                 Ok((regions, size)) => {
-                    let result =
-                        build_results(&model, &controls, &regions, size, self.defaults.conf);
-                    outcome
-                        .results
-                        .push(results::prediction(result, &model.version));
+                    let result = build_results(&model, &controls, &regions, size, self.defaults.conf);
+                    outcome.results.push(results::prediction(result, &model.version));
                 }
                 Err(e) => {
                     warn!("task {label}: {e}; its result is left empty");
@@ -175,18 +167,10 @@ impl Predictor {
         Ok(outcome)
     }
 
-    async fn run_task(
-        &self,
-        model: &Arc<LoadedModel>,
-        task: &Task,
-        image_key: &str,
-        params: Params,
-    ) -> TaskRun {
+    async fn run_task(&self, model: &Arc<LoadedModel>, task: &Task, image_key: &str, params: Params) -> TaskRun {
         let mut times = StageTimes::default();
         let started = Instant::now();
-        let result = self
-            .run_task_inner(model, task, image_key, params, &mut times)
-            .await;
+        let result = self.run_task_inner(model, task, image_key, params, &mut times).await;
         for (stage, d) in [
             ("fetch", times.fetch),
             ("decode", times.decode),
@@ -282,15 +266,9 @@ fn sanitize(mut regions: Vec<Region>, model: &LoadedModel, max_det: usize) -> Ve
         (r.class_id as usize) < model.class_names.len()
             && r.score.is_finite()
             && match &r.geometry {
-                Geometry::Box(b) => [b.x, b.y, b.width, b.height, b.rotation]
-                    .iter()
-                    .all(|v| v.is_finite()),
-                Geometry::Polygon(points) => {
-                    points.iter().all(|p| p.x.is_finite() && p.y.is_finite())
-                }
-                Geometry::Keypoints(points) => {
-                    points.iter().all(|p| p.x.is_finite() && p.y.is_finite())
-                }
+                Geometry::Box(b) => [b.x, b.y, b.width, b.height, b.rotation].iter().all(|v| v.is_finite()),
+                Geometry::Polygon(points) => points.iter().all(|p| p.x.is_finite() && p.y.is_finite()),
+                Geometry::Keypoints(points) => points.iter().all(|p| p.x.is_finite() && p.y.is_finite()),
                 Geometry::Mask(_) | Geometry::Class => true,
             }
     });

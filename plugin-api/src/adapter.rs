@@ -1,6 +1,4 @@
-use crate::{
-    AdapterInfo, Context, ImageRef, ModelInfo, Params, PluginError, Prepared, Region, TensorRef,
-};
+use crate::{AdapterInfo, Context, ImageRef, ModelInfo, Params, PluginError, Prepared, Region, TensorRef};
 
 /// The trait a plugin author implements. [`crate::export_adapter!`] turns an implementation
 /// into the plugin's exported root module, with every call guarded against panics.
@@ -14,12 +12,7 @@ pub trait Adapter: Send + Sync + 'static {
     fn accepts(&self, model: &ModelInfo) -> u32;
 
     /// Turns an image into the model's input tensors, plus whatever `finish` will need.
-    fn prepare(
-        &self,
-        model: &ModelInfo,
-        image: ImageRef<'_>,
-        params: &Params,
-    ) -> Result<Prepared, PluginError>;
+    fn prepare(&self, model: &ModelInfo, image: ImageRef<'_>, params: &Params) -> Result<Prepared, PluginError>;
 
     /// Turns the model's outputs into regions in original-image pixels.
     fn finish(

@@ -13,8 +13,8 @@ use abi_stable::{
 };
 
 use crate::{
-    Adapter, AdapterInfo, AdapterModule, AdapterModuleRef, Context, ErrorKind, ImageRef, ModelInfo,
-    Params, PluginError, Prepared, Region, TensorRef,
+    Adapter, AdapterInfo, AdapterModule, AdapterModuleRef, Context, ErrorKind, ImageRef, ModelInfo, Params,
+    PluginError, Prepared, Region, TensorRef,
 };
 
 /// The symbol abi_stable's loader looks up (`abi_stable::library::ROOT_MODULE_LOADER_NAME`).
@@ -42,21 +42,14 @@ pub fn guarded_module() -> AdapterModuleRef {
     .leak_into_prefix()
 }
 
-fn guarded<T>(
-    call: impl FnOnce(&dyn Adapter) -> Result<T, PluginError>,
-) -> RResult<T, PluginError> {
+fn guarded<T>(call: impl FnOnce(&dyn Adapter) -> Result<T, PluginError>) -> RResult<T, PluginError> {
     let Some(adapter) = ADAPTER.get() else {
-        return RErr(PluginError::internal(
-            "the plugin's adapter was never constructed",
-        ));
+        return RErr(PluginError::internal("the plugin's adapter was never constructed"));
     };
     match catch_unwind(AssertUnwindSafe(|| call(adapter.as_ref()))) {
         Ok(Ok(value)) => ROk(value),
         Ok(Err(error)) => RErr(error),
-        Err(payload) => RErr(PluginError::new(
-            ErrorKind::Panic,
-            panic_message(payload.as_ref()),
-        )),
+        Err(payload) => RErr(PluginError::new(ErrorKind::Panic, panic_message(payload.as_ref()))),
     }
 }
 
@@ -78,11 +71,7 @@ extern "C" fn accepts(model: &ModelInfo) -> RResult<u32, PluginError> {
     guarded(|a| Ok(a.accepts(model)))
 }
 
-extern "C" fn prepare(
-    model: &ModelInfo,
-    image: ImageRef<'_>,
-    params: &Params,
-) -> RResult<Prepared, PluginError> {
+extern "C" fn prepare(model: &ModelInfo, image: ImageRef<'_>, params: &Params) -> RResult<Prepared, PluginError> {
     guarded(|a| a.prepare(model, image, params))
 }
 
@@ -92,10 +81,7 @@ extern "C" fn finish(
     context: Context,
     params: &Params,
 ) -> RResult<RVec<Region>, PluginError> {
-    guarded(|a| {
-        a.finish(model, outputs.as_slice(), context, params)
-            .map(RVec::from)
-    })
+    guarded(|a| a.finish(model, outputs.as_slice(), context, params).map(RVec::from))
 }
 
 /// Exports an [`Adapter`](crate::Adapter) as this library's plugin root module.
@@ -114,15 +100,11 @@ macro_rules! export_adapter {
         #[unsafe(export_name = "_1as_0lib_1header_0root_bmodule_bloader")]
         pub static __LS_ML_ADAPTER_LIB_HEADER: $crate::__private::abi_stable::library::LibHeader = {
             extern "C" fn __load() -> $crate::__private::abi_stable::library::RootModuleResult {
-                $crate::__private::abi_stable::library::__call_root_module_loader(
-                    __ls_ml_adapter_root_module,
-                )
+                $crate::__private::abi_stable::library::__call_root_module_loader(__ls_ml_adapter_root_module)
             }
             // SAFETY: the module type named here is the one `__load` returns.
             unsafe {
-                $crate::__private::abi_stable::library::LibHeader::from_constructor::<
-                    $crate::AdapterModuleRef,
-                >(
+                $crate::__private::abi_stable::library::LibHeader::from_constructor::<$crate::AdapterModuleRef>(
                     __load,
                     $crate::__private::abi_stable::library::CheckTypeLayout::Yes,
                 )

@@ -44,16 +44,15 @@ pub use context::Context;
 pub use error::{ErrorKind, PluginError};
 pub use module::{AdapterModule, AdapterModuleRef};
 pub use types::{
-    AdapterInfo, BoxGeometry, ElementType, Geometry, ImageRef, Keypoint, Mask, MetadataEntry,
-    ModelInfo, Params, Point, Prepared, Region, Tensor, TensorInfo, TensorRef,
+    AdapterInfo, BoxGeometry, ElementType, Geometry, ImageRef, Keypoint, Mask, MetadataEntry, ModelInfo, Params, Point,
+    Prepared, Region, Tensor, TensorInfo, TensorRef,
 };
 
 /// Everything a plugin author needs, in one `use`.
 pub mod prelude {
     pub use crate::{
-        Adapter, AdapterInfo, BoxGeometry, Context, ElementType, ErrorKind, Geometry, ImageRef,
-        Keypoint, Mask, ModelInfo, Params, PluginError, Point, Prepared, Region, Tensor,
-        TensorInfo, TensorRef,
+        Adapter, AdapterInfo, BoxGeometry, Context, ElementType, ErrorKind, Geometry, ImageRef, Keypoint, Mask,
+        ModelInfo, Params, PluginError, Point, Prepared, Region, Tensor, TensorInfo, TensorRef,
     };
 }
 

@@ -6,9 +6,7 @@ use abi_stable::{
     std_types::{RResult, RSlice, RVec},
 };
 
-use crate::{
-    AdapterInfo, Context, ImageRef, ModelInfo, Params, PluginError, Prepared, Region, TensorRef,
-};
+use crate::{AdapterInfo, Context, ImageRef, ModelInfo, Params, PluginError, Prepared, Region, TensorRef};
 
 /// The root module every plugin exports: a versioned prefix struct of `extern "C"` functions.
 ///
@@ -24,12 +22,8 @@ pub struct AdapterModule {
     pub accepts: extern "C" fn(&ModelInfo) -> RResult<u32, PluginError>,
     pub prepare: extern "C" fn(&ModelInfo, ImageRef<'_>, &Params) -> RResult<Prepared, PluginError>,
     #[sabi(last_prefix_field)]
-    pub finish: extern "C" fn(
-        &ModelInfo,
-        RSlice<'_, TensorRef<'_>>,
-        Context,
-        &Params,
-    ) -> RResult<RVec<Region>, PluginError>,
+    pub finish:
+        extern "C" fn(&ModelInfo, RSlice<'_, TensorRef<'_>>, Context, &Params) -> RResult<RVec<Region>, PluginError>,
 }
 
 impl RootModule for AdapterModuleRef {

@@ -54,10 +54,7 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Infa
         .and(body.clone())
         .and(with_state.clone())
         .then(predict::handle);
-    let webhook = warp::post()
-        .and(warp::path!("webhook"))
-        .and(body)
-        .map(webhook::handle);
+    let webhook = warp::post().and(warp::path!("webhook")).and(body).map(webhook::handle);
     let versions = warp::get()
         .and(warp::path!("versions"))
         .and(with_state.clone())

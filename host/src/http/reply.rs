@@ -39,15 +39,9 @@ pub async fn rejection(rejection: Rejection) -> Result<Response, Infallible> {
             ),
         )
     } else if rejection.find::<MethodNotAllowed>().is_some() {
-        error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "wrong HTTP method for this endpoint",
-        )
+        error(StatusCode::METHOD_NOT_ALLOWED, "wrong HTTP method for this endpoint")
     } else {
-        error(
-            StatusCode::BAD_REQUEST,
-            format!("bad request: {rejection:?}"),
-        )
+        error(StatusCode::BAD_REQUEST, format!("bad request: {rejection:?}"))
     };
     Ok(reply)
 }

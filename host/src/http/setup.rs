@@ -16,10 +16,7 @@ pub fn handle(body: Bytes, state: State) -> Response {
     match state.registry.route(project.as_deref()) {
         Ok(model) => reply::json(&json!({ "model_version": model.version })),
         Err(e) => {
-            log::warn!(
-                "setup for project {}: {e}",
-                project.as_deref().unwrap_or("(none)")
-            );
+            log::warn!("setup for project {}: {e}", project.as_deref().unwrap_or("(none)"));
             reply::error(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
         }
     }

@@ -8,10 +8,7 @@ use super::reply;
 /// with a one-second timeout. Training is not supported, so events are only logged.
 pub fn handle(body: Bytes) -> Response {
     let event: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let action = event
-        .get("action")
-        .and_then(Value::as_str)
-        .unwrap_or("(no action)");
+    let action = event.get("action").and_then(Value::as_str).unwrap_or("(no action)");
     let project = event
         .get("project")
         .and_then(|p| p.get("id").or(Some(p)))

@@ -63,11 +63,7 @@ impl Control {
                     .iter()
                     .find(|l| l.predicted_values.iter().any(|p| p == class_name))
             })
-            .or_else(|| {
-                self.labels
-                    .iter()
-                    .find(|l| l.value.eq_ignore_ascii_case(class_name))
-            })
+            .or_else(|| self.labels.iter().find(|l| l.value.eq_ignore_ascii_case(class_name)))
             .map(|l| l.value.as_str())
     }
 }
@@ -97,8 +93,7 @@ impl LabelConfig {
         for node in doc.descendants().filter(|n| n.is_element()) {
             let tag = node.tag_name().name();
             if tag.eq_ignore_ascii_case("image") {
-                if let (Some(name), Some(value)) = (node.attribute("name"), node.attribute("value"))
-                {
+                if let (Some(name), Some(value)) = (node.attribute("name"), node.attribute("value")) {
                     config.images.push(ImageTag {
                         name: name.to_string(),
                         value_key: value.trim().trim_start_matches('$').to_string(),
@@ -109,8 +104,7 @@ impl LabelConfig {
             let Some(kind) = ControlKind::from_tag(tag) else {
                 continue;
             };
-            let (Some(name), Some(to_name)) = (node.attribute("name"), node.attribute("toName"))
-            else {
+            let (Some(name), Some(to_name)) = (node.attribute("name"), node.attribute("toName")) else {
                 continue;
             };
             let label_tag = if kind == ControlKind::Choices {
@@ -139,12 +133,7 @@ impl LabelConfig {
             config.controls.push(Control {
                 kind,
                 name: name.to_string(),
-                to_name: to_name
-                    .split(',')
-                    .next()
-                    .unwrap_or(to_name)
-                    .trim()
-                    .to_string(),
+                to_name: to_name.split(',').next().unwrap_or(to_name).trim().to_string(),
                 labels,
                 score_threshold: node
                     .attribute("model_score_threshold")
@@ -189,10 +178,7 @@ mod tests {
         assert_eq!(config.controls.len(), 2);
         let rect = &config.controls[0];
         assert_eq!(rect.kind, ControlKind::RectangleLabels);
-        assert_eq!(
-            (rect.name.as_str(), rect.to_name.as_str()),
-            ("label", "image")
-        );
+        assert_eq!((rect.name.as_str(), rect.to_name.as_str()), ("label", "image"));
         assert_eq!(rect.score_threshold, Some(0.4));
         assert_eq!(rect.labels[1].predicted_values, vec!["square", "rectangle"]);
         assert_eq!(config.controls[1].labels[0].value, "Shapes");

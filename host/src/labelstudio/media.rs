@@ -73,10 +73,7 @@ impl MediaClient {
                 url: reference.to_string(),
                 message: e.to_string(),
             })?;
-            let is_ls = self
-                .label_studio
-                .as_ref()
-                .is_some_and(|ls| same_origin(ls, &url));
+            let is_ls = self.label_studio.as_ref().is_some_and(|ls| same_origin(ls, &url));
             return Ok((url, is_ls));
         }
         if reference.starts_with('/') {
@@ -84,12 +81,12 @@ impl MediaClient {
                 .label_studio
                 .as_ref()
                 .ok_or_else(|| MediaError::NoLabelStudioUrl(reference.to_string()))?;
-            let url =
-                base.join(reference.trim_start_matches('/'))
-                    .map_err(|e| MediaError::Request {
-                        url: reference.to_string(),
-                        message: e.to_string(),
-                    })?;
+            let url = base
+                .join(reference.trim_start_matches('/'))
+                .map_err(|e| MediaError::Request {
+                    url: reference.to_string(),
+                    message: e.to_string(),
+                })?;
             return Ok((url, true));
         }
         let reason = match reference.split_once("://").map(|(s, _)| s) {
@@ -124,10 +121,7 @@ impl MediaClient {
                 hint: status_hint(status, is_ls),
             });
         }
-        if response
-            .content_length()
-            .is_some_and(|len| len > self.max_bytes)
-        {
+        if response.content_length().is_some_and(|len| len > self.max_bytes) {
             return Err(MediaError::TooLarge {
                 url: shown,
                 limit: self.max_bytes,
@@ -151,9 +145,7 @@ impl MediaClient {
 }
 
 fn same_origin(a: &Url, b: &Url) -> bool {
-    a.scheme() == b.scheme()
-        && a.host_str() == b.host_str()
-        && a.port_or_known_default() == b.port_or_known_default()
+    a.scheme() == b.scheme() && a.host_str() == b.host_str() && a.port_or_known_default() == b.port_or_known_default()
 }
 
 fn status_hint(status: StatusCode, is_ls: bool) -> &'static str {
@@ -162,9 +154,7 @@ fn status_hint(status: StatusCode, is_ls: bool) -> &'static str {
             ": Label Studio refused the API key; check LABEL_STUDIO_API_KEY (legacy tokens may be disabled in this \
              organization)"
         }
-        (401, false) | (403, false) => {
-            ": the image host wants credentials this backend does not send"
-        }
+        (401, false) | (403, false) => ": the image host wants credentials this backend does not send",
         (403, true) => ": the API key's user may not read this project's files",
         (404, _) => ": the file does not exist",
         _ => "",
@@ -193,10 +183,7 @@ mod tests {
         assert!(is_ls);
         let c = client(Some("http://ls.example/prefix"));
         assert_eq!(
-            c.resolve("/data/upload/1/b.jpg")
-                .expect("resolve")
-                .0
-                .as_str(),
+            c.resolve("/data/upload/1/b.jpg").expect("resolve").0.as_str(),
             "http://ls.example/prefix/data/upload/1/b.jpg"
         );
     }
@@ -204,21 +191,9 @@ mod tests {
     #[test]
     fn only_label_studio_urls_get_credentials() {
         let c = client(Some("http://ls.example:8080"));
-        assert!(
-            c.resolve("http://ls.example:8080/data/upload/1/a.png")
-                .expect("ls")
-                .1
-        );
-        assert!(
-            !c.resolve("http://ls.example:9090/a.png")
-                .expect("other port")
-                .1
-        );
-        assert!(
-            !c.resolve("https://images.example/a.png")
-                .expect("other host")
-                .1
-        );
+        assert!(c.resolve("http://ls.example:8080/data/upload/1/a.png").expect("ls").1);
+        assert!(!c.resolve("http://ls.example:9090/a.png").expect("other port").1);
+        assert!(!c.resolve("https://images.example/a.png").expect("other host").1);
     }
 
     #[test]

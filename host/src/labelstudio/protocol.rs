@@ -80,15 +80,9 @@ mod tests {
 
     #[test]
     fn project_ids() {
-        assert_eq!(
-            project_id(Some(&json!("3.1746612998"))).as_deref(),
-            Some("3")
-        );
+        assert_eq!(project_id(Some(&json!("3.1746612998"))).as_deref(), Some("3"));
         assert_eq!(project_id(Some(&json!(12))).as_deref(), Some("12"));
-        assert_eq!(
-            project_id(Some(&json!({"id": 7, "title": "x"}))).as_deref(),
-            Some("7")
-        );
+        assert_eq!(project_id(Some(&json!({"id": 7, "title": "x"}))).as_deref(), Some("7"));
         assert_eq!(project_id(Some(&json!(""))), None);
         assert_eq!(project_id(None), None);
     }
@@ -111,8 +105,7 @@ mod tests {
     #[test]
     fn nulls_and_missing_fields_are_tolerated() {
         let req: PredictRequest =
-            serde_json::from_value(json!({"tasks": [{"id": 1, "data": null}], "params": null}))
-                .expect("parse");
+            serde_json::from_value(json!({"tasks": [{"id": 1, "data": null}], "params": null})).expect("parse");
         assert!(req.tasks[0].data.is_empty());
         let req: PredictRequest = serde_json::from_value(json!({"tasks": null})).expect("parse");
         assert!(req.tasks.is_empty());

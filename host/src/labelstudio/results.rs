@@ -24,12 +24,7 @@ pub struct ImageSize {
 }
 
 /// A `rectanglelabels` result for a box region, or None for other geometries.
-pub fn rectangle(
-    region: &Region,
-    label: &str,
-    control: &Control,
-    size: ImageSize,
-) -> Option<Value> {
+pub fn rectangle(region: &Region, label: &str, control: &Control, size: ImageSize) -> Option<Value> {
     let Geometry::Box(b) = &region.geometry else {
         return None;
     };

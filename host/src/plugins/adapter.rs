@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use abi_stable::std_types::{RResult, RSlice};
 use plugin_api::{
-    AdapterInfo, AdapterModuleRef, Context, ImageRef, ModelInfo, Params, PluginError as AbiError,
-    Prepared, Region, TensorRef,
+    AdapterInfo, AdapterModuleRef, Context, ImageRef, ModelInfo, Params, PluginError as AbiError, Prepared, Region,
+    TensorRef,
 };
 
 pub struct Plugin {
@@ -42,12 +42,7 @@ impl Plugin {
         into_result((self.module.accepts())(model))
     }
 
-    pub fn prepare(
-        &self,
-        model: &ModelInfo,
-        image: ImageRef<'_>,
-        params: &Params,
-    ) -> Result<Prepared, AbiError> {
+    pub fn prepare(&self, model: &ModelInfo, image: ImageRef<'_>, params: &Params) -> Result<Prepared, AbiError> {
         into_result((self.module.prepare())(model, image, params))
     }
 

@@ -25,10 +25,7 @@ const MAX_ERROR_LEN: usize = 300;
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
     #[error("cannot read plugin folder {dir}: {source}")]
-    Dir {
-        dir: PathBuf,
-        source: std::io::Error,
-    },
+    Dir { dir: PathBuf, source: std::io::Error },
 }
 
 static COPIES: AtomicUsize = AtomicUsize::new(0);
@@ -98,8 +95,7 @@ fn load(file: &Path) -> Result<Plugin, String> {
     let module = header
         .and_then(|h| h.init_root_module::<AdapterModuleRef>())
         .map_err(|e| shorten(&e.to_string()))?;
-    Plugin::new(module, file.to_path_buf())
-        .map_err(|e| format!("it failed to describe itself: {e}"))
+    Plugin::new(module, file.to_path_buf()).map_err(|e| format!("it failed to describe itself: {e}"))
 }
 
 fn private_copy(file: &Path) -> Result<PathBuf, String> {
@@ -117,11 +113,7 @@ fn private_copy(file: &Path) -> Result<PathBuf, String> {
 
 /// First line of an abi_stable error, cut to a readable length, with the expected version.
 fn shorten(error: &str) -> String {
-    let first = error
-        .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or(error)
-        .trim();
+    let first = error.lines().find(|l| !l.trim().is_empty()).unwrap_or(error).trim();
     let mut short: String = first.chars().take(MAX_ERROR_LEN).collect();
     if short.len() < first.len() || error.lines().count() > 1 {
         short.push_str(" [...]");
@@ -157,9 +149,6 @@ mod tests {
 
     #[test]
     fn loader_symbol_matches_abi_stable() {
-        assert_eq!(
-            LOADER_SYMBOL,
-            abi_stable::library::ROOT_MODULE_LOADER_NAME.as_bytes()
-        );
+        assert_eq!(LOADER_SYMBOL, abi_stable::library::ROOT_MODULE_LOADER_NAME.as_bytes());
     }
 }

@@ -61,11 +61,7 @@ pub enum RouteError {
         found: String,
     },
     #[error("ML_DEFAULT_MODEL is `{name}`, but {dir} has no such model (found: {found})")]
-    MissingDefault {
-        name: String,
-        dir: String,
-        found: String,
-    },
+    MissingDefault { name: String, dir: String, found: String },
 }
 
 enum Slot {
@@ -210,9 +206,7 @@ impl Registry {
             .metadata("names")
             .and_then(parse_names)
             .or_else(|| (!self.fallback_labels.is_empty()).then(|| self.fallback_labels.clone()))
-            .ok_or_else(|| {
-                "the model has no `names` metadata: set ML_LABELS to its class names".to_string()
-            })?;
+            .ok_or_else(|| "the model has no `names` metadata: set ML_LABELS to its class names".to_string())?;
         let model = LoadedModel {
             name: name.to_string(),
             file: file.to_path_buf(),
@@ -231,9 +225,7 @@ impl Registry {
         let mut best: Option<(u32, &Arc<Plugin>)> = None;
         for plugin in &self.plugins {
             match plugin.accepts(info) {
-                Ok(score) if score > 0 && best.is_none_or(|(b, _)| score > b) => {
-                    best = Some((score, plugin))
-                }
+                Ok(score) if score > 0 && best.is_none_or(|(b, _)| score > b) => best = Some((score, plugin)),
                 Ok(_) => {}
                 Err(e) => warn!("plugin {} failed to inspect a model: {e}", plugin.name()),
             }
@@ -257,9 +249,7 @@ impl Registry {
         let found = || entries.keys().cloned().collect::<Vec<_>>().join(", ");
         let pick = |name: &str, entry: &Entry| match &entry.slot {
             Slot::Ready(m) => Ok(Arc::clone(m)),
-            Slot::Loading => Err(RouteError::Loading {
-                name: name.to_string(),
-            }),
+            Slot::Loading => Err(RouteError::Loading { name: name.to_string() }),
             Slot::Failed(e) => Err(RouteError::Failed {
                 name: name.to_string(),
                 error: e.clone(),
@@ -283,10 +273,7 @@ impl Registry {
         match entries.len() {
             0 => Err(RouteError::NoModels { dir }),
             1 => {
-                let (name, entry) = entries
-                    .iter()
-                    .next()
-                    .ok_or(RouteError::NoModels { dir: dir.clone() })?;
+                let (name, entry) = entries.iter().next().ok_or(RouteError::NoModels { dir: dir.clone() })?;
                 pick(name, entry)
             }
             _ => Err(RouteError::Ambiguous {
@@ -321,8 +308,7 @@ impl Registry {
                     }
                     Slot::Ready(m) => {
                         status.state = "ready";
-                        status.adapter =
-                            Some(format!("{} {}", m.adapter.name(), m.adapter.version()));
+                        status.adapter = Some(format!("{} {}", m.adapter.name(), m.adapter.version()));
                         status.provider = Some(m.provider.clone());
                         status.model_version = Some(m.version.clone());
                         status.input_shape = Some(m.input_shape());
@@ -336,15 +322,11 @@ impl Registry {
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Entry>> {
-        self.entries
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.entries.read().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Entry>> {
-        self.entries
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.entries.write().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -354,11 +336,7 @@ fn warm_up(model: &LoadedModel) -> Result<(), String> {
     let params = Params::default();
     let prepared = model
         .adapter
-        .prepare(
-            &model.info,
-            ImageRef::new(WARMUP_SIZE, WARMUP_SIZE, &pixels),
-            &params,
-        )
+        .prepare(&model.info, ImageRef::new(WARMUP_SIZE, WARMUP_SIZE, &pixels), &params)
         .map_err(|e| format!("warm-up: {e}"))?;
     let outputs = model
         .pool

@@ -28,11 +28,7 @@ impl LoadedModel {
     }
 
     pub fn input_shape(&self) -> Vec<i64> {
-        self.info
-            .inputs
-            .first()
-            .map(|i| i.shape.to_vec())
-            .unwrap_or_default()
+        self.info.inputs.first().map(|i| i.shape.to_vec()).unwrap_or_default()
     }
 }
 

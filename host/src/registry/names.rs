@@ -132,11 +132,7 @@ mod tests {
     fn ultralytics_dict() {
         assert_eq!(
             parse_names("{0: 'circle', 1: 'square', 2: 'triangle'}"),
-            Some(vec![
-                "circle".to_string(),
-                "square".into(),
-                "triangle".into()
-            ])
+            Some(vec!["circle".to_string(), "square".into(), "triangle".into()])
         );
     }
 
@@ -150,10 +146,7 @@ mod tests {
 
     #[test]
     fn json_forms() {
-        assert_eq!(
-            parse_names(r#"["a", "b"]"#),
-            Some(vec!["a".to_string(), "b".into()])
-        );
+        assert_eq!(parse_names(r#"["a", "b"]"#), Some(vec!["a".to_string(), "b".into()]));
         assert_eq!(
             parse_names(r#"{"0": "a", "1": "b"}"#),
             Some(vec!["a".to_string(), "b".into()])

@@ -37,11 +37,7 @@ pub fn locate(explicit: Option<&Path>) -> Result<PathBuf, String> {
         candidates.push(cwd.join(VENDOR_DIR).join(LIB_NAME));
     }
     if let Some(dir) = &exe_dir {
-        candidates.extend(
-            dir.ancestors()
-                .skip(1)
-                .map(|a| a.join(VENDOR_DIR).join(LIB_NAME)),
-        );
+        candidates.extend(dir.ancestors().skip(1).map(|a| a.join(VENDOR_DIR).join(LIB_NAME)));
     }
     candidates.iter().find(|c| c.is_file()).cloned().ok_or_else(|| {
         format!(

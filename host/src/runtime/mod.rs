@@ -47,30 +47,16 @@ pub struct Runtime {
 
 impl Runtime {
     pub fn init(config: &Config) -> Result<Self, RuntimeError> {
-        let library =
-            library::locate(config.ort_dylib_path.as_deref()).map_err(RuntimeError::Library)?;
+        let library = library::locate(config.ort_dylib_path.as_deref()).map_err(RuntimeError::Library)?;
         let env = ort::init_from(&library)
-            .map_err(|e| {
-                RuntimeError::Library(format!(
-                    "could not load ONNX Runtime from {}: {e}",
-                    library.display()
-                ))
-            })?
+            .map_err(|e| RuntimeError::Library(format!("could not load ONNX Runtime from {}: {e}", library.display())))?
             .with_name("ls-ml-backend")
             .with_telemetry(false)
             .build()
             .map_err(|e| RuntimeError::Environment(e.to_string()))?;
-        let cores = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1);
-        let sessions = config
-            .sessions
-            .unwrap_or(if cores >= 2 { 2 } else { 1 })
-            .max(1);
-        let intra_threads = config
-            .intra_threads
-            .unwrap_or((cores / sessions).max(1))
-            .max(1);
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let sessions = config.sessions.unwrap_or(if cores >= 2 { 2 } else { 1 }).max(1);
+        let intra_threads = config.intra_threads.unwrap_or((cores / sessions).max(1)).max(1);
         info!(
             "ONNX Runtime loaded from {}; provider {}, {sessions} session(s) per model x {intra_threads} thread(s)",
             library.display(),
@@ -131,8 +117,7 @@ impl Runtime {
             .map_err(|e| e.to_string())?;
         let mut used = "cpu".to_string();
         if self.provider == Provider::Cuda {
-            match builder.with_execution_providers([ep::CUDA::default().build().error_on_failure()])
-            {
+            match builder.with_execution_providers([ep::CUDA::default().build().error_on_failure()]) {
                 Ok(b) => {
                     builder = b;
                     used = "cuda".to_string();

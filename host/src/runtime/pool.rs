@@ -36,10 +36,7 @@ impl SessionPool {
     }
 
     /// Runs one inference on a free session, waiting for one if all are busy.
-    pub async fn run(
-        self: &Arc<Self>,
-        inputs: Vec<plugin_api::Tensor>,
-    ) -> Result<Vec<OwnedTensor>, RuntimeError> {
+    pub async fn run(self: &Arc<Self>, inputs: Vec<plugin_api::Tensor>) -> Result<Vec<OwnedTensor>, RuntimeError> {
         let permit = self
             .free
             .clone()
@@ -57,10 +54,7 @@ impl SessionPool {
 
     /// Runs one inference on the calling thread. The caller must hold a permit, or be the
     /// only user of the pool (start-up warm-up).
-    pub fn run_blocking(
-        &self,
-        inputs: &[plugin_api::Tensor],
-    ) -> Result<Vec<OwnedTensor>, RuntimeError> {
+    pub fn run_blocking(&self, inputs: &[plugin_api::Tensor]) -> Result<Vec<OwnedTensor>, RuntimeError> {
         // With a permit held, at least one session is free; take the first we can lock.
         let mut guard = self
             .sessions
@@ -70,19 +64,12 @@ impl SessionPool {
                 Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
                 Err(std::sync::TryLockError::WouldBlock) => None,
             })
-            .unwrap_or_else(|| {
-                self.sessions[0]
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-            });
+            .unwrap_or_else(|| self.sessions[0].lock().unwrap_or_else(PoisonError::into_inner));
         infer(&mut guard, inputs)
     }
 }
 
-fn infer(
-    session: &mut Session,
-    inputs: &[plugin_api::Tensor],
-) -> Result<Vec<OwnedTensor>, RuntimeError> {
+fn infer(session: &mut Session, inputs: &[plugin_api::Tensor]) -> Result<Vec<OwnedTensor>, RuntimeError> {
     let mut values = Vec::with_capacity(inputs.len());
     for t in inputs {
         let value = TensorRef::from_array_view((t.shape.to_vec(), t.data.as_slice()))
@@ -94,9 +81,9 @@ fn infer(
         .map_err(|e| RuntimeError::Inference(e.to_string()))?;
     let mut owned = Vec::with_capacity(outputs.len());
     for (name, value) in outputs.iter() {
-        let (shape, data) = value.try_extract_tensor::<f32>().map_err(|e| {
-            RuntimeError::Inference(format!("output `{name}` is not an f32 tensor: {e}"))
-        })?;
+        let (shape, data) = value
+            .try_extract_tensor::<f32>()
+            .map_err(|e| RuntimeError::Inference(format!("output `{name}` is not an f32 tensor: {e}")))?;
         owned.push(OwnedTensor {
             name: name.to_string(),
             shape: shape.to_vec(),

@@ -33,9 +33,7 @@ impl<'a> Head<'a> {
     pub fn new(output: &TensorRef<'a>) -> Result<Self, PluginError> {
         let shape = output.shape();
         let (rows, anchors) = match shape {
-            [1, rows, anchors] | [rows, anchors] if *rows > 0 && *anchors >= 0 => {
-                (*rows as usize, *anchors as usize)
-            }
+            [1, rows, anchors] | [rows, anchors] if *rows > 0 && *anchors >= 0 => (*rows as usize, *anchors as usize),
             _ => {
                 return Err(PluginError::unsupported(format!(
                     "output `{}` has shape {shape:?}; a YOLOv8 head is [1, 4 + classes, anchors] for one image",
@@ -52,11 +50,7 @@ impl<'a> Head<'a> {
                 rows * anchors
             )));
         }
-        Ok(Self {
-            data,
-            rows,
-            anchors,
-        })
+        Ok(Self { data, rows, anchors })
     }
 
     /// The value in row `row` (0-3 box, then class scores, then extras) for one anchor.
@@ -183,10 +177,7 @@ mod tests {
     #[test]
     fn overlapping_boxes_of_different_classes_both_stay() {
         let kept = nms(
-            vec![
-                det(0.0, 0.0, 10.0, 10.0, 0.8, 0),
-                det(0.0, 0.0, 10.0, 10.0, 0.9, 1),
-            ],
+            vec![det(0.0, 0.0, 10.0, 10.0, 0.8, 0), det(0.0, 0.0, 10.0, 10.0, 0.9, 1)],
             0.7,
             300,
         );
@@ -197,19 +188,13 @@ mod tests {
     fn iou_exactly_at_the_threshold_is_kept() {
         // Same height, x overlap 5 of a union 15: IoU 1/3; with threshold 1/3 both stay.
         let kept = nms(
-            vec![
-                det(0.0, 0.0, 10.0, 10.0, 0.9, 0),
-                det(5.0, 0.0, 15.0, 10.0, 0.8, 0),
-            ],
+            vec![det(0.0, 0.0, 10.0, 10.0, 0.9, 0), det(5.0, 0.0, 15.0, 10.0, 0.8, 0)],
             1.0 / 3.0,
             300,
         );
         assert_eq!(kept.len(), 2);
         let kept = nms(
-            vec![
-                det(0.0, 0.0, 10.0, 10.0, 0.9, 0),
-                det(5.0, 0.0, 15.0, 10.0, 0.8, 0),
-            ],
+            vec![det(0.0, 0.0, 10.0, 10.0, 0.9, 0), det(5.0, 0.0, 15.0, 10.0, 0.8, 0)],
             0.3,
             300,
         );
@@ -227,18 +212,13 @@ mod tests {
     #[test]
     fn candidates_need_a_score_strictly_above_conf() {
         // 2 anchors, 2 classes: rows cx, cy, w, h, class0, class1.
-        let data = [
-            10.0, 30.0, 20.0, 40.0, 4.0, 8.0, 2.0, 6.0, 0.25, 0.1, 0.2, 0.6,
-        ];
+        let data = [10.0, 30.0, 20.0, 40.0, 4.0, 8.0, 2.0, 6.0, 0.25, 0.1, 0.2, 0.6];
         let shape = [1i64, 6, 2];
         let head = Head::new(&TensorRef::new("output0", &shape, &data)).expect("head");
         let c = head.candidates(2, 0.25).expect("candidates");
         assert_eq!(c.len(), 1);
         assert_eq!(c[0].class_id, 1);
-        assert_eq!(
-            (c[0].x1, c[0].y1, c[0].x2, c[0].y2),
-            (26.0, 37.0, 34.0, 43.0)
-        );
+        assert_eq!((c[0].x1, c[0].y1, c[0].x2, c[0].y2), (26.0, 37.0, 34.0, 43.0));
     }
 
     #[test]

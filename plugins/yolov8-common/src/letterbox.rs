@@ -118,10 +118,7 @@ mod tests {
     fn landscape_into_square_pads_top_and_bottom() {
         let lb = Letterbox::plan(640, 480, 320, 320).expect("plan");
         assert_eq!((lb.new_w, lb.new_h), (320, 240));
-        assert_eq!(
-            (lb.pad_left, lb.pad_top, lb.pad_right, lb.pad_bottom),
-            (0, 40, 0, 40)
-        );
+        assert_eq!((lb.pad_left, lb.pad_top, lb.pad_right, lb.pad_bottom), (0, 40, 0, 40));
         assert_eq!((lb.gain_x, lb.gain_y), (0.5, 0.5));
     }
 
@@ -148,10 +145,7 @@ mod tests {
     fn non_square_input() {
         let lb = Letterbox::plan(640, 480, 320, 256).expect("plan");
         assert_eq!((lb.new_w, lb.new_h), (320, 240));
-        assert_eq!(
-            (lb.pad_top, lb.pad_bottom, lb.pad_left, lb.pad_right),
-            (8, 8, 0, 0)
-        );
+        assert_eq!((lb.pad_top, lb.pad_bottom, lb.pad_left, lb.pad_right), (8, 8, 0, 0));
     }
 
     #[test]
@@ -167,9 +161,7 @@ mod tests {
     fn tensor_is_chw_scaled_and_padded_with_114() {
         let pixels: Vec<u8> = [255u8, 0, 0].repeat(4 * 2);
         let lb = Letterbox::plan(4, 2, 4, 4).expect("plan");
-        let t = lb
-            .tensor("images", ImageRef::new(4, 2, &pixels))
-            .expect("tensor");
+        let t = lb.tensor("images", ImageRef::new(4, 2, &pixels)).expect("tensor");
         assert_eq!(t.shape.as_slice(), &[1, 3, 4, 4]);
         let grey = 114.0 / 255.0;
         // Row 0 is padding, rows 1-2 the image, row 3 padding.

@@ -41,10 +41,7 @@ pub fn image_input(model: &ModelInfo) -> Result<ImageInput, PluginError> {
 
 /// Parses Ultralytics' `imgsz` metadata, a Python list like `[320, 256]` (`[h, w]`) or a number.
 pub fn parse_imgsz(text: &str) -> Option<(u32, u32)> {
-    let inner = text
-        .trim()
-        .trim_start_matches(['[', '('])
-        .trim_end_matches([']', ')']);
+    let inner = text.trim().trim_start_matches(['[', '(']).trim_end_matches([']', ')']);
     let dims: Vec<u32> = inner
         .split(',')
         .map(str::trim)

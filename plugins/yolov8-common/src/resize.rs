@@ -9,13 +9,7 @@ const COEF_SCALE: f32 = (1 << COEF_BITS) as f32;
 const CHANNELS: usize = 3;
 
 /// Resizes a tightly packed RGB8 image (`src_w * src_h * 3` bytes) to `dst_w` x `dst_h`.
-pub fn resize_linear(
-    src: &[u8],
-    src_w: usize,
-    src_h: usize,
-    dst_w: usize,
-    dst_h: usize,
-) -> Vec<u8> {
+pub fn resize_linear(src: &[u8], src_w: usize, src_h: usize, dst_w: usize, dst_h: usize) -> Vec<u8> {
     debug_assert_eq!(src.len(), src_w * src_h * CHANNELS);
     if src_w == dst_w && src_h == dst_h {
         return src.to_vec();
@@ -33,10 +27,7 @@ pub fn resize_linear(
     let row_len = dst_w * CHANNELS;
     let mut dst = vec![0u8; row_len * dst_h];
     // Horizontally filtered source rows, cached because neighbouring output rows share them.
-    let mut rows: [(usize, Vec<i32>); 2] = [
-        (usize::MAX, vec![0; row_len]),
-        (usize::MAX, vec![0; row_len]),
-    ];
+    let mut rows: [(usize, Vec<i32>); 2] = [(usize::MAX, vec![0; row_len]), (usize::MAX, vec![0; row_len])];
     for (dy, tap) in ys.iter().enumerate() {
         let y0 = clamp_row(tap.index);
         let y1 = clamp_row(tap.index + 1);
@@ -161,10 +152,7 @@ fn halve(src: &[u8], src_w: usize, dst_w: usize, dst_h: usize) -> Vec<u8> {
         for x in 0..dst_w {
             for c in 0..CHANNELS {
                 let i = 2 * x * CHANNELS + c;
-                let sum = top[i] as u32
-                    + top[i + CHANNELS] as u32
-                    + bottom[i] as u32
-                    + bottom[i + CHANNELS] as u32;
+                let sum = top[i] as u32 + top[i + CHANNELS] as u32 + bottom[i] as u32 + bottom[i + CHANNELS] as u32;
                 dst[(y * dst_w + x) * CHANNELS + c] = ((sum + 2) >> 2) as u8;
             }
         }
@@ -177,9 +165,7 @@ mod tests {
     use super::*;
 
     fn gradient(w: usize, h: usize) -> Vec<u8> {
-        (0..w * h * 3)
-            .map(|i| ((i * 7 + i / 3 * 13) % 256) as u8)
-            .collect()
+        (0..w * h * 3).map(|i| ((i * 7 + i / 3 * 13) % 256) as u8).collect()
     }
 
     #[test]
@@ -222,10 +208,7 @@ mod tests {
     #[test]
     fn shrinking_samples_without_antialiasing() {
         // 3x reduction: each output pixel is the centre source pixel, not a box average.
-        let img: Vec<u8> = [0u8, 90, 0, 0, 180, 0]
-            .iter()
-            .flat_map(|&v| [v, v, v])
-            .collect();
+        let img: Vec<u8> = [0u8, 90, 0, 0, 180, 0].iter().flat_map(|&v| [v, v, v]).collect();
         let out = resize_linear(&img, 6, 1, 2, 1);
         assert_eq!(out[0], 90);
         assert_eq!(out[3], 180);

@@ -37,12 +37,7 @@ impl Adapter for YoloV8Detect {
         }
     }
 
-    fn prepare(
-        &self,
-        model: &ModelInfo,
-        image: ImageRef<'_>,
-        _params: &Params,
-    ) -> Result<Prepared, PluginError> {
+    fn prepare(&self, model: &ModelInfo, image: ImageRef<'_>, _params: &Params) -> Result<Prepared, PluginError> {
         let input = image_input(model)?;
         let letterbox = Letterbox::plan(image.width, image.height, input.width, input.height)?;
         let tensor = letterbox.tensor(&input.name, image)?;

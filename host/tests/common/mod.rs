@@ -1,0 +1,335 @@
+//! Test harness: starts the real `ls-ml-backend` binary on a free port with a temporary
+//! models folder and the plugins cargo built, and serves fixture images over loopback HTTP.
+#![allow(dead_code)]
+
+use std::{
+    io::{BufRead, BufReader},
+    net::{SocketAddr, TcpListener},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
+}
+
+pub fn fixture_model(name: &str) -> PathBuf {
+    fixtures().join("models").join(name)
+}
+
+pub fn eval_images() -> PathBuf {
+    fixtures().join("eval-a/images")
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// The folder cargo put the binary in, where `cargo build --workspace` also puts the plugins.
+pub fn build_dir() -> PathBuf {
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_ls-ml-backend"));
+    let dir = bin.parent().expect("binary folder").to_path_buf();
+    let plugin = dir.join(format!(
+        "{}yolov8_detect{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    ));
+    assert!(
+        plugin.is_file(),
+        "{} is missing: run `cargo build --workspace` before the tests",
+        plugin.display()
+    );
+    dir
+}
+
+pub struct Server {
+    pub port: u16,
+    pub models_dir: tempfile::TempDir,
+    child: Child,
+    log: Arc<Mutex<String>>,
+    pub http: reqwest::Client,
+}
+
+impl Server {
+    /// Starts the server with these fixture models copied in as the given names.
+    pub async fn start(models: &[(&str, &str)], env: &[(&str, &str)]) -> Server {
+        let models_dir = tempfile::tempdir().expect("temp dir");
+        for (fixture, name) in models {
+            std::fs::copy(fixture_model(fixture), models_dir.path().join(name)).expect("copy model");
+        }
+        Self::start_in(models_dir, env).await
+    }
+
+    pub async fn start_in(models_dir: tempfile::TempDir, env: &[(&str, &str)]) -> Server {
+        let port = free_port();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ls-ml-backend"));
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("ML_BACKEND_ADDR", "127.0.0.1")
+            .env("ML_BACKEND_PORT", port.to_string())
+            .env("ML_MODELS_DIR", models_dir.path())
+            .env("ML_PLUGINS_DIR", build_dir())
+            .env("RUST_LOG", "info")
+            .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Ok(ort) = std::env::var("ORT_DYLIB_PATH") {
+            cmd.env("ORT_DYLIB_PATH", ort);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start ls-ml-backend");
+        let log = Arc::new(Mutex::new(String::new()));
+        for stream in [
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child.stderr.take().map(|s| Box::new(s) as _),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    eprintln!("[server] {line}");
+                    log.lock().expect("log").push_str(&(line + "\n"));
+                }
+            });
+        }
+        let server = Server {
+            port,
+            models_dir,
+            child,
+            log,
+            http: reqwest::Client::new(),
+        };
+        server.wait_until_loaded().await;
+        server
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().expect("log").clone()
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self.http.get(self.url(path)).send().await.expect("GET");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let r = self.http.post(self.url(path)).json(body).send().await.expect("POST");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Waits for /health, then for every model to leave the `loading` state.
+    async fn wait_until_loaded(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            assert!(
+                Instant::now() < deadline,
+                "the server did not come up; log:\n{}",
+                self.log()
+            );
+            if let Ok(r) = self.http.get(self.url("/models")).send().await
+                && let Ok(v) = r.json::<Value>().await
+                && v["models"]
+                    .as_array()
+                    .is_some_and(|m| m.iter().all(|m| m["state"] != "loading"))
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Serves a folder over HTTP on a loopback port, on its own thread, until the test ends.
+pub fn serve_dir(dir: PathBuf) -> SocketAddr {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            tx.send(listener.local_addr().expect("addr")).expect("send addr");
+            warp::serve(warp::fs::dir(dir)).incoming(listener).run().await;
+        });
+    });
+    rx.recv().expect("image server address")
+}
+
+pub const RECT_CONFIG: &str = r#"<View>
+  <Image name="image" value="$image" zoom="true"/>
+  <RectangleLabels name="label" toName="image">
+    <Label value="circle"/>
+    <Label value="square"/>
+    <Label value="triangle"/>
+  </RectangleLabels>
+</View>"#;
+
+/// A /predict body shaped like the one Label Studio 1.23.2 sends (see the captures).
+pub fn predict_body(image_urls: &[String], project: &str, label_config: &str) -> Value {
+    let tasks: Vec<Value> = image_urls
+        .iter()
+        .enumerate()
+        .map(|(i, url)| {
+            serde_json::json!({
+                "id": i + 1, "data": {"image": url}, "meta": {},
+                "created_at": "2026-11-27T17:33:42.948054Z", "updated_at": "2026-11-27T17:33:42.948060Z",
+                "is_labeled": false, "overlap": 1, "inner_id": i + 1, "total_annotations": 0,
+                "cancelled_annotations": 0, "total_predictions": 0, "comment_count": 0,
+                "unresolved_comment_count": 0, "last_comment_updated_at": null, "project": 1,
+                "updated_by": null, "file_upload": i + 1, "comment_authors": [], "annotations": [], "predictions": []
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "tasks": tasks, "project": project, "label_config": label_config,
+        "params": {"login": null, "password": null, "context": null}
+    })
+}
+
+/// A detection as a test compares it: class name, score, box corners in original pixels.
+#[derive(Debug, Clone)]
+pub struct Det {
+    pub class: String,
+    pub score: f64,
+    pub xyxy: [f64; 4],
+}
+
+/// The rectangles of one prediction, converted back from percent to pixels.
+pub fn dets_of(prediction: &Value) -> Vec<Det> {
+    prediction["result"]
+        .as_array()
+        .expect("result list")
+        .iter()
+        .map(|r| {
+            let (w, h) = (
+                r["original_width"].as_f64().expect("width"),
+                r["original_height"].as_f64().expect("height"),
+            );
+            let v = &r["value"];
+            let x = v["x"].as_f64().expect("x") * w / 100.0;
+            let y = v["y"].as_f64().expect("y") * h / 100.0;
+            let bw = v["width"].as_f64().expect("w") * w / 100.0;
+            let bh = v["height"].as_f64().expect("h") * h / 100.0;
+            Det {
+                class: v["rectanglelabels"][0].as_str().expect("label").to_string(),
+                score: r["score"].as_f64().expect("score"),
+                xyxy: [x, y, x + bw, y + bh],
+            }
+        })
+        .collect()
+}
+
+pub fn iou(a: &[f64; 4], b: &[f64; 4]) -> f64 {
+    let w = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
+    let h = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
+    let inter = w * h;
+    let union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter;
+    if union <= 0.0 { 0.0 } else { inter / union }
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct MatchStats {
+    pub reference: usize,
+    pub matched: usize,
+    pub ours: usize,
+    pub min_iou: f64,
+    pub max_conf_diff: f64,
+}
+
+impl MatchStats {
+    pub fn extra(&self) -> usize {
+        self.ours - self.matched
+    }
+    pub fn matched_ratio(&self) -> f64 {
+        if self.reference == 0 {
+            1.0
+        } else {
+            self.matched as f64 / self.reference as f64
+        }
+    }
+    pub fn extra_ratio(&self) -> f64 {
+        if self.reference == 0 {
+            0.0
+        } else {
+            self.extra() as f64 / self.reference as f64
+        }
+    }
+}
+
+/// Greedy matching: each reference detection takes the unused one of ours with the same
+/// class and the highest IoU; it counts when IoU >= `min_iou` and |conf diff| <= `max_conf`.
+pub fn match_dets(reference: &[Det], ours: &[Det], min_iou: f64, max_conf: f64, stats: &mut MatchStats) {
+    let mut used = vec![false; ours.len()];
+    stats.reference += reference.len();
+    stats.ours += ours.len();
+    for r in reference {
+        let best = ours
+            .iter()
+            .enumerate()
+            .filter(|(i, o)| !used[*i] && o.class == r.class)
+            .map(|(i, o)| (i, iou(&r.xyxy, &o.xyxy), (r.score - o.score).abs()))
+            .max_by(|a, b| a.1.total_cmp(&b.1));
+        if let Some((i, iou, dconf)) = best
+            && iou >= min_iou
+            && dconf <= max_conf
+        {
+            used[i] = true;
+            stats.matched += 1;
+            stats.min_iou = if stats.matched == 1 {
+                iou
+            } else {
+                stats.min_iou.min(iou)
+            };
+            stats.max_conf_diff = stats.max_conf_diff.max(dconf);
+        }
+    }
+}
+
+/// The reference detections of one image from a `reference_<model>.json`.
+pub fn reference_dets(image: &Value) -> Vec<Det> {
+    image["detections"]
+        .as_array()
+        .expect("detections")
+        .iter()
+        .map(|d| {
+            let b = &d["box_xyxy"];
+            Det {
+                class: d["class_name"].as_str().expect("class").to_string(),
+                score: d["confidence"].as_f64().expect("confidence"),
+                xyxy: [0, 1, 2, 3].map(|i| b[i].as_f64().expect("coordinate")),
+            }
+        })
+        .collect()
+}
+
+pub fn load_json(path: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).expect("read json")).expect("parse json")
+}
