@@ -44,31 +44,31 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Infa
         )
         .and(with_state.clone())
         .map(health::handle);
-    let setup = warp::post()
-        .and(warp::path!("setup"))
+    let setup = warp::path!("setup")
+        .and(warp::post())
         .and(body.clone())
         .and(with_state.clone())
         .map(setup::handle);
-    let predict = warp::post()
-        .and(warp::path!("predict"))
+    let predict = warp::path!("predict")
+        .and(warp::post())
         .and(body.clone())
         .and(with_state.clone())
         .then(predict::handle);
-    let webhook = warp::post().and(warp::path!("webhook")).and(body).map(webhook::handle);
-    let versions = warp::get()
-        .and(warp::path!("versions"))
+    let webhook = warp::path!("webhook").and(warp::post()).and(body).map(webhook::handle);
+    let versions = warp::path!("versions")
+        .and(warp::get())
         .and(with_state.clone())
         .map(info::versions);
-    let models = warp::get()
-        .and(warp::path!("models"))
+    let models = warp::path!("models")
+        .and(warp::get())
         .and(with_state.clone())
         .map(info::models);
-    let plugins = warp::get()
-        .and(warp::path!("plugins"))
+    let plugins = warp::path!("plugins")
+        .and(warp::get())
         .and(with_state.clone())
         .map(info::plugins);
-    let metrics = warp::get()
-        .and(warp::path!("metrics"))
+    let metrics = warp::path!("metrics")
+        .and(warp::get())
         .and(with_state.clone())
         .map(metrics::handle);
 

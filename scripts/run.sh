@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Builds everything in release mode and starts the server. Settings come from the
+# environment or a .env file (see .env.example); arguments are passed to the server.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+scripts/setup-onnxruntime.sh
+cargo build --release --workspace --locked
+exec target/release/ls-ml-backend "$@"

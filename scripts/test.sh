@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, then every unit and integration test against the
+# real binary, real plugins and real ONNX Runtime. Needs the Rust toolchain and python3 with pip.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+scripts/setup-onnxruntime.sh
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+# The integration tests start the real server, which loads the plugin libraries built here.
+cargo build --workspace --locked
+cargo test --workspace --locked
