@@ -9,10 +9,6 @@ use clap::{Parser, ValueEnum};
 pub struct Secret(String);
 
 impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
     pub fn expose(&self) -> &str {
         &self.0
     }

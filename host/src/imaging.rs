@@ -59,7 +59,7 @@ fn decode_jpeg_like_opencv(bytes: &[u8]) -> Option<DynamicImage> {
     std::panic::catch_unwind(|| -> std::io::Result<DynamicImage> {
         let mut started = mozjpeg::Decompress::new_mem(bytes)?.rgb()?;
         let (width, height) = (started.width() as u32, started.height() as u32);
-        let pixels = started.read_scanlines_flat()?;
+        let pixels = started.read_scanlines::<u8>()?;
         started.finish()?;
         image::RgbImage::from_raw(width, height, pixels)
             .map(DynamicImage::ImageRgb8)

@@ -86,7 +86,6 @@ impl StageTimes {
 pub struct Outcome {
     pub results: Vec<Value>,
     pub model: String,
-    pub model_version: String,
     pub failed: usize,
     pub times: StageTimes,
 }
@@ -109,7 +108,6 @@ impl Predictor {
         let mut outcome = Outcome {
             results: Vec::with_capacity(request.tasks.len()),
             model: model.name.clone(),
-            model_version: model.version.clone(),
             failed: 0,
             times: StageTimes::default(),
         };

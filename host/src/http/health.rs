@@ -12,7 +12,12 @@ pub fn handle(state: State) -> Response {
         "model_class": "ls-ml-backend",
         "version": env!("CARGO_PKG_VERSION"),
         "models": { "ready": count("ready"), "loading": count("loading"), "failed": count("failed") },
-        "provider": state.runtime.requested_provider().to_string(),
+        "runtime": {
+            "provider": state.runtime.requested_provider().to_string(),
+            "onnxruntime": state.runtime.library().display().to_string(),
+            "sessions_per_model": state.runtime.sessions_per_model(),
+            "intra_threads": state.runtime.intra_threads(),
+        },
         "uptime_seconds": state.started.elapsed().as_secs(),
     }))
 }

@@ -46,12 +46,12 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Infa
         .map(health::handle);
     let setup = warp::path!("setup")
         .and(warp::post())
-        .and(body.clone())
+        .and(body)
         .and(with_state.clone())
         .map(setup::handle);
     let predict = warp::path!("predict")
         .and(warp::post())
-        .and(body.clone())
+        .and(body)
         .and(with_state.clone())
         .then(predict::handle);
     let webhook = warp::path!("webhook").and(warp::post()).and(body).map(webhook::handle);

@@ -10,7 +10,7 @@ pub async fn handle(body: Bytes, state: State) -> warp::reply::Response {
     let started = std::time::Instant::now();
     let request: PredictRequest = match reply::parse_body(&body) {
         Ok(r) => r,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     drop(body);
     let tasks = request.tasks.len();

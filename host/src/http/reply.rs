@@ -47,11 +47,11 @@ pub async fn rejection(rejection: Rejection) -> Result<Response, Infallible> {
 }
 
 /// Parses a JSON body, or answers 400 with serde's explanation.
-pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
+pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Box<Response>> {
     serde_json::from_slice(body).map_err(|e| {
-        error(
+        Box::new(error(
             StatusCode::BAD_REQUEST,
             format!("the body is not the JSON this endpoint expects: {e}"),
-        )
+        ))
     })
 }

@@ -10,7 +10,7 @@ use crate::labelstudio::protocol::{SetupRequest, project_id};
 pub fn handle(body: Bytes, state: State) -> Response {
     let request: SetupRequest = match reply::parse_body(&body) {
         Ok(r) => r,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let project = project_id(request.project.as_ref());
     match state.registry.route(project.as_deref()) {

@@ -146,10 +146,6 @@ impl LabelConfig {
     pub fn image(&self, name: &str) -> Option<&ImageTag> {
         self.images.iter().find(|i| i.name == name)
     }
-
-    pub fn controls_of(&self, kind: ControlKind) -> impl Iterator<Item = &Control> {
-        self.controls.iter().filter(move |c| c.kind == kind)
-    }
 }
 
 #[cfg(test)]

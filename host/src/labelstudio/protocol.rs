@@ -46,10 +46,6 @@ impl Task {
 pub struct SetupRequest {
     #[serde(default)]
     pub project: Option<Value>,
-    #[serde(default)]
-    pub schema: Option<String>,
-    #[serde(default)]
-    pub hostname: Option<String>,
 }
 
 /// The project id from `project`: `"3.1746612998"` -> `3`, `3` -> `3`, `{"id": 3}` -> `3`.

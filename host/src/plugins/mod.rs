@@ -4,4 +4,4 @@ mod adapter;
 mod loader;
 
 pub use adapter::Plugin;
-pub use loader::{PluginError, load_dir};
+pub use loader::load_dir;

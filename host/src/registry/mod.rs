@@ -209,7 +209,6 @@ impl Registry {
             .ok_or_else(|| "the model has no `names` metadata: set ML_LABELS to its class names".to_string())?;
         let model = LoadedModel {
             name: name.to_string(),
-            file: file.to_path_buf(),
             version: model::model_version(name, &hash, &adapter),
             adapter,
             info: sessions.info,

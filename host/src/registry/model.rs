@@ -1,6 +1,6 @@
 //! One loaded model: its sessions, the adapter that serves it, and what identifies it.
 
-use std::{path::PathBuf, sync::Arc};
+use std::sync::Arc;
 
 use plugin_api::ModelInfo;
 
@@ -9,7 +9,6 @@ use crate::{plugins::Plugin, runtime::SessionPool};
 pub struct LoadedModel {
     /// The file name without `.onnx`; `3.onnx` is the model of project 3.
     pub name: String,
-    pub file: PathBuf,
     /// Changes exactly when the file's content or the adapter changes, so that Label Studio
     /// asks for new predictions then, and only then.
     pub version: String,

@@ -10,8 +10,7 @@ use log::{info, warn};
 use ort::{environment::Environment, ep, session::Session};
 use plugin_api::ModelInfo;
 
-pub use library::VENDOR_DIR;
-pub use pool::{OwnedTensor, SessionPool};
+pub use pool::SessionPool;
 
 use crate::config::{Config, Provider};
 

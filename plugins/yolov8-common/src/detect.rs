@@ -77,7 +77,8 @@ impl<'a> Head<'a> {
                     class_id = c;
                 }
             }
-            if !(best > conf) {
+            // Strictly greater, and a NaN score never passes.
+            if best.partial_cmp(&conf) != Some(std::cmp::Ordering::Greater) {
                 continue;
             }
             let (cx, cy, w, h) = (
