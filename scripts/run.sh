@@ -4,5 +4,6 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/setup-onnxruntime.sh
-cargo build --release --workspace --locked
+# Only what ships: the server and its plugins (not the test-only faulty plugin).
+cargo build --release --locked -p ls-ml-backend -p yolov8-detect
 exec target/release/ls-ml-backend "$@"

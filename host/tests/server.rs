@@ -285,7 +285,7 @@ async fn a_taken_port_is_a_clear_start_up_error() {
         .env("ML_BACKEND_ADDR", "127.0.0.1")
         .env("ML_BACKEND_PORT", port.to_string())
         .env("ML_MODELS_DIR", models.path())
-        .env("ML_PLUGINS_DIR", build_dir())
+        .env("ML_PLUGINS_DIR", plugins_dir(&["yolov8_detect"]).path())
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .output()
         .expect("run");

@@ -11,7 +11,7 @@ use std::{
     sync::atomic::{AtomicUsize, Ordering},
 };
 
-use abi_stable::library::{RootModule, lib_header_from_path};
+use abi_stable::library::{LibraryError, RootModule, lib_header_from_path};
 use log::{info, warn};
 use plugin_api::AdapterModuleRef;
 
@@ -94,7 +94,7 @@ fn load(file: &Path) -> Result<Plugin, String> {
     let _ = fs::remove_file(&copy);
     let module = header
         .and_then(|h| h.init_root_module::<AdapterModuleRef>())
-        .map_err(|e| shorten(&e.to_string()))?;
+        .map_err(|e| explain(&e))?;
     Plugin::new(module, file.to_path_buf()).map_err(|e| format!("it failed to describe itself: {e}"))
 }
 
@@ -111,18 +111,35 @@ fn private_copy(file: &Path) -> Result<PathBuf, String> {
     Ok(copy)
 }
 
-/// First line of an abi_stable error, cut to a readable length, with the expected version.
-fn shorten(error: &str) -> String {
-    let first = error.lines().find(|l| !l.trim().is_empty()).unwrap_or(error).trim();
-    let mut short: String = first.chars().take(MAX_ERROR_LEN).collect();
-    if short.len() < first.len() || error.lines().count() > 1 {
-        short.push_str(" [...]");
+/// One readable line for a load failure; abi_stable's own texts run to kilobytes.
+fn explain(error: &LibraryError) -> String {
+    let expected = AdapterModuleRef::VERSION_STRINGS.version;
+    match error {
+        LibraryError::OpenError { err, .. } => shorten(&format!("it cannot be opened as a shared library: {err}")),
+        LibraryError::GetSymbolError { .. } => "it is a shared library but not an ls-ml-backend plugin".to_string(),
+        LibraryError::IncompatibleVersionNumber { actual_version, .. } => format!(
+            "it was built against plugin-api {actual_version}, which is incompatible with this host's plugin-api {expected}; \
+             rebuild it against plugin-api {expected}"
+        ),
+        LibraryError::AbiInstability(_) | LibraryError::InvalidAbiHeader(_) | LibraryError::InvalidCAbi { .. } => {
+            format!(
+                "its ABI does not match this host's plugin-api {expected} (a type layout differs; rebuild it against \
+                 plugin-api {expected})"
+            )
+        }
+        other => shorten(&format!("incompatible plugin: {other}")),
     }
-    let expected = AdapterModuleRef::VERSION_STRINGS;
-    format!(
-        "incompatible plugin ({short}); this host expects plugin-api {}",
-        expected.version
-    )
+}
+
+/// The text on one line, cut to a readable length.
+fn shorten(text: &str) -> String {
+    let one_line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() <= MAX_ERROR_LEN {
+        return one_line;
+    }
+    let mut short: String = one_line.chars().take(MAX_ERROR_LEN).collect();
+    short.push_str(" [...]");
+    short
 }
 
 #[cfg(test)]
@@ -133,9 +150,9 @@ mod tests {
     fn long_errors_are_cut_to_one_line() {
         let long = format!("layout mismatch {}\nmore\nlines", "x".repeat(5000));
         let s = shorten(&long);
-        assert!(s.len() < MAX_ERROR_LEN + 120, "{}", s.len());
-        assert!(s.contains("[...]"));
-        assert!(s.contains("plugin-api 1."));
+        assert!(s.len() <= MAX_ERROR_LEN + 6, "{}", s.len());
+        assert!(s.ends_with("[...]") && !s.contains('\n'));
+        assert_eq!(shorten("short\n  text"), "short text");
     }
 
     #[test]

@@ -243,44 +243,12 @@ impl Registry {
 
     /// The model for a project: `<project id>.onnx`, else ML_DEFAULT_MODEL, else the only model.
     pub fn route(&self, project: Option<&str>) -> Result<Arc<LoadedModel>, RouteError> {
-        let entries = self.read();
-        let dir = self.dir.display().to_string();
-        let found = || entries.keys().cloned().collect::<Vec<_>>().join(", ");
-        let pick = |name: &str, entry: &Entry| match &entry.slot {
-            Slot::Ready(m) => Ok(Arc::clone(m)),
-            Slot::Loading => Err(RouteError::Loading { name: name.to_string() }),
-            Slot::Failed(e) => Err(RouteError::Failed {
-                name: name.to_string(),
-                error: e.clone(),
-            }),
-        };
-        if let Some(project) = project
-            && let Some(entry) = entries.get(project)
-        {
-            return pick(project, entry);
-        }
-        if let Some(default) = &self.default_model {
-            return match entries.get(default) {
-                Some(entry) => pick(default, entry),
-                None => Err(RouteError::MissingDefault {
-                    name: default.clone(),
-                    dir,
-                    found: found(),
-                }),
-            };
-        }
-        match entries.len() {
-            0 => Err(RouteError::NoModels { dir }),
-            1 => {
-                let (name, entry) = entries.iter().next().ok_or(RouteError::NoModels { dir: dir.clone() })?;
-                pick(name, entry)
-            }
-            _ => Err(RouteError::Ambiguous {
-                project: project.unwrap_or("(none)").to_string(),
-                dir,
-                found: found(),
-            }),
-        }
+        route_in(
+            &self.read(),
+            &self.dir.display().to_string(),
+            self.default_model.as_deref(),
+            project,
+        )
     }
 
     pub fn statuses(&self) -> Vec<ModelStatus> {
@@ -329,6 +297,51 @@ impl Registry {
     }
 }
 
+fn route_in(
+    entries: &BTreeMap<String, Entry>,
+    dir: &str,
+    default_model: Option<&str>,
+    project: Option<&str>,
+) -> Result<Arc<LoadedModel>, RouteError> {
+    let dir = dir.to_string();
+    let found = || entries.keys().cloned().collect::<Vec<_>>().join(", ");
+    let pick = |name: &str, entry: &Entry| match &entry.slot {
+        Slot::Ready(m) => Ok(Arc::clone(m)),
+        Slot::Loading => Err(RouteError::Loading { name: name.to_string() }),
+        Slot::Failed(e) => Err(RouteError::Failed {
+            name: name.to_string(),
+            error: e.clone(),
+        }),
+    };
+    if let Some(project) = project
+        && let Some(entry) = entries.get(project)
+    {
+        return pick(project, entry);
+    }
+    if let Some(default) = default_model {
+        return match entries.get(default) {
+            Some(entry) => pick(default, entry),
+            None => Err(RouteError::MissingDefault {
+                name: default.to_string(),
+                dir,
+                found: found(),
+            }),
+        };
+    }
+    match entries.len() {
+        0 => Err(RouteError::NoModels { dir }),
+        1 => {
+            let (name, entry) = entries.iter().next().ok_or(RouteError::NoModels { dir: dir.clone() })?;
+            pick(name, entry)
+        }
+        _ => Err(RouteError::Ambiguous {
+            project: project.unwrap_or("(none)").to_string(),
+            dir,
+            found: found(),
+        }),
+    }
+}
+
 /// Runs a grey image through prepare, the session and finish.
 fn warm_up(model: &LoadedModel) -> Result<(), String> {
     let pixels = vec![114u8; (WARMUP_SIZE * WARMUP_SIZE * 3) as usize];
@@ -369,6 +382,85 @@ pub fn is_model_file(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Routing over placeholder entries: a loading or failed slot names the model it picked.
+    fn entries(names: &[&str]) -> BTreeMap<String, Entry> {
+        names
+            .iter()
+            .map(|n| {
+                (
+                    n.to_string(),
+                    Entry {
+                        file: PathBuf::from(format!("{n}.onnx")),
+                        slot: Slot::Failed(format!("picked {n}")),
+                    },
+                )
+            })
+            .collect()
+    }
+
+    fn picked(result: Result<Arc<LoadedModel>, RouteError>) -> String {
+        match result {
+            Err(RouteError::Failed { name, .. }) => name,
+            Err(other) => format!("error: {other}"),
+            Ok(_) => unreachable!("placeholder entries are never ready"),
+        }
+    }
+
+    #[test]
+    fn project_model_first() {
+        let e = entries(&["3", "4", "shared"]);
+        assert_eq!(picked(route_in(&e, "m", Some("shared"), Some("3"))), "3");
+        assert_eq!(picked(route_in(&e, "m", Some("shared"), Some("9"))), "shared");
+    }
+
+    #[test]
+    fn the_only_model_serves_everyone() {
+        let e = entries(&["any-name"]);
+        assert_eq!(picked(route_in(&e, "m", None, Some("9"))), "any-name");
+        assert_eq!(picked(route_in(&e, "m", None, None)), "any-name");
+    }
+
+    #[test]
+    fn several_models_without_a_default_is_a_clear_error() {
+        let e = entries(&["a", "b"]);
+        let err = route_in(&e, "./models", None, Some("9"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("9.onnx") && err.contains("ML_DEFAULT_MODEL") && err.contains("a, b"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_missing_default_or_no_models_is_named() {
+        assert!(matches!(
+            route_in(&entries(&["a"]), "m", Some("zz"), None),
+            Err(RouteError::MissingDefault { .. })
+        ));
+        assert!(matches!(
+            route_in(&entries(&[]), "m", None, Some("1")),
+            Err(RouteError::NoModels { .. })
+        ));
+    }
+
+    #[test]
+    fn a_loading_model_says_so() {
+        let mut e = entries(&["1"]);
+        e.insert(
+            "1".into(),
+            Entry {
+                file: PathBuf::from("1.onnx"),
+                slot: Slot::Loading,
+            },
+        );
+        assert!(matches!(
+            route_in(&e, "m", None, Some("1")),
+            Err(RouteError::Loading { .. })
+        ));
+    }
 
     #[test]
     fn model_files_are_onnx_without_hidden_names() {

@@ -35,39 +35,63 @@ pub fn free_port() -> u16 {
 /// The folder cargo put the binary in, where `cargo build --workspace` also puts the plugins.
 pub fn build_dir() -> PathBuf {
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_ls-ml-backend"));
-    let dir = bin.parent().expect("binary folder").to_path_buf();
-    let plugin = dir.join(format!(
-        "{}yolov8_detect{}",
+    bin.parent().expect("binary folder").to_path_buf()
+}
+
+/// A built plugin library, by crate name with underscores (`yolov8_detect`).
+pub fn plugin_library(name: &str) -> PathBuf {
+    let file = build_dir().join(format!(
+        "{}{name}{}",
         std::env::consts::DLL_PREFIX,
         std::env::consts::DLL_SUFFIX
     ));
     assert!(
-        plugin.is_file(),
+        file.is_file(),
         "{} is missing: run `cargo build --workspace` before the tests",
-        plugin.display()
+        file.display()
     );
+    file
+}
+
+/// A plugin folder holding copies of these built plugins.
+pub fn plugins_dir(names: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("plugins dir");
+    for name in names {
+        let lib = plugin_library(name);
+        std::fs::copy(&lib, dir.path().join(lib.file_name().expect("name"))).expect("copy plugin");
+    }
     dir
 }
 
 pub struct Server {
     pub port: u16,
     pub models_dir: tempfile::TempDir,
+    pub plugins_dir: tempfile::TempDir,
     child: Child,
     log: Arc<Mutex<String>>,
     pub http: reqwest::Client,
 }
 
 impl Server {
-    /// Starts the server with these fixture models copied in as the given names.
+    /// Starts the server with these fixture models copied in as the given names, and the
+    /// shipped detection plugin.
     pub async fn start(models: &[(&str, &str)], env: &[(&str, &str)]) -> Server {
+        Self::start_with_plugins(models, env, &["yolov8_detect"]).await
+    }
+
+    pub async fn start_with_plugins(models: &[(&str, &str)], env: &[(&str, &str)], plugins: &[&str]) -> Server {
         let models_dir = tempfile::tempdir().expect("temp dir");
         for (fixture, name) in models {
             std::fs::copy(fixture_model(fixture), models_dir.path().join(name)).expect("copy model");
         }
-        Self::start_in(models_dir, env).await
+        Self::start_in(models_dir, plugins_dir(plugins), env).await
     }
 
-    pub async fn start_in(models_dir: tempfile::TempDir, env: &[(&str, &str)]) -> Server {
+    pub async fn start_in(
+        models_dir: tempfile::TempDir,
+        plugins_dir: tempfile::TempDir,
+        env: &[(&str, &str)],
+    ) -> Server {
         let port = free_port();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ls-ml-backend"));
         cmd.env_clear()
@@ -75,7 +99,7 @@ impl Server {
             .env("ML_BACKEND_ADDR", "127.0.0.1")
             .env("ML_BACKEND_PORT", port.to_string())
             .env("ML_MODELS_DIR", models_dir.path())
-            .env("ML_PLUGINS_DIR", build_dir())
+            .env("ML_PLUGINS_DIR", plugins_dir.path())
             .env("RUST_LOG", "info")
             .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
             .stdout(Stdio::piped())
@@ -109,6 +133,7 @@ impl Server {
         let server = Server {
             port,
             models_dir,
+            plugins_dir,
             child,
             log,
             http: reqwest::Client::new(),
