@@ -94,3 +94,56 @@ async fn dynamic_model_letterboxed_to_its_imgsz_matches_ultralytics() {
         .await,
     );
 }
+
+/// Images as users have them, beyond the fixtures' RGB files: an RGBA PNG must predict exactly
+/// as its RGB pixels (alpha is dropped, not composited, as OpenCV does), and a grayscale PNG
+/// exactly as the same grey replicated into RGB.
+#[tokio::test]
+async fn rgba_and_grayscale_images_predict_like_their_rgb_pixels() {
+    let dir = tempfile::tempdir().expect("dir");
+    let rgb = image::open(eval_images().join("eval-a_0000.png"))
+        .expect("png")
+        .into_rgb8();
+    let (w, h) = rgb.dimensions();
+    let rgba = image::RgbaImage::from_fn(w, h, |x, y| {
+        let p = rgb.get_pixel(x, y);
+        image::Rgba([p[0], p[1], p[2], ((x * 7 + y * 13) % 256) as u8])
+    });
+    rgba.save(dir.path().join("rgba.png")).expect("save");
+    rgb.save(dir.path().join("rgb.png")).expect("save");
+    let gray = image::DynamicImage::ImageRgb8(rgb.clone()).into_luma8();
+    gray.save(dir.path().join("gray.png")).expect("save");
+    image::DynamicImage::ImageLuma8(gray)
+        .into_rgb8()
+        .save(dir.path().join("gray-as-rgb.png"))
+        .expect("save");
+
+    let images = serve_dir(dir.path().to_path_buf());
+    let server = Server::start(&[("yolov8n-shapes-det-320.onnx", "m.onnx")], &[]).await;
+    let urls: Vec<String> = ["rgba.png", "rgb.png", "gray.png", "gray-as-rgb.png"]
+        .iter()
+        .map(|f| format!("http://{images}/{f}"))
+        .collect();
+    let (status, body) = server.post("/predict", &predict_body(&urls, "1.1", RECT_CONFIG)).await;
+    assert_eq!(status, 200);
+    let dets: Vec<Vec<Det>> = body["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(dets_of)
+        .collect();
+    let key = |d: &Vec<Det>| {
+        format!(
+            "{:?}",
+            d.iter().map(|d| (&d.class, d.score, d.xyxy)).collect::<Vec<_>>()
+        )
+    };
+    assert!(!dets[1].is_empty(), "the RGB image has detections");
+    assert_eq!(key(&dets[0]), key(&dets[1]), "RGBA predicts as its RGB pixels");
+    assert!(!dets[3].is_empty(), "the grey image has detections");
+    assert_eq!(
+        key(&dets[2]),
+        key(&dets[3]),
+        "grayscale predicts as grey replicated to RGB"
+    );
+}
