@@ -61,15 +61,7 @@ async fn a_panic_in_finish_fails_the_task_not_the_server() {
     let (server, results) = predict_with_fault("panic-finish").await;
     assert!(results.iter().all(|r| r["result"] == json!([])));
     assert!(server.log().contains("finish panicked on purpose"), "{}", server.log());
-    let text = server
-        .http
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let text = server.get_text("/metrics").await;
     assert!(text.contains("ls_ml_task_failures_total{kind=\"adapter\"} 2"), "{text}");
 }
 

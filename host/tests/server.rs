@@ -182,15 +182,7 @@ async fn endpoints_answer_label_studio_in_time_and_in_json() {
         assert_eq!((status, body), (200, json!({})), "{action}");
     }
 
-    let text = server
-        .http
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let text = server.get_text("/metrics").await;
     assert!(
         text.contains("ls_ml_requests_total{endpoint=\"setup\",status=\"200\"} 2"),
         "{text}"
