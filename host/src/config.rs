@@ -20,6 +20,18 @@ impl fmt::Debug for Secret {
     }
 }
 
+impl From<String> for Secret {
+    fn from(s: String) -> Self {
+        Self(s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Self)
+    }
+}
+
 impl FromStr for Secret {
     type Err = std::convert::Infallible;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -128,6 +140,26 @@ pub struct Config {
     #[arg(long, env = "LABEL_STUDIO_TOKEN", hide_env_values = true, hide = true)]
     pub label_studio_token: Option<Secret>,
 
+    /// Folder that Label Studio's Local Files storage serves (its LOCAL_FILES_DOCUMENT_ROOT),
+    /// when it is mounted here too: `/data/local-files/?d=...` images are then read from disk
+    /// instead of downloaded. Paths that leave this folder are refused.
+    #[arg(long, env = "LOCAL_FILES_DOCUMENT_ROOT")]
+    pub local_files_document_root: Option<PathBuf>,
+
+    /// Memory for recently downloaded images, in MiB, so that predicting the same tasks again
+    /// does not download them again. 0 turns the cache off.
+    #[arg(long, env = "ML_MEDIA_CACHE_MB", default_value_t = 64)]
+    pub media_cache_mb: u64,
+
+    /// User name that clients must send with HTTP Basic auth (set BASIC_AUTH_PASS too).
+    /// /health and /webhook stay open: Label Studio's own webhook sends no credentials.
+    #[arg(long, env = "BASIC_AUTH_USER")]
+    pub basic_auth_user: Option<String>,
+
+    /// Password for BASIC_AUTH_USER.
+    #[arg(long, env = "BASIC_AUTH_PASS", hide_env_values = true)]
+    pub basic_auth_pass: Option<Secret>,
+
     /// Path of the ONNX Runtime library (libonnxruntime.so). Default: the one that
     /// scripts/setup-onnxruntime.sh puts in vendor/onnxruntime/.
     #[arg(long, env = "ORT_DYLIB_PATH")]
@@ -138,6 +170,14 @@ impl Config {
     /// The Label Studio key, from either of its two names.
     pub fn api_key(&self) -> Option<&Secret> {
         self.label_studio_api_key.as_ref().or(self.label_studio_token.as_ref())
+    }
+
+    /// The Basic auth credentials, when both halves are set.
+    pub fn basic_auth(&self) -> Option<(String, Secret)> {
+        match (&self.basic_auth_user, &self.basic_auth_pass) {
+            (Some(user), Some(pass)) if !user.is_empty() => Some((user.clone(), pass.clone())),
+            _ => None,
+        }
     }
 
     pub fn plugins_dir(&self) -> PathBuf {

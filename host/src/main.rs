@@ -5,6 +5,7 @@ mod http;
 mod imaging;
 mod labelstudio;
 mod metrics;
+mod plan;
 mod plugins;
 mod predictor;
 mod registry;
@@ -18,8 +19,13 @@ use log::{error, info, warn};
 use tokio::net::TcpListener;
 
 use crate::{
-    config::Config, http::AppState, labelstudio::media::MediaClient, metrics::Metrics, predictor::Predictor,
-    registry::Registry, runtime::Runtime,
+    config::Config,
+    http::AppState,
+    labelstudio::{auth::KeyKind, media::MediaClient},
+    metrics::Metrics,
+    predictor::Predictor,
+    registry::Registry,
+    runtime::Runtime,
 };
 
 fn main() -> ExitCode {
@@ -79,8 +85,29 @@ async fn run(config: Config) -> anyhow::Result<()> {
     ));
     let metrics = Arc::new(Metrics::default());
     let media = MediaClient::new(&config).map_err(anyhow::Error::msg)?;
-    if config.label_studio_url.is_none() {
-        info!("LABEL_STUDIO_URL is not set: tasks with Label Studio paths (/data/upload/...) cannot be downloaded");
+    match (&config.label_studio_url, media.key_kind()) {
+        (None, _) => info!(
+            "LABEL_STUDIO_URL is not set: Label Studio paths (/data/upload/...) are fetched from the address \
+             Label Studio sends in /setup"
+        ),
+        (Some(url), None) => info!(
+            "Label Studio at {url}; no LABEL_STUDIO_API_KEY, so its files are fetched with the project creator's \
+             legacy token from /setup, if legacy tokens are enabled"
+        ),
+        (Some(url), Some(kind)) => info!(
+            "Label Studio at {url}, with a {} in LABEL_STUDIO_API_KEY",
+            match kind {
+                KeyKind::Legacy => "legacy token",
+                KeyKind::Personal => "personal access token",
+            }
+        ),
+    }
+    if config.basic_auth_user.is_some() != config.basic_auth_pass.is_some() {
+        anyhow::bail!("set both BASIC_AUTH_USER and BASIC_AUTH_PASS, or neither");
+    }
+    let basic_auth = http::basic_auth::Expected::new(config.basic_auth());
+    if basic_auth.is_on() {
+        info!("HTTP Basic auth is required on every endpoint except /health and /webhook");
     }
     let predictor = Predictor {
         registry: Arc::clone(&registry),
@@ -95,6 +122,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     };
     let state = Arc::new(AppState {
         predictor,
+        basic_auth,
         registry: Arc::clone(&registry),
         metrics,
         runtime,

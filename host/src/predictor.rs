@@ -13,7 +13,7 @@ use plugin_api::{Geometry, ImageRef, Params, Region, TensorRef};
 use serde_json::Value;
 
 use crate::{
-    imaging,
+    imaging::{self, RgbImage},
     labelstudio::{
         label_config::{ConfigError, Control, ControlKind, LabelConfig},
         media::{MediaClient, MediaError},
@@ -21,6 +21,7 @@ use crate::{
         results::{self, ImageSize},
     },
     metrics::Metrics,
+    plan::Plan,
     registry::{LoadedModel, Registry, RouteError},
 };
 
@@ -101,13 +102,13 @@ pub struct Predictor {
 impl Predictor {
     pub async fn predict(&self, request: PredictRequest) -> Result<Outcome, PredictError> {
         let project = project_id(request.project.as_ref());
-        let model = self.registry.route(project.as_deref())?;
         let config = LabelConfig::parse(request.label_config.as_deref().ok_or(PredictError::NoConfig)?)?;
+        let plan = Plan::build(&self.registry, project.as_deref(), Some(&config))?;
 
-        let empty = || results::prediction(Vec::new(), &model.version);
+        let empty = || results::prediction(Vec::new(), &plan.version);
         let mut outcome = Outcome {
             results: Vec::with_capacity(request.tasks.len()),
-            model: model.name.clone(),
+            model: plan.model_names(),
             failed: 0,
             times: StageTimes::default(),
         };
@@ -117,32 +118,20 @@ impl Predictor {
             outcome.results = request.tasks.iter().map(|_| empty()).collect();
             return Ok(outcome);
         }
-        let controls = config.controls.clone();
-        if controls.is_empty() {
+        if !plan.fills_anything() {
             warn!(
-                "the label config has no control tag a model can fill (RectangleLabels, PolygonLabels, ...): answering empty results"
+                "the label config has no control tag a model can fill (RectangleLabels, PolygonLabels, ... on an \
+                 Image, without model_skip): answering empty results"
             );
             outcome.results = request.tasks.iter().map(|_| empty()).collect();
             return Ok(outcome);
         }
-        let image_key = controls
-            .iter()
-            .find_map(|c| config.image(&c.to_name))
-            .map(|i| i.value_key.clone())
-            .unwrap_or_else(|| "image".to_string());
-        let params = Params {
-            conf: controls
-                .iter()
-                .filter_map(|c| c.score_threshold)
-                .fold(self.defaults.conf, f32::min),
-            ..self.defaults
-        };
 
         let labels: Vec<String> = request.tasks.iter().map(Task::label).collect();
-        let (model_ref, key) = (&model, image_key.as_str());
+        let plan_ref = &plan;
         // Owned tasks keep the closure free of higher-ranked borrows, so the future stays Send.
         let runs = stream::iter(request.tasks)
-            .map(|task| async move { self.run_task(model_ref, &task, key, params).await })
+            .map(|task| async move { self.run_task(plan_ref, &task).await })
             .buffered(self.task_concurrency.max(1))
             .collect::<Vec<_>>()
             .await;
@@ -150,10 +139,7 @@ impl Predictor {
             self.metrics.task_done();
             outcome.times.add(&run.times);
             match run.result {
-                Ok((regions, size)) => {
-                    let result = build_results(&model, &controls, &regions, size, self.defaults.conf);
-                    outcome.results.push(results::prediction(result, &model.version));
-                }
+                Ok(result) => outcome.results.push(results::prediction(result, &plan.version)),
                 Err(e) => {
                     warn!("task {label}: {e}; its result is left empty");
                     self.metrics.task_failed(e.kind());
@@ -165,10 +151,10 @@ impl Predictor {
         Ok(outcome)
     }
 
-    async fn run_task(&self, model: &Arc<LoadedModel>, task: &Task, image_key: &str, params: Params) -> TaskRun {
+    async fn run_task(&self, plan: &Plan, task: &Task) -> TaskRun {
         let mut times = StageTimes::default();
         let started = Instant::now();
-        let result = self.run_task_inner(model, task, image_key, params, &mut times).await;
+        let result = self.run_task_inner(plan, task, &mut times).await;
         for (stage, d) in [
             ("fetch", times.fetch),
             ("decode", times.decode),
@@ -184,51 +170,76 @@ impl Predictor {
         TaskRun { result, times }
     }
 
-    async fn run_task_inner(
-        &self,
-        model: &Arc<LoadedModel>,
-        task: &Task,
-        image_key: &str,
-        params: Params,
-        times: &mut StageTimes,
-    ) -> Result<(Vec<Region>, ImageSize), TaskError> {
+    /// Fetches and decodes the image once, then runs each model of the plan on it.
+    async fn run_task_inner(&self, plan: &Plan, task: &Task, times: &mut StageTimes) -> Result<Vec<Value>, TaskError> {
         let reference = task
             .data
-            .get(image_key)
+            .get(&plan.image_key)
             .and_then(Value::as_str)
-            .ok_or_else(|| TaskError::NoImage(image_key.to_string()))?;
+            .ok_or_else(|| TaskError::NoImage(plan.image_key.clone()))?;
 
         let t = Instant::now();
-        let bytes = self.media.fetch(reference).await?;
+        let bytes = self.media.fetch(reference, task.id.as_ref()).await?;
         times.fetch = t.elapsed();
 
+        let t = Instant::now();
+        let image = tokio::task::spawn_blocking(move || imaging::decode(&bytes))
+            .await
+            .map_err(|e| TaskError::Join(e.to_string()))??;
+        times.decode = t.elapsed();
+        let image = Arc::new(image);
+        let size = ImageSize {
+            width: image.width,
+            height: image.height,
+        };
+
+        let mut out = Vec::new();
+        for group in plan.groups.iter().filter(|g| !g.controls.is_empty()) {
+            let params = Params {
+                conf: group
+                    .controls
+                    .iter()
+                    .filter_map(|c| c.score_threshold)
+                    .fold(self.defaults.conf, f32::min),
+                ..self.defaults
+            };
+            let regions = self.run_model(&group.model, Arc::clone(&image), params, times).await?;
+            out.extend(build_results(
+                &group.model,
+                &group.controls,
+                &regions,
+                size,
+                self.defaults.conf,
+            ));
+        }
+        Ok(out)
+    }
+
+    async fn run_model(
+        &self,
+        model: &Arc<LoadedModel>,
+        image: Arc<RgbImage>,
+        params: Params,
+        times: &mut StageTimes,
+    ) -> Result<Vec<Region>, TaskError> {
         let m = Arc::clone(model);
-        let (prepared, size, decode_time, prepare_time) = tokio::task::spawn_blocking(move || {
-            let t = Instant::now();
-            let image = imaging::decode(&bytes)?;
-            let decode_time = t.elapsed();
-            let t = Instant::now();
-            let prepared = m.adapter.prepare(
+        let t = Instant::now();
+        let prepared = tokio::task::spawn_blocking(move || {
+            m.adapter.prepare(
                 &m.info,
                 ImageRef::new(image.width, image.height, &image.pixels),
                 &params,
-            )?;
-            let size = ImageSize {
-                width: image.width,
-                height: image.height,
-            };
-            Ok::<_, TaskError>((prepared, size, decode_time, t.elapsed()))
+            )
         })
         .await
         .map_err(|e| TaskError::Join(e.to_string()))??;
-        times.decode = decode_time;
-        times.prepare = prepare_time;
+        times.prepare += t.elapsed();
 
         let t = Instant::now();
         let inputs = prepared.inputs.into_vec();
         let context = prepared.context;
         let outputs = model.pool.run(inputs).await?;
-        times.infer = t.elapsed();
+        times.infer += t.elapsed();
 
         let m = Arc::clone(model);
         let t = Instant::now();
@@ -241,13 +252,13 @@ impl Predictor {
         })
         .await
         .map_err(|e| TaskError::Join(e.to_string()))??;
-        times.finish = t.elapsed();
-        Ok((sanitize(regions, model, params.max_det as usize), size))
+        times.finish += t.elapsed();
+        Ok(sanitize(regions, model, params.max_det as usize))
     }
 }
 
 struct TaskRun {
-    result: Result<(Vec<Region>, ImageSize), TaskError>,
+    result: Result<Vec<Value>, TaskError>,
     times: StageTimes,
 }
 

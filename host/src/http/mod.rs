@@ -1,5 +1,6 @@
 //! The HTTP layer: thin warp routes over the predictor and the registry.
 
+pub mod basic_auth;
 mod health;
 mod info;
 mod metrics;
@@ -20,6 +21,7 @@ pub const MAX_BODY_BYTES: u64 = 64 * 1024 * 1024;
 
 pub struct AppState {
     pub predictor: Predictor,
+    pub basic_auth: basic_auth::Expected,
     pub registry: Arc<Registry>,
     pub metrics: Arc<Metrics>,
     pub runtime: Arc<Runtime>,
@@ -34,6 +36,9 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Infa
         warp::any().map(move || Arc::clone(&state))
     };
     let body = warp::body::content_length_limit(MAX_BODY_BYTES).and(warp::body::bytes());
+    // Everything but /health and /webhook: Label Studio's auto-created webhook sends no
+    // credentials, and /health must answer whoever asks whether we are up.
+    let auth = basic_auth::guard(state.basic_auth.clone());
 
     let health = warp::get()
         .and(
@@ -46,29 +51,35 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Infa
         .map(health::handle);
     let setup = warp::path!("setup")
         .and(warp::post())
+        .and(auth.clone())
         .and(body)
         .and(with_state.clone())
         .map(setup::handle);
     let predict = warp::path!("predict")
         .and(warp::post())
+        .and(auth.clone())
         .and(body)
         .and(with_state.clone())
         .then(predict::handle);
     let webhook = warp::path!("webhook").and(warp::post()).and(body).map(webhook::handle);
     let versions = warp::path!("versions")
         .and(warp::get())
+        .and(auth.clone())
         .and(with_state.clone())
         .map(info::versions);
     let models = warp::path!("models")
         .and(warp::get())
+        .and(auth.clone())
         .and(with_state.clone())
         .map(info::models);
     let plugins = warp::path!("plugins")
         .and(warp::get())
+        .and(auth.clone())
         .and(with_state.clone())
         .map(info::plugins);
     let metrics = warp::path!("metrics")
         .and(warp::get())
+        .and(auth.clone())
         .and(with_state.clone())
         .map(metrics::handle);
 

@@ -41,6 +41,7 @@ pub async fn handle(body: Bytes, state: State) -> warp::reply::Response {
 
 fn status_of(e: &PredictError) -> StatusCode {
     match e {
+        PredictError::Route(e) if e.is_bad_request() => StatusCode::BAD_REQUEST,
         PredictError::Route(RouteError::Loading { .. }) => StatusCode::SERVICE_UNAVAILABLE,
         PredictError::Route(_) => StatusCode::NOT_FOUND,
         PredictError::Config(_) | PredictError::NoConfig => StatusCode::BAD_REQUEST,

@@ -30,6 +30,17 @@ pub async fn rejection(rejection: Rejection) -> Result<Response, Infallible> {
             StatusCode::NOT_FOUND,
             "no such endpoint; this backend serves /health, /setup, /predict, /webhook, /versions, /metrics, /models and /plugins",
         )
+    } else if rejection.find::<super::basic_auth::Unauthorized>().is_some() {
+        let mut reply = error(
+            StatusCode::UNAUTHORIZED,
+            "this backend requires HTTP Basic auth: in Label Studio, connect the model with Authentication \
+             \"Basic Authentication\" and the user and password set in BASIC_AUTH_USER / BASIC_AUTH_PASS",
+        );
+        reply.headers_mut().insert(
+            warp::http::header::WWW_AUTHENTICATE,
+            warp::http::HeaderValue::from_static("Basic realm=\"ls-ml-backend\""),
+        );
+        reply
     } else if rejection.find::<PayloadTooLarge>().is_some() {
         error(
             StatusCode::PAYLOAD_TOO_LARGE,

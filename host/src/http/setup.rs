@@ -3,21 +3,48 @@ use serde_json::json;
 use warp::{http::StatusCode, reply::Response};
 
 use super::{State, reply};
-use crate::labelstudio::protocol::{SetupRequest, project_id};
+use crate::{
+    labelstudio::{
+        label_config::LabelConfig,
+        protocol::{SetupRequest, project_id},
+    },
+    plan::Plan,
+};
 
-/// Answers with the version of the model routing picks for the project. Loads nothing:
-/// Label Studio calls this before every prediction batch and gives it three seconds.
+/// Answers with the version of the model(s) that would fill the project's label config.
+/// Loads nothing: Label Studio calls this before every prediction batch and gives it three
+/// seconds.
 pub fn handle(body: Bytes, state: State) -> Response {
     let request: SetupRequest = match reply::parse_body(&body) {
         Ok(r) => r,
         Err(response) => return *response,
     };
+    state
+        .predictor
+        .media
+        .note_setup(request.hostname.as_deref(), request.access_token.as_ref());
     let project = project_id(request.project.as_ref());
-    match state.registry.route(project.as_deref()) {
-        Ok(model) => reply::json(&json!({ "model_version": model.version })),
+    let shown = project.as_deref().unwrap_or("(none)");
+    // A schema that does not parse is the user's to fix in Label Studio; the project's model
+    // is still the answer, as for a config without control tags.
+    let config = match request.schema.as_deref().map(LabelConfig::parse) {
+        Some(Ok(config)) => Some(config),
+        Some(Err(e)) => {
+            log::warn!("setup for project {shown}: {e}");
+            None
+        }
+        None => None,
+    };
+    match Plan::build(&state.registry, project.as_deref(), config.as_ref()) {
+        Ok(plan) => reply::json(&json!({ "model_version": plan.version })),
         Err(e) => {
-            log::warn!("setup for project {}: {e}", project.as_deref().unwrap_or("(none)"));
-            reply::error(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+            log::warn!("setup for project {shown}: {e}");
+            let status = if e.is_bad_request() {
+                StatusCode::BAD_REQUEST
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            reply::error(status, e.to_string())
         }
     }
 }

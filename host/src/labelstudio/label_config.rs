@@ -37,7 +37,10 @@ impl ControlKind {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct LabelDef {
+    /// What Label Studio stores as the label: the `alias`, else the `value`.
     pub value: String,
+    /// The `value` attribute, matched against model class names.
+    pub name: String,
     /// Model class names that map to this label (`predicted_values="cat,kitten"`).
     pub predicted_values: Vec<String>,
 }
@@ -48,8 +51,13 @@ pub struct Control {
     pub name: String,
     pub to_name: String,
     pub labels: Vec<LabelDef>,
-    /// `model_score_threshold`: overrides the default minimum score for this tag.
+    /// `model_score_threshold` (or `score_threshold`): overrides the default minimum score.
     pub score_threshold: Option<f32>,
+    /// `model_path`: the model file (in ML_MODELS_DIR) that fills this tag, instead of the
+    /// project's model.
+    pub model_path: Option<String>,
+    /// `model_skip="true"`: the tag is for people only.
+    pub skip: bool,
 }
 
 impl Control {
@@ -57,13 +65,13 @@ impl Control {
     pub fn label_for(&self, class_name: &str) -> Option<&str> {
         self.labels
             .iter()
-            .find(|l| l.value == class_name)
+            .find(|l| l.name == class_name)
             .or_else(|| {
                 self.labels
                     .iter()
                     .find(|l| l.predicted_values.iter().any(|p| p == class_name))
             })
-            .or_else(|| self.labels.iter().find(|l| l.value.eq_ignore_ascii_case(class_name)))
+            .or_else(|| self.labels.iter().find(|l| l.name.eq_ignore_ascii_case(class_name)))
             .map(|l| l.value.as_str())
     }
 }
@@ -117,7 +125,9 @@ impl LabelConfig {
                 .filter(|n| n.is_element() && n.tag_name().name().eq_ignore_ascii_case(label_tag))
                 .filter_map(|n| {
                     Some(LabelDef {
-                        value: n.attribute("value")?.to_string(),
+                        // Label Studio stores the alias, when there is one, as the label.
+                        value: n.attribute("alias").or(n.attribute("value"))?.to_string(),
+                        name: n.attribute("value")?.to_string(),
                         predicted_values: n
                             .attribute("predicted_values")
                             .map(|v| {
@@ -137,10 +147,26 @@ impl LabelConfig {
                 labels,
                 score_threshold: node
                     .attribute("model_score_threshold")
+                    .or(node.attribute("score_threshold"))
                     .and_then(|v| v.trim().parse().ok()),
+                model_path: node
+                    .attribute("model_path")
+                    .map(str::trim)
+                    .filter(|p| !p.is_empty())
+                    .map(str::to_string),
+                skip: node
+                    .attribute("model_skip")
+                    .is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes")),
             });
         }
         Ok(config)
+    }
+
+    /// The control tags a model should fill: those on an `<Image>`, without `model_skip`.
+    pub fn active_controls(&self) -> impl Iterator<Item = &Control> {
+        self.controls
+            .iter()
+            .filter(|c| !c.skip && self.image(&c.to_name).is_some())
     }
 
     pub fn image(&self, name: &str) -> Option<&ImageTag> {
@@ -199,6 +225,35 @@ mod tests {
         .expect("parse");
         assert_eq!(config.controls[0].label_for("Cat"), Some("Cat"));
         assert_eq!(config.controls[0].label_for("cat"), Some("cat"));
+    }
+
+    #[test]
+    fn model_attributes_and_several_controls() {
+        let config = LabelConfig::parse(
+            r#"<View>
+              <Image name="img" value="$photo"/>
+              <Text name="caption" value="$text"/>
+              <RectangleLabels name="boxes" toName="img" model_path="det.onnx" score_threshold="0.6">
+                <Label value="Circle" alias="circle-alias"/>
+              </RectangleLabels>
+              <View><PolygonLabels name="outlines" toName="img"><Label value="Circle"/></PolygonLabels></View>
+              <BrushLabels name="masks" toName="img" model_skip="true"><Label value="Circle"/></BrushLabels>
+              <KeyPointLabels name="points" toName="img"><Label value="Circle"/></KeyPointLabels>
+              <Choices name="on_text" toName="caption"><Choice value="x"/></Choices>
+            </View>"#,
+        )
+        .expect("parse");
+        assert_eq!(config.controls.len(), 5);
+        let boxes = &config.controls[0];
+        assert_eq!(boxes.model_path.as_deref(), Some("det.onnx"));
+        assert_eq!(boxes.score_threshold, Some(0.6));
+        assert_eq!(boxes.labels[0].value, "circle-alias");
+        assert_eq!(boxes.label_for("Circle"), Some("circle-alias"));
+        assert!(config.controls[2].skip);
+        let active: Vec<&str> = config.active_controls().map(|c| c.name.as_str()).collect();
+        // The skipped tag and the tag on a text object are left out.
+        assert_eq!(active, vec!["boxes", "outlines", "points"]);
+        assert_eq!(config.image("img").map(|i| i.value_key.as_str()), Some("photo"));
     }
 
     #[test]

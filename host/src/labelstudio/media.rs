@@ -1,37 +1,84 @@
-//! Downloading task images. Label Studio gives relative URLs for its own files
-//! (`/data/upload/...`), which need its address and an API key; other URLs are fetched as
-//! they are, without Label Studio's credentials.
+//! Getting a task's image, in every form Label Studio puts in `task.data`:
+//!
+//! - `/data/upload/...` (and `upload/...`): files uploaded to Label Studio, downloaded from it
+//!   with its API key;
+//! - `/data/local-files/?d=...`: Local Files storage, read from disk when
+//!   LOCAL_FILES_DOCUMENT_ROOT is mounted here, else downloaded from Label Studio;
+//! - `s3://`, `gs://`, `azure-blob://`: cloud storage, through Label Studio's presign endpoint,
+//!   whose redirect to the cloud is followed without Label Studio's credentials;
+//! - `http(s)://...`: fetched as is; credentials only if it is Label Studio's own address.
+//!
+//! Label Studio's address is LABEL_STUDIO_URL, or else the `hostname` that /setup sends.
 
-use std::time::Duration;
+use std::{
+    path::{Component, Path, PathBuf},
+    sync::{Arc, RwLock},
+    time::Duration,
+};
 
+use base64::Engine;
 use bytes::{Bytes, BytesMut};
-use reqwest::{StatusCode, Url, header::AUTHORIZATION};
+use reqwest::{StatusCode, Url, header};
+use serde_json::Value;
 
+use super::{
+    auth::{AuthError, Credentials, KeyKind},
+    media_cache::MediaCache,
+};
 use crate::config::{Config, Secret};
+
+const MAX_REDIRECTS: usize = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MediaError {
-    #[error("`{0}` is a Label Studio path, but LABEL_STUDIO_URL is not set")]
+    #[error(
+        "`{0}` is a Label Studio path, but Label Studio's address is unknown: set LABEL_STUDIO_URL \
+         (or connect the model from Label Studio, whose /setup call tells it)"
+    )]
     NoLabelStudioUrl(String),
-    #[error("`{url}` is not a URL this backend can download ({reason})")]
-    Unsupported { url: String, reason: &'static str },
+    #[error("`{url}` cannot be downloaded: {reason}")]
+    Unsupported { url: String, reason: String },
     #[error("downloading {url} failed: {message}")]
     Request { url: String, message: String },
-    #[error("downloading {url} failed with HTTP {status}{hint}")]
+    #[error("downloading {url} failed with HTTP {status}{detail}{hint}")]
     Status {
         url: String,
         status: StatusCode,
+        detail: String,
         hint: &'static str,
     },
     #[error("{url} is larger than the {limit} byte limit (ML_MAX_IMAGE_BYTES)")]
     TooLarge { url: String, limit: u64 },
+    #[error("reading the local file {path} failed: {message}")]
+    LocalFile { path: String, message: String },
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+}
+
+/// Where a task's image comes from.
+#[derive(Debug, PartialEq)]
+pub enum Source {
+    Http { url: Url, presign: bool },
+    LocalFile(PathBuf),
+}
+
+/// What the last /setup call said about Label Studio.
+#[derive(Default)]
+struct SetupHints {
+    hostname: Option<Url>,
+    /// The project creator's legacy token, used only when LABEL_STUDIO_API_KEY is unset.
+    credentials: Option<Arc<Credentials>>,
+    token: Option<Secret>,
 }
 
 pub struct MediaClient {
     http: reqwest::Client,
     label_studio: Option<Url>,
-    api_key: Option<Secret>,
+    credentials: Option<Arc<Credentials>>,
+    setup: RwLock<SetupHints>,
+    local_root: Option<PathBuf>,
     max_bytes: u64,
+    cache: MediaCache,
 }
 
 impl MediaClient {
@@ -42,9 +89,13 @@ impl MediaClient {
             .map(str::trim)
             .filter(|s| !s.is_empty())
         {
-            Some(raw) => Some(
-                Url::parse(&format!("{}/", raw.trim_end_matches('/')))
-                    .map_err(|e| format!("LABEL_STUDIO_URL `{raw}` is not a URL: {e}"))?,
+            Some(raw) => Some(base_url(raw).map_err(|e| format!("LABEL_STUDIO_URL `{raw}` is not a URL: {e}"))?),
+            None => None,
+        };
+        let local_root = match &config.local_files_document_root {
+            Some(root) => Some(
+                root.canonicalize()
+                    .map_err(|e| format!("LOCAL_FILES_DOCUMENT_ROOT {} cannot be used: {e}", root.display()))?,
             ),
             None => None,
         };
@@ -53,110 +104,331 @@ impl MediaClient {
             .connect_timeout(timeout)
             .read_timeout(timeout)
             .timeout(timeout * 2)
-            .redirect(reqwest::redirect::Policy::limited(5))
+            // Redirects are followed by hand, to decide at each hop whether Label Studio's
+            // credentials may go along.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("ls-ml-backend/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         Ok(Self {
             http,
             label_studio,
-            api_key: config.api_key().cloned(),
+            credentials: config.api_key().cloned().map(|k| Arc::new(Credentials::new(k))),
+            setup: RwLock::new(SetupHints::default()),
+            local_root,
             max_bytes: config.max_image_bytes,
+            cache: MediaCache::new(config.media_cache_mb.saturating_mul(1024 * 1024)),
         })
     }
 
-    /// Resolves a task's image reference to a URL, and whether it points at Label Studio.
-    pub fn resolve(&self, reference: &str) -> Result<(Url, bool), MediaError> {
-        let reference = reference.trim();
-        if reference.starts_with("http://") || reference.starts_with("https://") {
-            let url = Url::parse(reference).map_err(|e| MediaError::Request {
-                url: reference.to_string(),
-                message: e.to_string(),
-            })?;
-            let is_ls = self.label_studio.as_ref().is_some_and(|ls| same_origin(ls, &url));
-            return Ok((url, is_ls));
-        }
-        if reference.starts_with('/') {
-            let base = self
-                .label_studio
-                .as_ref()
-                .ok_or_else(|| MediaError::NoLabelStudioUrl(reference.to_string()))?;
-            let url = base
-                .join(reference.trim_start_matches('/'))
-                .map_err(|e| MediaError::Request {
-                    url: reference.to_string(),
-                    message: e.to_string(),
-                })?;
-            return Ok((url, true));
-        }
-        let reason = match reference.split_once("://").map(|(s, _)| s) {
-            Some("s3" | "gs" | "azure-blob") => {
-                "cloud storage URIs are not supported yet; connect the storage so Label Studio serves the files"
+    /// The kind of key configured, for the start-up log.
+    pub fn key_kind(&self) -> Option<KeyKind> {
+        self.credentials.as_ref().map(|c| c.kind())
+    }
+
+    /// Remembers what /setup said: Label Studio's address (used when LABEL_STUDIO_URL is unset)
+    /// and the project creator's legacy token (used when LABEL_STUDIO_API_KEY is unset).
+    pub fn note_setup(&self, hostname: Option<&str>, token: Option<&Secret>) {
+        let hostname = hostname
+            .map(str::trim)
+            .filter(|h| h.starts_with("http://") || h.starts_with("https://"))
+            .and_then(|h| base_url(h).ok());
+        let mut setup = self.setup.write().unwrap_or_else(|e| e.into_inner());
+        if hostname.is_some() && setup.hostname != hostname {
+            if self.label_studio.is_none()
+                && let Some(h) = &hostname
+            {
+                log::info!("Label Studio's address from /setup: {h} (LABEL_STUDIO_URL is not set)");
             }
-            Some(_) => "unknown scheme",
-            None => "not a URL",
-        };
-        Err(MediaError::Unsupported {
+            setup.hostname = hostname;
+        }
+        if let Some(token) = token.filter(|t| !t.expose().trim().is_empty())
+            && setup.token.as_ref() != Some(token)
+        {
+            setup.credentials = Some(Arc::new(Credentials::new(token.clone())));
+            setup.token = Some(token.clone());
+        }
+    }
+
+    fn label_studio(&self) -> Option<Url> {
+        self.label_studio
+            .clone()
+            .or_else(|| self.setup.read().unwrap_or_else(|e| e.into_inner()).hostname.clone())
+    }
+
+    fn credentials(&self) -> Option<Arc<Credentials>> {
+        self.credentials
+            .clone()
+            .or_else(|| self.setup.read().unwrap_or_else(|e| e.into_inner()).credentials.clone())
+    }
+
+    /// Where a task's image reference points. `task_id` is needed for cloud URIs only.
+    pub fn resolve(&self, reference: &str, task_id: Option<&Value>) -> Result<Source, MediaError> {
+        let reference = reference.trim();
+        let unsupported = |reason: String| MediaError::Unsupported {
             url: reference.to_string(),
             reason,
-        })
+        };
+        let scheme = reference.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+        match scheme.as_deref() {
+            Some("http" | "https") => {
+                let url = Url::parse(reference).map_err(|e| unsupported(e.to_string()))?;
+                if let Some(path) = self.local_file(&url)? {
+                    return Ok(Source::LocalFile(path));
+                }
+                Ok(Source::Http { url, presign: false })
+            }
+            Some("s3" | "gs" | "gcs" | "azure-blob") => {
+                let ls = self
+                    .label_studio()
+                    .ok_or_else(|| MediaError::NoLabelStudioUrl(reference.to_string()))?;
+                let id = task_id
+                    .and_then(|id| id.as_u64().or_else(|| id.as_str()?.parse().ok()))
+                    .ok_or_else(|| {
+                        unsupported("a cloud storage URI needs the task's id, and the task has none".into())
+                    })?;
+                let encoded = base64::engine::general_purpose::URL_SAFE.encode(reference);
+                let mut url = ls
+                    .join(&format!("tasks/{id}/presign/"))
+                    .map_err(|e| unsupported(e.to_string()))?;
+                url.query_pairs_mut().append_pair("fileuri", &encoded);
+                Ok(Source::Http { url, presign: true })
+            }
+            Some(other) => Err(unsupported(format!(
+                "the scheme `{other}` is not supported; use http(s), a Label Studio path, or s3://, gs://, azure-blob://"
+            ))),
+            None => {
+                // `upload/1/a.png` is how some exports write `/data/upload/1/a.png`.
+                let path = if reference.starts_with("upload/") {
+                    format!("/data/{reference}")
+                } else if reference.starts_with('/') {
+                    reference.to_string()
+                } else {
+                    return Err(unsupported("it is neither a URL nor a Label Studio path".into()));
+                };
+                let ls = self
+                    .label_studio()
+                    .ok_or_else(|| MediaError::NoLabelStudioUrl(reference.to_string()))?;
+                let url = ls
+                    .join(path.trim_start_matches('/'))
+                    .map_err(|e| unsupported(e.to_string()))?;
+                if let Some(path) = self.local_file(&url)? {
+                    return Ok(Source::LocalFile(path));
+                }
+                Ok(Source::Http { url, presign: false })
+            }
+        }
     }
 
-    pub async fn fetch(&self, reference: &str) -> Result<Bytes, MediaError> {
-        let (url, is_ls) = self.resolve(reference)?;
-        let shown = url.to_string();
-        let mut request = self.http.get(url);
-        if is_ls && let Some(key) = &self.api_key {
-            request = request.header(AUTHORIZATION, format!("Token {}", key.expose()));
+    /// A `/data/local-files/?d=...` URL as a file under LOCAL_FILES_DOCUMENT_ROOT, when that is
+    /// set and the file is there. A path that would leave the root is an error, not a download.
+    fn local_file(&self, url: &Url) -> Result<Option<PathBuf>, MediaError> {
+        let Some(root) = &self.local_root else {
+            return Ok(None);
+        };
+        if !url.path().ends_with("/data/local-files/") && !url.path().ends_with("/data/local-files") {
+            return Ok(None);
         }
-        let mut response = request.send().await.map_err(|e| MediaError::Request {
-            url: shown.clone(),
+        let Some((_, d)) = url.query_pairs().find(|(k, _)| k == "d") else {
+            return Ok(None);
+        };
+        let refuse = || MediaError::Unsupported {
+            url: url.to_string(),
+            reason: "the path leaves LOCAL_FILES_DOCUMENT_ROOT".into(),
+        };
+        let relative = Path::new(d.as_ref());
+        if relative
+            .components()
+            .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+        {
+            return Err(refuse());
+        }
+        let path = root.join(relative);
+        match path.canonicalize() {
+            // Symbolic links may point anywhere; what counts is where the file really is.
+            Ok(real) if real.starts_with(root) => Ok(Some(real)),
+            Ok(_) => Err(refuse()),
+            // Not mounted here after all: let Label Studio serve it.
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// Downloads (or reads) a task's image.
+    pub async fn fetch(&self, reference: &str, task_id: Option<&Value>) -> Result<Bytes, MediaError> {
+        match self.resolve(reference, task_id)? {
+            Source::LocalFile(path) => self.read_local(path).await,
+            Source::Http { url, presign } => {
+                let key = url.to_string();
+                if let Some(hit) = self.cache.get(&key) {
+                    return Ok(hit);
+                }
+                let bytes = self.download(url, presign).await?;
+                self.cache.insert(&key, bytes.clone());
+                Ok(bytes)
+            }
+        }
+    }
+
+    async fn read_local(&self, path: PathBuf) -> Result<Bytes, MediaError> {
+        let shown = path.display().to_string();
+        let fail = |e: std::io::Error| MediaError::LocalFile {
+            path: shown.clone(),
             message: e.to_string(),
-        })?;
-        let status = response.status();
-        if !status.is_success() {
-            return Err(MediaError::Status {
-                url: shown,
-                status,
-                hint: status_hint(status, is_ls),
-            });
-        }
-        if response.content_length().is_some_and(|len| len > self.max_bytes) {
+        };
+        let len = tokio::fs::metadata(&path).await.map_err(fail)?.len();
+        if len > self.max_bytes {
             return Err(MediaError::TooLarge {
                 url: shown,
                 limit: self.max_bytes,
             });
         }
-        let mut body = BytesMut::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| MediaError::Request {
-            url: shown.clone(),
-            message: e.to_string(),
-        })? {
-            if body.len() as u64 + chunk.len() as u64 > self.max_bytes {
+        Ok(Bytes::from(tokio::fs::read(&path).await.map_err(fail)?))
+    }
+
+    async fn download(&self, mut url: Url, presign: bool) -> Result<Bytes, MediaError> {
+        let ls = self.label_studio();
+        let credentials = self.credentials();
+        let mut retried = false;
+        let mut hops = 0;
+        loop {
+            let shown = url.to_string();
+            let to_ls = ls.as_ref().is_some_and(|ls| same_origin(ls, &url));
+            let mut request = self.http.get(url.clone());
+            let mut sent = None;
+            if to_ls && let (Some(ls), Some(creds)) = (&ls, &credentials) {
+                request = request.header(header::AUTHORIZATION, creds.header(&self.http, ls).await?);
+                sent = Some(creds.kind());
+            }
+            let mut response = request.send().await.map_err(|e| MediaError::Request {
+                url: shown.clone(),
+                message: error_chain(&e),
+            })?;
+            let status = response.status();
+            if status.is_redirection()
+                && let Some(location) = response.headers().get(header::LOCATION)
+            {
+                hops += 1;
+                if hops > MAX_REDIRECTS {
+                    return Err(MediaError::Request {
+                        url: shown,
+                        message: format!("more than {MAX_REDIRECTS} redirects"),
+                    });
+                }
+                let location = location.to_str().unwrap_or_default();
+                url = url.join(location).map_err(|e| MediaError::Request {
+                    url: shown.clone(),
+                    message: format!("bad redirect to `{location}`: {e}"),
+                })?;
+                continue;
+            }
+            if status == StatusCode::UNAUTHORIZED
+                && sent.is_some()
+                && !retried
+                && let Some(creds) = &credentials
+                && creds.refused().await
+            {
+                retried = true;
+                continue;
+            }
+            if !status.is_success() {
+                let detail = read_detail(response).await;
+                return Err(MediaError::Status {
+                    url: shown,
+                    status,
+                    detail,
+                    hint: status_hint(status, to_ls, sent, presign),
+                });
+            }
+            if response.content_length().is_some_and(|len| len > self.max_bytes) {
                 return Err(MediaError::TooLarge {
                     url: shown,
                     limit: self.max_bytes,
                 });
             }
-            body.extend_from_slice(&chunk);
+            let mut body = BytesMut::new();
+            while let Some(chunk) = response.chunk().await.map_err(|e| MediaError::Request {
+                url: shown.clone(),
+                message: error_chain(&e),
+            })? {
+                if body.len() as u64 + chunk.len() as u64 > self.max_bytes {
+                    return Err(MediaError::TooLarge {
+                        url: shown,
+                        limit: self.max_bytes,
+                    });
+                }
+                body.extend_from_slice(&chunk);
+            }
+            return Ok(body.freeze());
         }
-        Ok(body.freeze())
     }
+}
+
+/// A base URL that `join` extends instead of replacing its last segment.
+fn base_url(raw: &str) -> Result<Url, String> {
+    Url::parse(&format!("{}/", raw.trim().trim_end_matches('/'))).map_err(|e| e.to_string())
 }
 
 fn same_origin(a: &Url, b: &Url) -> bool {
     a.scheme() == b.scheme() && a.host_str() == b.host_str() && a.port_or_known_default() == b.port_or_known_default()
 }
 
-fn status_hint(status: StatusCode, is_ls: bool) -> &'static str {
-    match (status.as_u16(), is_ls) {
-        (401, true) => {
-            ": Label Studio refused the API key; check LABEL_STUDIO_API_KEY (legacy tokens may be disabled in this \
-             organization)"
+/// reqwest's top-level error says only "error sending request"; the cause says why.
+fn error_chain(e: &reqwest::Error) -> String {
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    if e.is_timeout() {
+        message.push_str(" (ML_FETCH_TIMEOUT)");
+    }
+    message
+}
+
+/// Label Studio explains refusals in a JSON `detail`; show it, briefly.
+async fn read_detail(response: reqwest::Response) -> String {
+    let Ok(body) = response.bytes().await else {
+        return String::new();
+    };
+    let detail = serde_json::from_slice::<Value>(&body[..body.len().min(64 * 1024)])
+        .ok()
+        .and_then(|v| v.get("detail").and_then(Value::as_str).map(str::to_string));
+    match detail {
+        Some(d) => format!(" ({})", d.chars().take(300).collect::<String>()),
+        None => String::new(),
+    }
+}
+
+fn status_hint(status: StatusCode, to_ls: bool, sent: Option<KeyKind>, presign: bool) -> &'static str {
+    match (status.as_u16(), to_ls, sent) {
+        (401, true, Some(KeyKind::Legacy)) => {
+            ": Label Studio refused the legacy token. New organizations have legacy tokens disabled since Label \
+             Studio 1.17: put a personal access token (Account & Settings > Personal Access Token) in \
+             LABEL_STUDIO_API_KEY, or have an admin enable legacy tokens (Organization > Access Token Settings)"
         }
-        (401, false) | (403, false) => ": the image host wants credentials this backend does not send",
-        (403, true) => ": the API key's user may not read this project's files",
-        (404, _) => ": the file does not exist",
+        (401, true, Some(KeyKind::Personal)) => {
+            ": Label Studio refused the access token made from the personal access token in LABEL_STUDIO_API_KEY; \
+             it may have been revoked: create a new one"
+        }
+        (401, true, None) => {
+            ": Label Studio needs an API key for its files: set LABEL_STUDIO_API_KEY to a personal access token \
+             (Account & Settings > Personal Access Token)"
+        }
+        (403, true, _) => {
+            ": the API key's user may not read this file. For /data/local-files/, Label Studio also needs \
+             LOCAL_FILES_SERVING_ENABLED=true and a Local Storage connection covering the path"
+        }
+        (401 | 403, false, _) => {
+            ": the image host wants credentials; Label Studio's API key is only ever sent to Label Studio"
+        }
+        (404, _, _) if presign => {
+            ": Label Studio does not know this cloud URI; it must belong to a cloud storage connected to the \
+             task's project"
+        }
+        (404, _, _) => ": the file does not exist",
+        (500, true, _) => ": Label Studio answers 500 when an uploaded file is missing from its disk",
         _ => "",
     }
 }
@@ -165,54 +437,183 @@ fn status_hint(status: StatusCode, is_ls: bool) -> &'static str {
 mod tests {
     use super::*;
     use clap::Parser;
+    use serde_json::json;
+
+    fn client_with(args: &[&str]) -> MediaClient {
+        let mut all = vec!["ls-ml-backend"];
+        all.extend_from_slice(args);
+        MediaClient::new(&Config::parse_from(all)).expect("client")
+    }
 
     fn client(ls: Option<&str>) -> MediaClient {
-        let mut args = vec!["ls-ml-backend".to_string()];
-        if let Some(ls) = ls {
-            args.push("--label-studio-url".into());
-            args.push(ls.into());
+        match ls {
+            Some(ls) => client_with(&["--label-studio-url", ls]),
+            None => client_with(&[]),
         }
-        MediaClient::new(&Config::parse_from(args)).expect("client")
+    }
+
+    fn http_url(source: Source) -> String {
+        match source {
+            Source::Http { url, .. } => url.to_string(),
+            other => panic!("expected a download, got {other:?}"),
+        }
     }
 
     #[test]
     fn relative_paths_resolve_against_label_studio() {
         let c = client(Some("http://ls.example:8080/"));
-        let (url, is_ls) = c.resolve("/data/upload/3/a.png").expect("resolve");
-        assert_eq!(url.as_str(), "http://ls.example:8080/data/upload/3/a.png");
-        assert!(is_ls);
+        assert_eq!(
+            http_url(c.resolve("/data/upload/3/a.png", None).expect("resolve")),
+            "http://ls.example:8080/data/upload/3/a.png"
+        );
+        assert_eq!(
+            http_url(c.resolve("upload/3/a.png", None).expect("resolve")),
+            "http://ls.example:8080/data/upload/3/a.png"
+        );
         let c = client(Some("http://ls.example/prefix"));
         assert_eq!(
-            c.resolve("/data/upload/1/b.jpg").expect("resolve").0.as_str(),
+            http_url(c.resolve("/data/upload/1/b.jpg", None).expect("resolve")),
             "http://ls.example/prefix/data/upload/1/b.jpg"
         );
     }
 
     #[test]
-    fn only_label_studio_urls_get_credentials() {
-        let c = client(Some("http://ls.example:8080"));
-        assert!(c.resolve("http://ls.example:8080/data/upload/1/a.png").expect("ls").1);
-        assert!(!c.resolve("http://ls.example:9090/a.png").expect("other port").1);
-        assert!(!c.resolve("https://images.example/a.png").expect("other host").1);
-    }
-
-    #[test]
-    fn relative_paths_need_label_studio_url() {
+    fn setup_hostname_is_the_fallback_address() {
+        let c = client(None);
         assert!(matches!(
-            client(None).resolve("/data/upload/1/a.png"),
+            c.resolve("/data/upload/1/a.png", None),
             Err(MediaError::NoLabelStudioUrl(_))
         ));
+        c.note_setup(Some("http://localhost:8080"), None);
+        assert_eq!(
+            http_url(c.resolve("/data/upload/1/a.png", None).expect("resolve")),
+            "http://localhost:8080/data/upload/1/a.png"
+        );
+        // LABEL_STUDIO_URL wins over what /setup says.
+        let c = client(Some("http://ls.internal:8080"));
+        c.note_setup(Some("http://localhost:8080"), None);
+        assert_eq!(
+            http_url(c.resolve("/data/upload/1/a.png", None).expect("resolve")),
+            "http://ls.internal:8080/data/upload/1/a.png"
+        );
     }
 
     #[test]
-    fn unknown_schemes_are_refused() {
+    fn setup_token_is_used_only_without_a_configured_key() {
+        let c = client(None);
+        assert!(c.credentials().is_none());
+        c.note_setup(None, Some(&Secret::from("legacy".to_string())));
+        assert!(c.credentials().is_some_and(|k| k.kind() == KeyKind::Legacy));
+        let c = client_with(&["--label-studio-api-key", "configured"]);
+        c.note_setup(None, Some(&Secret::from("legacy".to_string())));
+        let creds = c.credentials().expect("credentials");
+        assert!(Arc::ptr_eq(&creds, c.credentials.as_ref().expect("configured")));
+    }
+
+    #[test]
+    fn cloud_uris_go_through_presign() {
+        let c = client(Some("http://ls.example:8080"));
+        let url = http_url(c.resolve("s3://bucket/dir/a b.jpg", Some(&json!(42))).expect("resolve"));
+        let encoded = base64::engine::general_purpose::URL_SAFE.encode("s3://bucket/dir/a b.jpg");
+        assert_eq!(
+            url,
+            format!(
+                "http://ls.example:8080/tasks/42/presign/?fileuri={}",
+                encoded.replace('=', "%3D")
+            )
+        );
         assert!(matches!(
-            client(None).resolve("ftp://x/a.png"),
+            c.resolve("gs://bucket/a.jpg", None),
             Err(MediaError::Unsupported { .. })
         ));
+    }
+
+    #[test]
+    fn unknown_schemes_and_plain_words_are_refused() {
+        let c = client(Some("http://ls.example"));
+        for bad in [
+            "ftp://x/a.png",
+            "file:///etc/passwd",
+            "javascript://x",
+            "just-a-name.png",
+        ] {
+            assert!(
+                matches!(c.resolve(bad, Some(&json!(1))), Err(MediaError::Unsupported { .. })),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn local_files_stay_inside_the_document_root() {
+        let root = tempfile::tempdir().expect("root");
+        std::fs::create_dir(root.path().join("imgs")).expect("dir");
+        std::fs::write(root.path().join("imgs/a.png"), b"png").expect("file");
+        let outside = tempfile::tempdir().expect("outside");
+        std::fs::write(outside.path().join("secret.png"), b"secret").expect("file");
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(outside.path().join("secret.png"), root.path().join("imgs/link.png")).expect("link");
+        let root_arg = root.path().to_str().expect("utf-8");
+        let c = client_with(&[
+            "--label-studio-url",
+            "http://ls.example",
+            "--local-files-document-root",
+            root_arg,
+        ]);
+
+        let expected = root.path().canonicalize().expect("canon").join("imgs/a.png");
+        assert_eq!(
+            c.resolve("/data/local-files/?d=imgs/a.png", None).expect("local"),
+            Source::LocalFile(expected.clone())
+        );
+        assert_eq!(
+            c.resolve("/data/local-files/?d=imgs%2Fa.png", None).expect("encoded"),
+            Source::LocalFile(expected)
+        );
+        for escape in [
+            "/data/local-files/?d=../etc/passwd",
+            "/data/local-files/?d=imgs/../../x",
+            "/data/local-files/?d=/etc/passwd",
+            "/data/local-files/?d=%2E%2E/x",
+        ] {
+            assert!(
+                matches!(c.resolve(escape, None), Err(MediaError::Unsupported { .. })),
+                "{escape}"
+            );
+        }
+        #[cfg(unix)]
         assert!(matches!(
-            client(None).resolve("s3://bucket/a.png"),
+            c.resolve("/data/local-files/?d=imgs/link.png", None),
             Err(MediaError::Unsupported { .. })
+        ));
+        // A file that is not mounted here is left to Label Studio to serve.
+        assert_eq!(
+            http_url(
+                c.resolve("/data/local-files/?d=imgs/missing.png", None)
+                    .expect("remote")
+            ),
+            "http://ls.example/data/local-files/?d=imgs/missing.png"
+        );
+    }
+
+    #[test]
+    fn only_label_studio_gets_credentials() {
+        let ls = Url::parse("http://ls.example:8080/").expect("url");
+        assert!(same_origin(
+            &ls,
+            &Url::parse("http://ls.example:8080/data/upload/1/a.png").expect("url")
+        ));
+        assert!(!same_origin(
+            &ls,
+            &Url::parse("http://ls.example:9090/a.png").expect("url")
+        ));
+        assert!(!same_origin(
+            &ls,
+            &Url::parse("https://ls.example:8080/a.png").expect("url")
+        ));
+        assert!(!same_origin(
+            &ls,
+            &Url::parse("http://images.example/a.png").expect("url")
         ));
     }
 }

@@ -1,7 +1,9 @@
 //! Everything that speaks Label Studio: request types, the label config, result JSON, and
-//! downloading task media from Label Studio or elsewhere.
+//! getting task media from Label Studio, its storages or elsewhere.
 
+pub mod auth;
 pub mod label_config;
 pub mod media;
+mod media_cache;
 pub mod protocol;
 pub mod results;

@@ -4,6 +4,8 @@
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
+use crate::config::Secret;
+
 #[derive(Debug, Default, Deserialize)]
 pub struct PredictRequest {
     #[serde(default, deserialize_with = "null_as_default")]
@@ -46,6 +48,15 @@ impl Task {
 pub struct SetupRequest {
     #[serde(default)]
     pub project: Option<Value>,
+    /// The project's label config.
+    #[serde(default)]
+    pub schema: Option<String>,
+    /// Label Studio's own idea of its address (its HOST setting, else http://localhost:<port>).
+    #[serde(default)]
+    pub hostname: Option<String>,
+    /// The project creator's legacy API token.
+    #[serde(default)]
+    pub access_token: Option<Secret>,
 }
 
 /// The project id from `project`: `"3.1746612998"` -> `3`, `3` -> `3`, `{"id": 3}` -> `3`.

@@ -62,6 +62,18 @@ pub enum RouteError {
     },
     #[error("ML_DEFAULT_MODEL is `{name}`, but {dir} has no such model (found: {found})")]
     MissingDefault { name: String, dir: String, found: String },
+    #[error("model_path=\"{path}\" is refused: {reason}")]
+    BadModelPath { path: String, reason: &'static str },
+    #[error("model_path=\"{path}\" names no model in {dir} (found: {found})")]
+    UnknownModel { path: String, dir: String, found: String },
+}
+
+impl RouteError {
+    /// Whether the request itself is at fault (its config names a bad model) rather than
+    /// the backend's state.
+    pub fn is_bad_request(&self) -> bool {
+        matches!(self, RouteError::BadModelPath { .. })
+    }
 }
 
 enum Slot {
@@ -251,6 +263,28 @@ impl Registry {
         )
     }
 
+    /// The model a control tag's `model_path` names: a file name in the models folder, with
+    /// or without `.onnx`. Paths are refused, so a label config can never reach outside it.
+    pub fn by_path(&self, path: &str) -> Result<Arc<LoadedModel>, RouteError> {
+        let name = model_name_from_path(path)?;
+        let entries = self.read();
+        let Some(entry) = entries.get(name) else {
+            return Err(RouteError::UnknownModel {
+                path: path.to_string(),
+                dir: self.dir.display().to_string(),
+                found: entries.keys().cloned().collect::<Vec<_>>().join(", "),
+            });
+        };
+        match &entry.slot {
+            Slot::Ready(m) => Ok(Arc::clone(m)),
+            Slot::Loading => Err(RouteError::Loading { name: name.to_string() }),
+            Slot::Failed(e) => Err(RouteError::Failed {
+                name: name.to_string(),
+                error: e.clone(),
+            }),
+        }
+    }
+
     pub fn statuses(&self) -> Vec<ModelStatus> {
         self.read()
             .iter()
@@ -371,6 +405,26 @@ fn model_name(file: &Path) -> String {
         .unwrap_or_default()
 }
 
+/// The model name in a `model_path`: a plain file name, never a path.
+fn model_name_from_path(path: &str) -> Result<&str, RouteError> {
+    let refuse = |reason| RouteError::BadModelPath {
+        path: path.to_string(),
+        reason,
+    };
+    let trimmed = path.trim();
+    if trimmed.contains(['/', '\\', '\0']) || trimmed.contains("..") {
+        return Err(refuse("it must be a file name in ML_MODELS_DIR, not a path"));
+    }
+    if trimmed.starts_with('.') {
+        return Err(refuse("hidden files are not models"));
+    }
+    let name = trimmed.strip_suffix(".onnx").unwrap_or(trimmed);
+    if name.is_empty() {
+        return Err(refuse("it is empty"));
+    }
+    Ok(name)
+}
+
 /// `.onnx` files, without hidden names (editors' and rsync's temporary files).
 pub fn is_model_file(path: &Path) -> bool {
     let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
@@ -382,6 +436,27 @@ pub fn is_model_file(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn model_paths_are_file_names_only() {
+        assert_eq!(model_name_from_path("det.onnx").ok(), Some("det"));
+        assert_eq!(model_name_from_path(" det ").ok(), Some("det"));
+        for bad in [
+            "../det.onnx",
+            "/etc/passwd",
+            "sub/det.onnx",
+            "..",
+            "a\\b.onnx",
+            ".hidden.onnx",
+            ".onnx",
+            "",
+        ] {
+            assert!(
+                matches!(model_name_from_path(bad), Err(RouteError::BadModelPath { .. })),
+                "{bad:?}"
+            );
+        }
+    }
 
     /// Routing over placeholder entries: a loading or failed slot names the model it picked.
     fn entries(names: &[&str]) -> BTreeMap<String, Entry> {

@@ -1,0 +1,92 @@
+//! Which model fills which control tag of a project's label config.
+//!
+//! A control tag with `model_path` is filled by that model; the others by the project's model
+//! (routing: `<project id>.onnx`, ML_DEFAULT_MODEL, the only model). /setup and /predict both
+//! build the plan, so the `model_version` Label Studio stores from /setup is exactly the one
+//! its predictions carry; were they to differ, Label Studio would ask again on every task open.
+
+use std::sync::Arc;
+
+use crate::{
+    labelstudio::label_config::{Control, LabelConfig},
+    registry::{LoadedModel, Registry, RouteError},
+};
+
+/// One model and the control tags it fills.
+pub struct Group {
+    pub model: Arc<LoadedModel>,
+    pub controls: Vec<Control>,
+}
+
+pub struct Plan {
+    pub groups: Vec<Group>,
+    /// The versions of the models in the plan, joined by `+`.
+    pub version: String,
+    /// The `task.data` key of the image the tags label.
+    pub image_key: String,
+}
+
+impl Plan {
+    pub fn build(registry: &Registry, project: Option<&str>, config: Option<&LabelConfig>) -> Result<Plan, RouteError> {
+        let controls: Vec<&Control> = config.map(|c| c.active_controls().collect()).unwrap_or_default();
+        let mut groups: Vec<Group> = Vec::new();
+        let mut routed: Option<Arc<LoadedModel>> = None;
+        for control in &controls {
+            let model = match &control.model_path {
+                Some(path) => registry.by_path(path)?,
+                None => match &routed {
+                    Some(m) => Arc::clone(m),
+                    None => {
+                        let m = registry.route(project)?;
+                        routed = Some(Arc::clone(&m));
+                        m
+                    }
+                },
+            };
+            match groups.iter_mut().find(|g| Arc::ptr_eq(&g.model, &model)) {
+                Some(group) => group.controls.push((*control).clone()),
+                None => groups.push(Group {
+                    model,
+                    controls: vec![(*control).clone()],
+                }),
+            }
+        }
+        // A config with nothing to fill still gets the project's model version, so that
+        // connecting the model works before the config is finished.
+        if groups.is_empty() {
+            groups.push(Group {
+                model: registry.route(project)?,
+                controls: Vec::new(),
+            });
+        }
+        let mut versions: Vec<&str> = Vec::new();
+        for group in &groups {
+            if !versions.contains(&group.model.version.as_str()) {
+                versions.push(&group.model.version);
+            }
+        }
+        let image_key = config
+            .and_then(|config| controls.first().and_then(|c| config.image(&c.to_name)))
+            .map(|image| image.value_key.clone())
+            .unwrap_or_else(|| "image".to_string());
+        Ok(Plan {
+            version: versions.join("+"),
+            groups,
+            image_key,
+        })
+    }
+
+    /// Whether any control tag is filled at all.
+    pub fn fills_anything(&self) -> bool {
+        self.groups.iter().any(|g| !g.controls.is_empty())
+    }
+
+    /// The model names, for log lines.
+    pub fn model_names(&self) -> String {
+        self.groups
+            .iter()
+            .map(|g| g.model.name.as_str())
+            .collect::<Vec<_>>()
+            .join("+")
+    }
+}
