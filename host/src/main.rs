@@ -139,7 +139,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
     info!("listening on http://{}", listener.local_addr()?);
 
     // Models load in the background so /health answers at once; /models shows progress.
-    tokio::spawn(async move { registry.load_all().await });
+    let files = registry.scan();
+    tokio::spawn(async move { registry.load_files(files).await });
 
     warp::serve(http::routes(state))
         .incoming(listener)

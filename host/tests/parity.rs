@@ -51,7 +51,7 @@ async fn parity(model: &str, reference: &str) -> MatchStats {
         }
         match_dets(&expected, &ours, MIN_IOU, MAX_CONF_DIFF, &mut stats);
     }
-    println!(
+    report(&format!(
         "parity {model}: {}/{} reference detections matched ({:.2}%), {} extra ({:.2}%), min IoU {:.4}, max |dconf| {:.5}",
         stats.matched,
         stats.reference,
@@ -60,7 +60,7 @@ async fn parity(model: &str, reference: &str) -> MatchStats {
         100.0 * stats.extra_ratio(),
         stats.min_iou,
         stats.max_conf_diff
-    );
+    ));
     let versions: Vec<&Value> = results.iter().map(|r| &r["model_version"]).collect();
     assert!(
         versions.iter().all(|v| *v == versions[0]),

@@ -142,7 +142,7 @@ async fn endpoints_answer_label_studio_in_time_and_in_json() {
         version.starts_with("7-") && version.contains("yolov8-detect"),
         "{version}"
     );
-    println!("/health {health_ms:.1} ms, /setup {setup_ms:.1} ms");
+    report(&format!("/health {health_ms:.1} ms, /setup {setup_ms:.1} ms"));
     assert!(health_ms < 1000.0 && setup_ms < 3000.0, "Label Studio's own timeouts");
 
     // The same file gives the same version; the version is in /versions and /models.

@@ -141,7 +141,9 @@ impl Registry {
     }
 
     /// Loads every model in the folder, in parallel, on blocking threads.
-    pub async fn load_all(self: &Arc<Self>) {
+    /// Lists the models folder and marks every model in it as loading, so that /health and
+    /// /models show them from the first request on.
+    pub fn scan(&self) -> Vec<PathBuf> {
         let files = self.model_files();
         if files.is_empty() {
             warn!(
@@ -149,7 +151,7 @@ impl Registry {
                  project) and restart",
                 self.dir.display()
             );
-            return;
+            return files;
         }
         {
             let mut entries = self.write();
@@ -163,6 +165,11 @@ impl Registry {
                 );
             }
         }
+        files
+    }
+
+    /// Loads these model files in parallel, each on a blocking thread.
+    pub async fn load_files(self: &Arc<Self>, files: Vec<PathBuf>) {
         let tasks: Vec<_> = files
             .into_iter()
             .map(|file| {

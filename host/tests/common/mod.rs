@@ -13,6 +13,20 @@ use std::{
 
 use serde_json::Value;
 
+pub mod label_studio;
+
+/// Prints a result line, and appends it to the file LS_ML_TEST_REPORT names, so that
+/// scripts/test.sh can show the measured numbers after cargo's (captured) output.
+pub fn report(line: &str) {
+    println!("{line}");
+    if let Ok(path) = std::env::var("LS_ML_TEST_REPORT")
+        && let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(path)
+    {
+        use std::io::Write;
+        let _ = writeln!(file, "{line}");
+    }
+}
+
 pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
 }
@@ -174,7 +188,7 @@ impl Server {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
-    /// Waits for /health, then for every model to leave the `loading` state.
+    /// Waits for /health, and for every model to leave the `loading` state.
     async fn wait_until_loaded(&self) {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -183,11 +197,10 @@ impl Server {
                 "the server did not come up; log:\n{}",
                 self.log()
             );
-            if let Ok(r) = self.http.get(self.url("/models")).send().await
+            // /health, not /models: it stays open when Basic auth is on.
+            if let Ok(r) = self.http.get(self.url("/health")).send().await
                 && let Ok(v) = r.json::<Value>().await
-                && v["models"]
-                    .as_array()
-                    .is_some_and(|m| m.iter().all(|m| m["state"] != "loading"))
+                && v["models"]["loading"] == 0
             {
                 return;
             }

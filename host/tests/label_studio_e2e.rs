@@ -1,0 +1,211 @@
+//! End to end with a real Label Studio 1.23.2: the test drives Label Studio only through its
+//! REST API, as a user's browser does, and Label Studio drives our backend. Run twice: with
+//! the legacy token, and with a personal access token (plus Basic auth on the backend).
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::{label_studio::*, *};
+use serde_json::{Value, json};
+
+const MIN_IOU: f64 = 0.98;
+const MAX_CONF_DIFF: f64 = 0.01;
+const BASIC_USER: &str = "ls-e2e";
+const BASIC_PASS: &str = "basic-pass-e2e-7781";
+
+struct Scenario {
+    name: &'static str,
+    /// Environment of our backend.
+    env: Vec<(&'static str, String)>,
+    /// Whether LS connects with Basic auth.
+    basic_auth: bool,
+    secrets: Vec<String>,
+}
+
+/// Steps 1-6 of a user's session, then checks what Label Studio stored.
+async fn run(ls: &LabelStudio, scenario: Scenario) {
+    let env: Vec<(&str, &str)> = scenario.env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let server = Server::start(&[("yolov8n-shapes-det-320.onnx", "yolov8n-shapes-det-320.onnx")], &env).await;
+
+    // 1. A project with a RectangleLabels config.
+    let project = ls.create_project(&format!("e2e {}", scenario.name), RECT_CONFIG).await;
+
+    // 2. The eval-a images, uploaded through the import API.
+    let reference = load_json(&fixtures().join("eval-a/reference_yolov8n-shapes-det-320.json"));
+    let entries = reference["images"].as_array().expect("images");
+    let files: Vec<_> = entries
+        .iter()
+        .map(|e| eval_images().join(e["file_name"].as_str().expect("file name")))
+        .collect();
+    assert_eq!(
+        ls.upload(project, &files).await,
+        files.len(),
+        "every image became a task"
+    );
+    let tasks = ls.tasks(project).await;
+    assert_eq!(tasks.len(), files.len());
+    let image = |t: &Value| t["data"]["image"].as_str().expect("image").to_string();
+    assert!(
+        tasks.iter().all(|t| image(t).starts_with("/data/upload/")),
+        "uploads are relative Label Studio paths: {}",
+        image(&tasks[0])
+    );
+
+    // 3. Connect our backend, as Settings > Model > Connect Model does.
+    let mut connect = json!({
+        "url": server.url(""), "project": project, "title": "ls-ml-backend", "is_interactive": false,
+        "auth_method": "NONE",
+    });
+    if scenario.basic_auth {
+        connect["auth_method"] = json!("BASIC_AUTH");
+        connect["basic_auth_user"] = json!(BASIC_USER);
+        connect["basic_auth_pass"] = json!(BASIC_PASS);
+    }
+    let ml = ls.expect_post("/api/ml", &connect).await;
+    let ml_id = ml["id"].as_u64().expect("ml id");
+    let ml = ls.expect_get(&format!("/api/ml/{ml_id}")).await;
+    assert_eq!(ml["state"], "CO", "connected: {ml}");
+    let version = ml["model_version"].as_str().expect("model_version").to_string();
+    assert!(version.starts_with("yolov8n-shapes-det-320-"), "{version}");
+
+    // 5 (before 4, so that it is the one that asks): open a task, as clicking it does.
+    let first = tasks[0]["id"].as_u64().expect("task id");
+    let opened = ls.expect_get(&format!("/api/tasks/{first}?project={project}")).await;
+    assert_eq!(
+        opened["predictions"].as_array().map(Vec::len),
+        Some(1),
+        "opening a task predicts it: {}",
+        opened["predictions"]
+    );
+
+    // 4. Retrieve Predictions on every task.
+    let retrieved = ls
+        .expect_post(
+            &format!("/api/dm/actions?id=retrieve_tasks_predictions&project={project}"),
+            &json!({"ordering": [], "selectedItems": {"all": true, "excluded": []},
+                    "filters": {"conjunction": "and", "items": []}, "project": project.to_string()}),
+        )
+        .await;
+    assert_eq!(retrieved["processed_items"], files.len(), "{retrieved}");
+
+    // 6. Read the predictions back and compare them with Ultralytics' own.
+    let predictions = ls.predictions(project).await;
+    let mut by_task: BTreeMap<u64, Vec<&Value>> = BTreeMap::new();
+    for p in &predictions {
+        by_task.entry(p["task"].as_u64().expect("task")).or_default().push(p);
+    }
+    let mut stats = MatchStats::default();
+    let mut predicted = 0;
+    for task in &tasks {
+        let id = task["id"].as_u64().expect("id");
+        let stored = by_task.get(&id).map(Vec::as_slice).unwrap_or_default();
+        assert_eq!(stored.len(), 1, "task {id} has exactly one prediction: {stored:?}");
+        let prediction = stored[0];
+        assert_eq!(
+            prediction["model_version"],
+            version.as_str(),
+            "the version /setup reported"
+        );
+        // Uploads are stored as `<8 hex>-<original name>`.
+        let path = image(task);
+        let file = path.rsplit('/').next().and_then(|f| f.split_once('-')).map(|(_, f)| f);
+        let entry = entries
+            .iter()
+            .find(|e| Some(e["file_name"].as_str().expect("name")) == file)
+            .unwrap_or_else(|| panic!("no reference for {path}"));
+        let ours = dets_of(prediction);
+        if !ours.is_empty() {
+            predicted += 1;
+        }
+        match_dets(&reference_dets(entry), &ours, MIN_IOU, MAX_CONF_DIFF, &mut stats);
+    }
+    report(&format!(
+        "label studio e2e ({}): {}/{} tasks got predictions ({} with regions, {} stored in all); parity {}/{} \
+         reference detections matched ({:.2}%), {} extra, min IoU {:.4}, max |dconf| {:.5}",
+        scenario.name,
+        by_task.len(),
+        tasks.len(),
+        predicted,
+        predictions.len(),
+        stats.matched,
+        stats.reference,
+        100.0 * stats.matched_ratio(),
+        stats.extra(),
+        stats.min_iou,
+        stats.max_conf_diff
+    ));
+    assert!(stats.reference > 100);
+    assert!(stats.matched_ratio() >= 0.99, "matched {:.4}", stats.matched_ratio());
+    assert!(stats.extra_ratio() <= 0.01, "extra {:.4}", stats.extra_ratio());
+
+    // Send Test Request: Label Studio shows the backend's answer (its `results`) to the user.
+    let test = ls
+        .expect_post(&format!("/api/ml/{ml_id}/predict/test?random=true"), &json!({}))
+        .await;
+    assert!(
+        test["response"][0]["result"].as_array().is_some_and(|r| !r.is_empty()),
+        "test request: {test}"
+    );
+
+    // Start Training: a START_TRAINING webhook, which we accept and log.
+    ls.expect_post(&format!("/api/ml/{ml_id}/train"), &json!({})).await;
+    // An annotation: the project webhook Label Studio created, which sends no Basic auth.
+    ls.expect_post(
+        &format!("/api/tasks/{first}/annotations?project={project}"),
+        &json!({"result": [{"id": "a1", "from_name": "label", "to_name": "image", "type": "rectanglelabels",
+                 "original_width": 320, "original_height": 320, "image_rotation": 0,
+                 "value": {"x": 10, "y": 10, "width": 20, "height": 20, "rotation": 0, "rectanglelabels": ["circle"]}}],
+                "lead_time": 1.5}),
+    )
+    .await;
+
+    let log = server.log();
+    for needle in ["webhook START_TRAINING", "webhook ANNOTATION_CREATED"] {
+        assert!(log.contains(needle), "our log has `{needle}`:\n{log}");
+    }
+    assert!(!log.contains("left empty"), "no task failed:\n{log}");
+    for secret in &scenario.secrets {
+        assert!(!log.contains(secret.as_str()), "a secret reached our log");
+    }
+}
+
+#[tokio::test]
+async fn legacy_token_with_the_address_from_setup() {
+    let ls = LabelStudio::get().await;
+    // No LABEL_STUDIO_URL: the address comes from /setup's `hostname`.
+    run(
+        &ls,
+        Scenario {
+            name: "legacy token",
+            env: vec![("LABEL_STUDIO_API_KEY", LEGACY_TOKEN.to_string())],
+            basic_auth: false,
+            secrets: vec![LEGACY_TOKEN.to_string()],
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn personal_access_token_and_basic_auth() {
+    let ls = LabelStudio::get().await;
+    let pat = ls.expect_post("/api/token/", &json!({})).await["token"]
+        .as_str()
+        .expect("a personal access token")
+        .to_string();
+    run(
+        &ls,
+        Scenario {
+            name: "personal access token",
+            env: vec![
+                ("LABEL_STUDIO_URL", ls.url.clone()),
+                ("LABEL_STUDIO_API_KEY", pat.clone()),
+                ("BASIC_AUTH_USER", BASIC_USER.to_string()),
+                ("BASIC_AUTH_PASS", BASIC_PASS.to_string()),
+            ],
+            basic_auth: true,
+            secrets: vec![pat, BASIC_PASS.to_string()],
+        },
+    )
+    .await;
+}
