@@ -350,3 +350,40 @@ async fn a_personal_access_token_is_exchanged_and_refreshed_when_refused() {
     assert!((2..=3).contains(&refreshes), "{refreshes} refreshes for two downloads");
     assert!(at_images.lock().expect("seen").iter().all(|(_, auth)| auth.is_none()));
 }
+
+#[tokio::test]
+async fn local_files_are_read_from_the_mounted_document_root() {
+    // Label Studio's address points nowhere: the image can only come from the disk.
+    let nowhere = format!("http://127.0.0.1:{}", free_port());
+    let root = eval_images();
+    let server = Server::start(
+        &[(DET, "1.onnx")],
+        &[
+            ("LABEL_STUDIO_URL", nowhere.as_str()),
+            ("LOCAL_FILES_DOCUMENT_ROOT", root.to_str().expect("utf-8 path")),
+        ],
+    )
+    .await;
+    let urls = [
+        "/data/local-files/?d=eval-a_0000.png".to_string(),
+        "/data/local-files/?d=../eval-a/manifest.json".to_string(),
+    ];
+    let (status, body) = server.post("/predict", &predict_body(&urls, "1.1", RECT_CONFIG)).await;
+    assert_eq!(status, 200, "{body}");
+    let reference = load_json(&fixtures().join("eval-a/reference_yolov8n-shapes-det-320.json"));
+    let expected = reference_dets(&reference["images"][0]);
+    assert_eq!(reference["images"][0]["file_name"], "eval-a_0000.png");
+    let mut stats = MatchStats::default();
+    match_dets(&expected, &dets_of(&body["results"][0]), 0.98, 0.01, &mut stats);
+    assert_eq!(stats.matched, expected.len(), "read from disk, predicted as usual");
+    assert_eq!(
+        body["results"][1]["result"],
+        json!([]),
+        "a path that leaves the root is refused"
+    );
+    assert!(
+        server.log().contains("leaves LOCAL_FILES_DOCUMENT_ROOT"),
+        "{}",
+        server.log()
+    );
+}
