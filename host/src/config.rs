@@ -39,6 +39,14 @@ impl FromStr for Secret {
     }
 }
 
+/// How the models folder is watched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WatchMode {
+    Notify,
+    Poll,
+    Off,
+}
+
 /// Where inference runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Provider {
@@ -75,6 +83,17 @@ pub struct Config {
     /// Folder of .onnx models. `<project id>.onnx` serves that Label Studio project.
     #[arg(long, env = "ML_MODELS_DIR", default_value = "./models")]
     pub models_dir: PathBuf,
+
+    /// How changes in the models folder are noticed: `notify` (file system events, at once),
+    /// `poll` (compare the folder every ML_WATCH_INTERVAL_MS; for network file systems and
+    /// Docker Desktop bind mounts, where events never arrive), or `off`.
+    #[arg(long, env = "ML_WATCH", value_enum, default_value_t = WatchMode::Notify)]
+    pub watch: WatchMode,
+
+    /// Milliseconds between two looks at the models folder with ML_WATCH=poll. A file is
+    /// loaded once it is unchanged over one interval.
+    #[arg(long, env = "ML_WATCH_INTERVAL_MS", default_value_t = 1000)]
+    pub watch_interval_ms: u64,
 
     /// Folder of adapter plugins (lib*.so). Default: the folder of this executable, so a
     /// plain `cargo build` finds the plugins it built.

@@ -10,8 +10,14 @@ mod plugins;
 mod predictor;
 mod registry;
 mod runtime;
+mod watcher;
 
-use std::{net::SocketAddr, process::ExitCode, sync::Arc, time::Instant};
+use std::{
+    net::SocketAddr,
+    process::ExitCode,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use anyhow::Context as _;
 use clap::Parser;
@@ -139,8 +145,17 @@ async fn run(config: Config) -> anyhow::Result<()> {
     info!("listening on http://{}", listener.local_addr()?);
 
     // Models load in the background so /health answers at once; /models shows progress.
-    let files = registry.scan();
-    tokio::spawn(async move { registry.load_files(files).await });
+    let names = registry.scan();
+    {
+        let registry = Arc::clone(&registry);
+        tokio::spawn(async move { registry.reload_all(names).await });
+    }
+    watcher::spawn(
+        Arc::clone(&registry),
+        config.watch,
+        Duration::from_millis(config.watch_interval_ms),
+    )
+    .context("cannot watch the models folder")?;
 
     warp::serve(http::routes(state))
         .incoming(listener)

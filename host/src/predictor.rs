@@ -195,22 +195,19 @@ impl Predictor {
 
         let mut out = Vec::new();
         for group in plan.groups.iter().filter(|g| !g.controls.is_empty()) {
+            let base = group.model.params(self.defaults);
+            // The adapter keeps everything above the lowest threshold of the tags it fills;
+            // each tag then applies its own.
             let params = Params {
                 conf: group
                     .controls
                     .iter()
                     .filter_map(|c| c.score_threshold)
-                    .fold(self.defaults.conf, f32::min),
-                ..self.defaults
+                    .fold(base.conf, f32::min),
+                ..base
             };
             let regions = self.run_model(&group.model, Arc::clone(&image), params, times).await?;
-            out.extend(build_results(
-                &group.model,
-                &group.controls,
-                &regions,
-                size,
-                self.defaults.conf,
-            ));
+            out.extend(build_results(&group.model, &group.controls, &regions, size, base.conf));
         }
         Ok(out)
     }

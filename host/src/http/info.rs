@@ -20,6 +20,12 @@ pub fn models(state: State) -> Response {
     )
 }
 
+/// Rescans the models folder now and applies what changed; answers with the models after.
+pub async fn reload(state: State) -> Response {
+    state.registry.rescan().await;
+    models(state)
+}
+
 pub fn plugins(state: State) -> Response {
     let plugins: Vec<_> = state
         .registry

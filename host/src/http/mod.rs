@@ -72,6 +72,11 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Infa
         .and(auth.clone())
         .and(with_state.clone())
         .map(info::models);
+    let reload = warp::path!("models" / "reload")
+        .and(warp::post())
+        .and(auth.clone())
+        .and(with_state.clone())
+        .then(info::reload);
     let plugins = warp::path!("plugins")
         .and(warp::get())
         .and(auth.clone())
@@ -90,6 +95,7 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Infa
         .or(webhook)
         .or(versions)
         .or(models)
+        .or(reload)
         .or(plugins)
         .or(metrics)
         .recover(reply::rejection)

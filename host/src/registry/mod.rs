@@ -1,14 +1,24 @@
-//! The registry: the one place loaded models live. Routing reads from it.
+//! The registry: the one place loaded models live. Routing reads from it, the watcher and
+//! POST /models/reload write to it.
+//!
+//! A model is swapped in only after it loaded completely: sessions built from the bytes that
+//! were hashed, adapter chosen, one warm-up inference run. Until then, and if the new file
+//! fails, the previous version under that name keeps serving. Requests hold the `Arc` of the
+//! model they started with, so a swap or a delete never pulls a model from under them.
 
 mod model;
 mod names;
+pub mod sidecar;
 
 use std::{
     collections::BTreeMap,
     fs,
     path::{Path, PathBuf},
-    sync::{Arc, RwLock},
-    time::Instant,
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Instant, SystemTime},
 };
 
 use log::{error, info, warn};
@@ -16,8 +26,9 @@ use plugin_api::{ImageRef, Params, TensorRef};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-pub use model::LoadedModel;
+pub use model::{LoadedModel, Overrides};
 pub use names::parse_names;
+use sidecar::Sidecar;
 
 use crate::{plugins::Plugin, runtime::Runtime};
 
@@ -26,7 +37,11 @@ use crate::{plugins::Plugin, runtime::Runtime};
 pub struct ModelStatus {
     pub name: String,
     pub file: String,
+    /// The latest load of this file: `loading`, `ready` or `failed`.
     pub state: &'static str,
+    /// Whether a version of this model serves predictions now (after a failed reload, the
+    /// previous one does).
+    pub serving: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -41,9 +56,11 @@ pub struct ModelStatus {
     pub class_names: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sessions: Option<usize>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub projects: Vec<String>,
 }
 
-#[derive(Debug, thiserror::Error, PartialEq)]
+#[derive(Debug, thiserror::Error)]
 pub enum RouteError {
     #[error("no model is loaded yet: put an .onnx file in {dir}")]
     NoModels { dir: String },
@@ -52,8 +69,8 @@ pub enum RouteError {
     #[error("model `{name}` failed to load: {error}")]
     Failed { name: String, error: String },
     #[error(
-        "no model for project {project}: name a model {project}.onnx, set ML_DEFAULT_MODEL, or keep a single model in \
-         {dir} (found: {found})"
+        "no model for project {project}: name a model {project}.onnx, list the project in a model's .toml, set \
+         ML_DEFAULT_MODEL, or keep a single model in {dir} (found: {found})"
     )]
     Ambiguous {
         project: String,
@@ -76,15 +93,64 @@ impl RouteError {
     }
 }
 
-enum Slot {
+/// Size and modification time of a model file and its sidecar: what tells a changed file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fingerprint {
+    model: (u64, Option<SystemTime>),
+    sidecar: Option<(u64, Option<SystemTime>)>,
+}
+
+impl Fingerprint {
+    pub fn of(file: &Path) -> Option<Fingerprint> {
+        let stamp = |p: &Path| fs::metadata(p).ok().map(|m| (m.len(), m.modified().ok()));
+        Some(Fingerprint {
+            model: stamp(file)?,
+            sidecar: stamp(&sidecar::path_for(file)),
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+enum State {
     Loading,
-    Ready(Arc<LoadedModel>),
+    Ready,
     Failed(String),
 }
 
 struct Entry {
     file: PathBuf,
-    slot: Slot,
+    /// The version that answers requests; kept while a newer file loads or after it fails.
+    serving: Option<Arc<LoadedModel>>,
+    state: State,
+    /// The file as it was read by the latest finished load.
+    fingerprint: Option<Fingerprint>,
+    /// The latest load started; an older load that finishes later is discarded.
+    generation: u64,
+}
+
+impl Entry {
+    fn new(file: PathBuf) -> Self {
+        Self {
+            file,
+            serving: None,
+            state: State::Loading,
+            fingerprint: None,
+            generation: 0,
+        }
+    }
+
+    fn pick(&self, name: &str) -> Result<Arc<LoadedModel>, RouteError> {
+        if let Some(model) = &self.serving {
+            return Ok(Arc::clone(model));
+        }
+        match &self.state {
+            State::Failed(e) => Err(RouteError::Failed {
+                name: name.to_string(),
+                error: e.clone(),
+            }),
+            State::Loading | State::Ready => Err(RouteError::Loading { name: name.to_string() }),
+        }
+    }
 }
 
 pub struct Registry {
@@ -94,6 +160,7 @@ pub struct Registry {
     default_model: Option<String>,
     fallback_labels: Vec<String>,
     entries: RwLock<BTreeMap<String, Entry>>,
+    generation: AtomicU64,
 }
 
 /// Size of the grey image run through a new model before it serves: it proves that the
@@ -116,6 +183,7 @@ impl Registry {
             default_model,
             fallback_labels,
             entries: RwLock::new(BTreeMap::new()),
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -125,6 +193,11 @@ impl Registry {
 
     pub fn plugins(&self) -> &[Arc<Plugin>] {
         &self.plugins
+    }
+
+    /// The model file of a name: `<dir>/<name>.onnx`.
+    pub fn file_of(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.onnx"))
     }
 
     /// The model files in the folder: `*.onnx`, without hidden or temporary names.
@@ -140,103 +213,229 @@ impl Registry {
         files
     }
 
-    /// Loads every model in the folder, in parallel, on blocking threads.
     /// Lists the models folder and marks every model in it as loading, so that /health and
-    /// /models show them from the first request on.
-    pub fn scan(&self) -> Vec<PathBuf> {
+    /// /models show them from the first request on. Returns their names.
+    pub fn scan(&self) -> Vec<String> {
         let files = self.model_files();
         if files.is_empty() {
             warn!(
                 "no models in {}: copy a YOLOv8 .onnx file there (name it <project id>.onnx to serve one Label Studio \
-                 project) and restart",
+                 project); it is picked up while the server runs",
                 self.dir.display()
             );
-            return files;
         }
-        {
-            let mut entries = self.write();
-            for file in &files {
-                entries.insert(
-                    model_name(file),
-                    Entry {
-                        file: file.clone(),
-                        slot: Slot::Loading,
-                    },
-                );
-            }
-        }
+        let mut entries = self.write();
         files
-    }
-
-    /// Loads these model files in parallel, each on a blocking thread.
-    pub async fn load_files(self: &Arc<Self>, files: Vec<PathBuf>) {
-        let tasks: Vec<_> = files
             .into_iter()
             .map(|file| {
+                let name = model_name(&file);
+                entries.entry(name.clone()).or_insert_with(|| Entry::new(file));
+                name
+            })
+            .collect()
+    }
+
+    /// Models whose files are new or changed since they were last loaded, and models whose
+    /// file is gone. Models loading now count as neither.
+    pub fn changes(&self) -> (Vec<String>, Vec<String>) {
+        let present: BTreeMap<String, PathBuf> = self
+            .model_files()
+            .into_iter()
+            .map(|file| (model_name(&file), file))
+            .collect();
+        let entries = self.read();
+        let changed = present
+            .iter()
+            .filter(|(name, file)| match entries.get(*name) {
+                None => true,
+                Some(entry) => !matches!(entry.state, State::Loading) && entry.fingerprint != Fingerprint::of(file),
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        let gone = entries
+            .keys()
+            .filter(|name| !present.contains_key(*name))
+            .cloned()
+            .collect();
+        (changed, gone)
+    }
+
+    /// Loads (or reloads, or unloads) these models in parallel, each on a blocking thread.
+    pub async fn reload_all(self: &Arc<Self>, names: Vec<String>) {
+        let tasks: Vec<_> = names
+            .into_iter()
+            .map(|name| {
                 let registry = Arc::clone(self);
-                tokio::task::spawn_blocking(move || registry.load_and_store(&file))
+                tokio::spawn(async move { registry.reload(&name).await })
             })
             .collect();
         for task in tasks {
             if let Err(e) = task.await {
-                error!("a model loading thread failed: {e}");
+                error!("a model loading task failed: {e}");
             }
         }
     }
 
-    fn load_and_store(&self, file: &Path) {
-        let name = model_name(file);
-        let started = Instant::now();
-        let slot = match self.load(file, &name) {
-            Ok(model) => {
+    /// Rescans the folder now and applies what changed.
+    pub async fn rescan(self: &Arc<Self>) {
+        let (mut changed, gone) = self.changes();
+        changed.extend(gone);
+        self.reload_all(changed).await;
+    }
+
+    /// Brings one model in line with its file: loads it when it is new or changed, unloads it
+    /// when the file is gone. A failed load leaves the serving version in place.
+    pub async fn reload(self: &Arc<Self>, name: &str) {
+        let file = self.file_of(name);
+        if !file.is_file() {
+            if let Some(entry) = self.write().remove(name) {
                 info!(
-                    "model {name} ready in {:.0} ms: adapter {}, provider {}, version {}, classes {:?}",
+                    "model {name} removed: {} is gone{}",
+                    file.display(),
+                    if entry.serving.is_some() {
+                        "; requests in flight finish with it"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            return;
+        }
+        let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
+        {
+            let mut entries = self.write();
+            let entry = entries
+                .entry(name.to_string())
+                .or_insert_with(|| Entry::new(file.clone()));
+            entry.state = State::Loading;
+            entry.generation = generation;
+        }
+        let registry = Arc::clone(self);
+        let name = name.to_string();
+        if let Err(e) = tokio::task::spawn_blocking(move || registry.load_and_store(&name, &file, generation)).await {
+            error!("a model loading thread failed: {e}");
+        }
+    }
+
+    fn load_and_store(&self, name: &str, file: &Path, generation: u64) {
+        let started = Instant::now();
+        let fingerprint = Fingerprint::of(file);
+        let serving = self.read().get(name).and_then(|e| e.serving.clone());
+        let result = self.load(file, name, serving.as_deref());
+        let mut entries = self.write();
+        let Some(entry) = entries.get_mut(name).filter(|e| e.generation == generation) else {
+            // A newer load of this name started meanwhile (or the file was deleted); it decides.
+            return;
+        };
+        entry.fingerprint = fingerprint;
+        match result {
+            Ok(Some(model)) => {
+                info!(
+                    "model {name} ready in {:.0} ms: adapter {}, provider {}, version {}, classes {:?}{}",
                     started.elapsed().as_secs_f64() * 1e3,
                     model.adapter.name(),
                     model.provider,
                     model.version,
-                    model.class_names
+                    model.class_names,
+                    match &serving {
+                        Some(old) => format!(" (replaces {})", old.version),
+                        None => String::new(),
+                    }
                 );
-                Slot::Ready(Arc::new(model))
+                entry.serving = Some(Arc::new(model));
+                entry.state = State::Ready;
             }
+            Ok(None) => entry.state = State::Ready,
             Err(message) => {
-                error!("model {} failed to load: {message}", file.display());
-                Slot::Failed(message)
+                match &serving {
+                    Some(old) => error!(
+                        "model {} failed to load: {message}; the previous version {} keeps serving",
+                        file.display(),
+                        old.version
+                    ),
+                    None => error!("model {} failed to load: {message}", file.display()),
+                }
+                entry.state = State::Failed(message);
             }
-        };
-        self.write().insert(
-            name,
-            Entry {
-                file: file.to_path_buf(),
-                slot,
-            },
-        );
+        }
     }
 
     /// Builds a model from a file: sessions, adapter choice, class names, warm-up. Blocking.
-    fn load(&self, file: &Path, name: &str) -> Result<LoadedModel, String> {
+    /// `None` when the file and its sidecar hold what the serving model was built from.
+    fn load(&self, file: &Path, name: &str, serving: Option<&LoadedModel>) -> Result<Option<LoadedModel>, String> {
+        // The sessions are built from these very bytes, so the version always describes
+        // the model that runs, even if the file changes again meanwhile.
         let bytes = fs::read(file).map_err(|e| format!("cannot read the file: {e}"))?;
-        let hash = hex::encode(Sha256::digest(&bytes));
+        let sidecar_path = sidecar::path_for(file);
+        let sidecar_text = match fs::read_to_string(&sidecar_path) {
+            Ok(text) => Some(text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(format!("cannot read {}: {e}", sidecar_path.display())),
+        };
+        let mut hasher = Sha256::new();
+        hasher.update(&bytes);
+        if let Some(text) = &sidecar_text {
+            hasher.update(text.as_bytes());
+        }
+        let hash = hex::encode(hasher.finalize());
+        if serving.is_some_and(|m| m.content_hash == hash) {
+            return Ok(None);
+        }
+        let sidecar = match &sidecar_text {
+            Some(text) => Sidecar::parse(&sidecar_path, text)?,
+            None => Sidecar::default(),
+        };
+        let sessions = self.runtime.load(file, &bytes).map_err(|e| e.to_string())?;
         drop(bytes);
-        let sessions = self.runtime.load(file).map_err(|e| e.to_string())?;
-        let adapter = self.pick_adapter(&sessions.info)?;
-        let class_names = sessions
-            .info
-            .metadata("names")
-            .and_then(parse_names)
+        let adapter = match &sidecar.adapter {
+            Some(wanted) => self.plugin_named(wanted)?,
+            None => self.pick_adapter(&sessions.info)?,
+        };
+        let class_names = sidecar
+            .labels
+            .clone()
+            .or_else(|| sessions.info.metadata("names").and_then(parse_names))
             .or_else(|| (!self.fallback_labels.is_empty()).then(|| self.fallback_labels.clone()))
-            .ok_or_else(|| "the model has no `names` metadata: set ML_LABELS to its class names".to_string())?;
+            .ok_or_else(|| {
+                "the model has no `names` metadata: set `labels` in its .toml, or ML_LABELS, to its class names"
+                    .to_string()
+            })?;
         let model = LoadedModel {
             name: name.to_string(),
             version: model::model_version(name, &hash, &adapter),
+            content_hash: hash,
             adapter,
             info: sessions.info,
             pool: Arc::new(sessions.pool),
             provider: sessions.provider,
             class_names,
+            overrides: Overrides {
+                conf: sidecar.conf,
+                iou: sidecar.iou,
+                max_det: sidecar.max_det,
+            },
+            projects: sidecar.projects,
         };
         warm_up(&model)?;
-        Ok(model)
+        Ok(Some(model))
+    }
+
+    fn plugin_named(&self, wanted: &str) -> Result<Arc<Plugin>, String> {
+        self.plugins
+            .iter()
+            .find(|p| p.name() == wanted)
+            .cloned()
+            .ok_or_else(|| {
+                let names: Vec<&str> = self.plugins.iter().map(|p| p.name()).collect();
+                format!(
+                    "the .toml asks for adapter `{wanted}`, which is not loaded (loaded plugins: {})",
+                    if names.is_empty() {
+                        "none".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                )
+            })
     }
 
     fn pick_adapter(&self, info: &plugin_api::ModelInfo) -> Result<Arc<Plugin>, String> {
@@ -260,7 +459,8 @@ impl Registry {
         })
     }
 
-    /// The model for a project: `<project id>.onnx`, else ML_DEFAULT_MODEL, else the only model.
+    /// The model for a project: `<project id>.onnx`, else a model whose .toml lists the
+    /// project, else ML_DEFAULT_MODEL, else the only model.
     pub fn route(&self, project: Option<&str>) -> Result<Arc<LoadedModel>, RouteError> {
         route_in(
             &self.read(),
@@ -275,19 +475,12 @@ impl Registry {
     pub fn by_path(&self, path: &str) -> Result<Arc<LoadedModel>, RouteError> {
         let name = model_name_from_path(path)?;
         let entries = self.read();
-        let Some(entry) = entries.get(name) else {
-            return Err(RouteError::UnknownModel {
+        match entries.get(name) {
+            Some(entry) => entry.pick(name),
+            None => Err(RouteError::UnknownModel {
                 path: path.to_string(),
                 dir: self.dir.display().to_string(),
                 found: entries.keys().cloned().collect::<Vec<_>>().join(", "),
-            });
-        };
-        match &entry.slot {
-            Slot::Ready(m) => Ok(Arc::clone(m)),
-            Slot::Loading => Err(RouteError::Loading { name: name.to_string() }),
-            Slot::Failed(e) => Err(RouteError::Failed {
-                name: name.to_string(),
-                error: e.clone(),
             }),
         }
     }
@@ -296,35 +489,26 @@ impl Registry {
         self.read()
             .iter()
             .map(|(name, entry)| {
-                let mut status = ModelStatus {
+                let (state, error) = match &entry.state {
+                    State::Loading => ("loading", None),
+                    State::Ready => ("ready", None),
+                    State::Failed(e) => ("failed", Some(e.clone())),
+                };
+                let m = entry.serving.as_ref();
+                ModelStatus {
                     name: name.clone(),
                     file: entry.file.display().to_string(),
-                    state: "loading",
-                    error: None,
-                    adapter: None,
-                    provider: None,
-                    model_version: None,
-                    input_shape: None,
-                    class_names: None,
-                    sessions: None,
-                };
-                match &entry.slot {
-                    Slot::Loading => {}
-                    Slot::Failed(e) => {
-                        status.state = "failed";
-                        status.error = Some(e.clone());
-                    }
-                    Slot::Ready(m) => {
-                        status.state = "ready";
-                        status.adapter = Some(format!("{} {}", m.adapter.name(), m.adapter.version()));
-                        status.provider = Some(m.provider.clone());
-                        status.model_version = Some(m.version.clone());
-                        status.input_shape = Some(m.input_shape());
-                        status.class_names = Some(m.class_names.clone());
-                        status.sessions = Some(m.pool.size());
-                    }
+                    state,
+                    serving: m.is_some(),
+                    error,
+                    adapter: m.map(|m| format!("{} {}", m.adapter.name(), m.adapter.version())),
+                    provider: m.map(|m| m.provider.clone()),
+                    model_version: m.map(|m| m.version.clone()),
+                    input_shape: m.map(|m| m.input_shape()),
+                    class_names: m.map(|m| m.class_names.clone()),
+                    sessions: m.map(|m| m.pool.size()),
+                    projects: m.map(|m| m.projects.clone()).unwrap_or_default(),
                 }
-                status
             })
             .collect()
     }
@@ -346,22 +530,21 @@ fn route_in(
 ) -> Result<Arc<LoadedModel>, RouteError> {
     let dir = dir.to_string();
     let found = || entries.keys().cloned().collect::<Vec<_>>().join(", ");
-    let pick = |name: &str, entry: &Entry| match &entry.slot {
-        Slot::Ready(m) => Ok(Arc::clone(m)),
-        Slot::Loading => Err(RouteError::Loading { name: name.to_string() }),
-        Slot::Failed(e) => Err(RouteError::Failed {
-            name: name.to_string(),
-            error: e.clone(),
-        }),
-    };
-    if let Some(project) = project
-        && let Some(entry) = entries.get(project)
-    {
-        return pick(project, entry);
+    if let Some(project) = project {
+        if let Some(entry) = entries.get(project) {
+            return entry.pick(project);
+        }
+        if let Some(model) = entries
+            .values()
+            .filter_map(|e| e.serving.as_ref())
+            .find(|m| m.projects.iter().any(|p| p == project))
+        {
+            return Ok(Arc::clone(model));
+        }
     }
     if let Some(default) = default_model {
         return match entries.get(default) {
-            Some(entry) => pick(default, entry),
+            Some(entry) => entry.pick(default),
             None => Err(RouteError::MissingDefault {
                 name: default.to_string(),
                 dir,
@@ -373,7 +556,7 @@ fn route_in(
         0 => Err(RouteError::NoModels { dir }),
         1 => {
             let (name, entry) = entries.iter().next().ok_or(RouteError::NoModels { dir: dir.clone() })?;
-            pick(name, entry)
+            entry.pick(name)
         }
         _ => Err(RouteError::Ambiguous {
             project: project.unwrap_or("(none)").to_string(),
@@ -473,8 +656,8 @@ mod tests {
                 (
                     n.to_string(),
                     Entry {
-                        file: PathBuf::from(format!("{n}.onnx")),
-                        slot: Slot::Failed(format!("picked {n}")),
+                        state: State::Failed(format!("picked {n}")),
+                        ..Entry::new(PathBuf::from(format!("{n}.onnx")))
                     },
                 )
             })
@@ -531,13 +714,7 @@ mod tests {
     #[test]
     fn a_loading_model_says_so() {
         let mut e = entries(&["1"]);
-        e.insert(
-            "1".into(),
-            Entry {
-                file: PathBuf::from("1.onnx"),
-                slot: Slot::Loading,
-            },
-        );
+        e.insert("1".into(), Entry::new(PathBuf::from("1.onnx")));
         assert!(matches!(
             route_in(&e, "m", None, Some("1")),
             Err(RouteError::Loading { .. })

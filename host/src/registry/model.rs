@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use plugin_api::ModelInfo;
+use plugin_api::{ModelInfo, Params};
 
 use crate::{plugins::Plugin, runtime::SessionPool};
 
@@ -17,13 +17,36 @@ pub struct LoadedModel {
     pub pool: Arc<SessionPool>,
     /// Where the sessions really run (`cpu` after a CUDA fallback).
     pub provider: String,
-    /// Class names by class id: from the model's `names` metadata, else ML_LABELS.
+    /// Class names by class id: from the sidecar, else the `names` metadata, else ML_LABELS.
     pub class_names: Vec<String>,
+    /// SHA-256 of the model file and its sidecar: a reload of the same content is skipped.
+    pub content_hash: String,
+    /// This model's own prediction defaults, from its sidecar.
+    pub overrides: Overrides,
+    /// Label Studio projects this model serves, from its sidecar.
+    pub projects: Vec<String>,
+}
+
+/// Prediction defaults a sidecar can set for one model.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Overrides {
+    pub conf: Option<f32>,
+    pub iou: Option<f32>,
+    pub max_det: Option<u32>,
 }
 
 impl LoadedModel {
     pub fn class_name(&self, class_id: u32) -> Option<&str> {
         self.class_names.get(class_id as usize).map(String::as_str)
+    }
+
+    /// The server-wide defaults with this model's own settings applied.
+    pub fn params(&self, defaults: Params) -> Params {
+        Params {
+            conf: self.overrides.conf.unwrap_or(defaults.conf),
+            iou: self.overrides.iou.unwrap_or(defaults.iou),
+            max_det: self.overrides.max_det.unwrap_or(defaults.max_det),
+        }
     }
 
     pub fn input_shape(&self) -> Vec<i64> {

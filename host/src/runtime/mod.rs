@@ -86,8 +86,9 @@ impl Runtime {
         self.intra_threads
     }
 
-    /// Builds this model's sessions. Blocking: call it from a blocking thread.
-    pub fn load(&self, path: &Path) -> Result<LoadedSessions, RuntimeError> {
+    /// Builds this model's sessions from the file's bytes (`path` names it in messages).
+    /// Blocking: call it from a blocking thread.
+    pub fn load(&self, path: &Path, bytes: &[u8]) -> Result<LoadedSessions, RuntimeError> {
         let load_err = |message: String| RuntimeError::Load {
             path: path.to_path_buf(),
             message,
@@ -95,7 +96,7 @@ impl Runtime {
         let mut sessions = Vec::with_capacity(self.sessions);
         let mut provider = self.provider.to_string();
         for _ in 0..self.sessions {
-            let (session, used) = self.build_session(path).map_err(load_err)?;
+            let (session, used) = self.build_session(path, bytes).map_err(load_err)?;
             provider = used;
             sessions.push(session);
         }
@@ -107,7 +108,7 @@ impl Runtime {
         })
     }
 
-    fn build_session(&self, path: &Path) -> Result<(Session, String), String> {
+    fn build_session(&self, path: &Path, bytes: &[u8]) -> Result<(Session, String), String> {
         let mut builder = Session::builder(&self.env)
             .map_err(|e| e.to_string())?
             .with_intra_threads(self.intra_threads)
@@ -130,7 +131,7 @@ impl Runtime {
                 }
             }
         }
-        let session = builder.commit_from_file(path).map_err(|e| e.to_string())?;
+        let session = builder.commit_from_memory(bytes).map_err(|e| e.to_string())?;
         Ok((session, used))
     }
 }
