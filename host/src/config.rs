@@ -126,6 +126,11 @@ pub struct Config {
     #[arg(long, env = "ML_MAX_DET", default_value_t = 300)]
     pub max_det: u32,
 
+    /// How far, in pixels, a PolygonLabels outline may stray from the mask's outline when
+    /// it is simplified (Douglas–Peucker). 0 keeps every boundary pixel.
+    #[arg(long, env = "ML_POLYGON_TOLERANCE", default_value_t = 1.0)]
+    pub polygon_tolerance: f64,
+
     /// ONNX Runtime sessions per model; each serves one inference at a time. Default: 2 on
     /// machines with 2 or more cores, else 1.
     #[arg(long, env = "ML_SESSIONS")]

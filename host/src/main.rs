@@ -1,17 +1,5 @@
 //! `ls-ml-backend`: a Label Studio ML backend serving ONNX models through adapter plugins.
 
-mod config;
-mod http;
-mod imaging;
-mod labelstudio;
-mod metrics;
-mod plan;
-mod plugins;
-mod predictor;
-mod registry;
-mod runtime;
-mod watcher;
-
 use std::{
     net::SocketAddr,
     process::ExitCode,
@@ -24,14 +12,17 @@ use clap::Parser;
 use log::{error, info, warn};
 use tokio::net::TcpListener;
 
-use crate::{
+use ls_ml_backend::{
     config::Config,
+    http,
     http::AppState,
     labelstudio::{auth::KeyKind, media::MediaClient},
     metrics::Metrics,
+    plugins,
     predictor::Predictor,
     registry::Registry,
     runtime::Runtime,
+    watcher,
 };
 
 fn main() -> ExitCode {
@@ -125,6 +116,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
             max_det: config.max_det,
         },
         task_concurrency: config.task_concurrency,
+        polygon_tolerance: config.polygon_tolerance,
     };
     let state = Arc::new(AppState {
         predictor,

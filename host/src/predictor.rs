@@ -97,6 +97,8 @@ pub struct Predictor {
     pub metrics: Arc<Metrics>,
     pub defaults: Params,
     pub task_concurrency: usize,
+    /// Douglas–Peucker tolerance of polygon outlines, in pixels.
+    pub polygon_tolerance: f64,
 }
 
 impl Predictor {
@@ -207,7 +209,18 @@ impl Predictor {
                 ..base
             };
             let regions = self.run_model(&group.model, Arc::clone(&image), params, times).await?;
-            out.extend(build_results(&group.model, &group.controls, &regions, size, base.conf));
+            let regions = sanitize(regions, &group.model, params.max_det as usize, size);
+            // Outlines and RLE cost milliseconds on big images: not on the async executor.
+            let (model, controls, tolerance) =
+                (Arc::clone(&group.model), group.controls.clone(), self.polygon_tolerance);
+            let t = Instant::now();
+            let built = tokio::task::spawn_blocking(move || {
+                build_results(&model, &controls, &regions, size, base.conf, tolerance)
+            })
+            .await
+            .map_err(|e| TaskError::Join(e.to_string()))?;
+            times.finish += t.elapsed();
+            out.extend(built);
         }
         Ok(out)
     }
@@ -250,7 +263,7 @@ impl Predictor {
         .await
         .map_err(|e| TaskError::Join(e.to_string()))??;
         times.finish += t.elapsed();
-        Ok(sanitize(regions, model, params.max_det as usize))
+        Ok(regions)
     }
 }
 
@@ -266,8 +279,10 @@ fn is_interactive(context: Option<&Value>) -> bool {
         .is_some_and(|r| !r.is_empty())
 }
 
-/// Drops what a faulty adapter could send: unknown classes, non-finite numbers, too many regions.
-fn sanitize(mut regions: Vec<Region>, model: &LoadedModel, max_det: usize) -> Vec<Region> {
+/// Drops what a faulty adapter could send: unknown classes, non-finite numbers, masks that
+/// do not cover the image exactly, more than `max_det` regions of one kind.
+fn sanitize(mut regions: Vec<Region>, model: &LoadedModel, max_det: usize, size: ImageSize) -> Vec<Region> {
+    let pixels = size.width as u64 * size.height as u64;
     regions.retain(|r| {
         (r.class_id as usize) < model.class_names.len()
             && r.score.is_finite()
@@ -275,10 +290,26 @@ fn sanitize(mut regions: Vec<Region>, model: &LoadedModel, max_det: usize) -> Ve
                 Geometry::Box(b) => [b.x, b.y, b.width, b.height, b.rotation].iter().all(|v| v.is_finite()),
                 Geometry::Polygon(points) => points.iter().all(|p| p.x.is_finite() && p.y.is_finite()),
                 Geometry::Keypoints(points) => points.iter().all(|p| p.x.is_finite() && p.y.is_finite()),
-                Geometry::Mask(_) | Geometry::Class => true,
+                Geometry::Mask(m) => {
+                    (m.width, m.height) == (size.width, size.height)
+                        && m.runs.iter().map(|r| *r as u64).sum::<u64>() == pixels
+                }
+                Geometry::Class => true,
             }
     });
-    regions.truncate(max_det);
+    // A segmentation adapter sends a box and a mask per instance: count each kind.
+    let mut seen = [0usize; 5];
+    regions.retain(|r| {
+        let kind = match r.geometry {
+            Geometry::Box(_) => 0,
+            Geometry::Polygon(_) => 1,
+            Geometry::Mask(_) => 2,
+            Geometry::Keypoints(_) => 3,
+            Geometry::Class => 4,
+        };
+        seen[kind] += 1;
+        seen[kind] <= max_det
+    });
     regions
 }
 
@@ -290,7 +321,11 @@ fn build_results(
     regions: &[Region],
     size: ImageSize,
     default_conf: f32,
+    polygon_tolerance: f64,
 ) -> Vec<Value> {
+    // An adapter that sends polygons made them the way its model family does; its masks
+    // then fill BrushLabels only.
+    let has_polygons = regions.iter().any(|r| matches!(r.geometry, Geometry::Polygon(_)));
     let mut out = Vec::new();
     for control in controls {
         let threshold = control.score_threshold.unwrap_or(default_conf);
@@ -303,7 +338,10 @@ fn build_results(
             };
             let result = match control.kind {
                 ControlKind::RectangleLabels => results::rectangle(region, label, control, size),
-                _ => None,
+                ControlKind::PolygonLabels if has_polygons && matches!(region.geometry, Geometry::Mask(_)) => None,
+                ControlKind::PolygonLabels => results::polygon(region, label, control, size, polygon_tolerance),
+                ControlKind::BrushLabels => results::brush(region, label, control, size),
+                ControlKind::KeyPointLabels | ControlKind::Choices => None,
             };
             out.extend(result);
         }

@@ -39,6 +39,8 @@ mod export;
 mod module;
 mod types;
 
+/// The FFI-safe containers the data types use (`Mask::runs`, `Region` polygons, ...).
+pub use abi_stable::std_types::{RSlice, RStr, RString, RVec};
 pub use adapter::Adapter;
 pub use context::Context;
 pub use error::{ErrorKind, PluginError};
@@ -52,7 +54,7 @@ pub use types::{
 pub mod prelude {
     pub use crate::{
         Adapter, AdapterInfo, BoxGeometry, Context, ElementType, ErrorKind, Geometry, ImageRef, Keypoint, Mask,
-        ModelInfo, Params, PluginError, Point, Prepared, Region, Tensor, TensorInfo, TensorRef,
+        ModelInfo, Params, PluginError, Point, Prepared, RVec, Region, Tensor, TensorInfo, TensorRef,
     };
 }
 

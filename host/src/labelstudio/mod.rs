@@ -2,6 +2,7 @@
 //! getting task media from Label Studio, its storages or elsewhere.
 
 pub mod auth;
+pub mod brush;
 pub mod label_config;
 pub mod media;
 mod media_cache;

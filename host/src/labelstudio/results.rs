@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use plugin_api::{Geometry, Region};
 
-use super::label_config::Control;
+use super::{brush, label_config::Control};
 
 /// Short random region ids; Label Studio needs them to be distinct strings.
 pub fn region_id() -> String {
@@ -23,30 +23,79 @@ pub struct ImageSize {
     pub height: u32,
 }
 
+/// The envelope every image result shares, around a `value`.
+fn result(region: &Region, label: &str, control: &Control, size: ImageSize, mut value: Value) -> Value {
+    let kind = control.kind.result_type();
+    value[kind] = json!([label]);
+    json!({
+        "id": region_id(),
+        "from_name": control.name,
+        "to_name": control.to_name,
+        "type": kind,
+        "original_width": size.width,
+        "original_height": size.height,
+        "image_rotation": 0,
+        "value": value,
+        "score": round6(region.score as f64),
+    })
+}
+
 /// A `rectanglelabels` result for a box region, or None for other geometries.
 pub fn rectangle(region: &Region, label: &str, control: &Control, size: ImageSize) -> Option<Value> {
     let Geometry::Box(b) = &region.geometry else {
         return None;
     };
     let (w, h) = (size.width as f64, size.height as f64);
-    Some(json!({
-        "id": region_id(),
-        "from_name": control.name,
-        "to_name": control.to_name,
-        "type": control.kind.result_type(),
-        "original_width": size.width,
-        "original_height": size.height,
-        "image_rotation": 0,
-        "value": {
-            "x": percent(b.x as f64, w),
-            "y": percent(b.y as f64, h),
-            "width": percent(b.width as f64, w),
-            "height": percent(b.height as f64, h),
-            "rotation": b.rotation,
-            "rectanglelabels": [label],
-        },
-        "score": round6(region.score as f64),
-    }))
+    let value = json!({
+        "x": percent(b.x as f64, w),
+        "y": percent(b.y as f64, h),
+        "width": percent(b.width as f64, w),
+        "height": percent(b.height as f64, h),
+        "rotation": b.rotation,
+    });
+    Some(result(region, label, control, size, value))
+}
+
+/// A `polygonlabels` result: a polygon region, or else the outline of a mask's largest
+/// piece through its boundary pixels' centres; straight runs are dropped and the outline is
+/// simplified to within `tolerance` pixels. Points in percent.
+pub fn polygon(region: &Region, label: &str, control: &Control, size: ImageSize, tolerance: f64) -> Option<Value> {
+    let points: Vec<(f64, f64)> = match &region.geometry {
+        Geometry::Polygon(points) => points.iter().map(|p| (p.x as f64, p.y as f64)).collect(),
+        Geometry::Mask(mask) if (mask.width, mask.height) == (size.width, size.height) => {
+            mask_geometry::outline_of_runs(mask.width as usize, &mask.runs)?
+                .into_iter()
+                .map(|(x, y)| (x as f64 + 0.5, y as f64 + 0.5))
+                .collect()
+        }
+        _ => return None,
+    };
+    let points = mask_geometry::douglas_peucker(&mask_geometry::drop_collinear(&points), tolerance);
+    if points.len() < 3 {
+        return None;
+    }
+    let (w, h) = (size.width as f64, size.height as f64);
+    let points: Vec<[f64; 2]> = points.iter().map(|&(x, y)| [percent(x, w), percent(y, h)]).collect();
+    Some(result(
+        region,
+        label,
+        control,
+        size,
+        json!({ "points": points, "closed": true }),
+    ))
+}
+
+/// A `brushlabels` result: the mask in Label Studio's RLE. Only for a mask of exactly the
+/// image's size; any other size would draw nothing in Label Studio.
+pub fn brush(region: &Region, label: &str, control: &Control, size: ImageSize) -> Option<Value> {
+    let Geometry::Mask(mask) = &region.geometry else {
+        return None;
+    };
+    if (mask.width, mask.height) != (size.width, size.height) {
+        return None;
+    }
+    let value = json!({ "format": "rle", "rle": brush::encode(mask) });
+    Some(result(region, label, control, size, value))
 }
 
 /// `v` as a percentage of `of`, rounded to 1e-6 % (well under a pixel on any image).

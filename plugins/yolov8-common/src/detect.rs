@@ -1,6 +1,8 @@
 //! Decoding of the YOLOv8 detection head and Ultralytics' non-maximum suppression.
 
-use plugin_api::{PluginError, TensorRef};
+use plugin_api::{BoxGeometry, Geometry, ModelInfo, Params, PluginError, Region, TensorRef};
+
+use crate::{Letterbox, model::class_count_from_names};
 
 /// Ultralytics offsets boxes by class times this before one NMS pass, so that boxes of
 /// different classes never overlap: per-class NMS in a single sort.
@@ -142,6 +144,58 @@ pub fn nms(mut candidates: Vec<Detection>, iou: f32, max_det: usize) -> Vec<Dete
     }
     let mut slots: Vec<Option<Detection>> = candidates.into_iter().map(Some).collect();
     keep.into_iter().filter_map(|i| slots[i].take()).collect()
+}
+
+/// Finds the head (`output0`, else the first output), checks that it has 4 box rows, one
+/// row per class and `extra` more rows (32 mask coefficients in a segmentation head), and
+/// returns it with the detections that survive the threshold and NMS.
+pub fn detect<'a>(
+    model: &ModelInfo,
+    outputs: &[TensorRef<'a>],
+    params: &Params,
+    extra: usize,
+) -> Result<(Head<'a>, Vec<Detection>), PluginError> {
+    let output = outputs
+        .iter()
+        .find(|t| t.name() == "output0")
+        .or_else(|| outputs.first())
+        .ok_or_else(|| PluginError::invalid_input("the model returned no outputs"))?;
+    let head = Head::new(output)?;
+    let classes = class_count_from_names(model).unwrap_or(head.rows.saturating_sub(4 + extra));
+    if 4 + classes + extra != head.rows {
+        return Err(PluginError::unsupported(format!(
+            "the head has {} rows but the model names {classes} classes; this head needs 4 + classes{}",
+            head.rows,
+            if extra > 0 {
+                format!(" + {extra}")
+            } else {
+                String::new()
+            }
+        )));
+    }
+    let kept = nms(
+        head.candidates(classes, params.conf)?,
+        params.iou,
+        params.max_det as usize,
+    );
+    Ok((head, kept))
+}
+
+/// A detection as a region in original-image pixels.
+pub fn box_region(letterbox: &Letterbox, d: &Detection) -> Region {
+    let (x1, y1) = (letterbox.unmap_x(d.x1), letterbox.unmap_y(d.y1));
+    let (x2, y2) = (letterbox.unmap_x(d.x2), letterbox.unmap_y(d.y2));
+    Region {
+        class_id: d.class_id as u32,
+        score: d.score,
+        geometry: Geometry::Box(BoxGeometry {
+            x: x1,
+            y: y1,
+            width: x2 - x1,
+            height: y2 - y1,
+            rotation: 0.0,
+        }),
+    }
 }
 
 #[cfg(test)]

@@ -7,5 +7,5 @@ pub mod letterbox;
 pub mod model;
 pub mod resize;
 
-pub use detect::{Detection, Head, nms};
+pub use detect::{Detection, Head, box_region, detect, nms};
 pub use letterbox::Letterbox;

@@ -6,10 +6,8 @@
 
 use plugin_api::prelude::*;
 use yolov8_common::{
-    Letterbox,
-    detect::Head,
-    model::{class_count_from_names, image_input, output, task},
-    nms,
+    Letterbox, box_region, detect,
+    model::{image_input, output, task},
 };
 
 /// Score for a model whose metadata says `task=detect`.
@@ -52,42 +50,8 @@ impl Adapter for YoloV8Detect {
         params: &Params,
     ) -> Result<Vec<Region>, PluginError> {
         let letterbox: Letterbox = context.into_inner()?;
-        let head_output = outputs
-            .iter()
-            .find(|t| t.name() == "output0")
-            .or_else(|| outputs.first())
-            .ok_or_else(|| PluginError::invalid_input("the model returned no outputs"))?;
-        let head = Head::new(head_output)?;
-        let classes = class_count_from_names(model).unwrap_or(head.rows.saturating_sub(4));
-        if 4 + classes != head.rows {
-            return Err(PluginError::unsupported(format!(
-                "the head has {} rows but the model names {classes} classes; a detection head has 4 + classes",
-                head.rows
-            )));
-        }
-        let kept = nms(
-            head.candidates(classes, params.conf)?,
-            params.iou,
-            params.max_det as usize,
-        );
-        Ok(kept
-            .into_iter()
-            .map(|d| {
-                let (x1, y1) = (letterbox.unmap_x(d.x1), letterbox.unmap_y(d.y1));
-                let (x2, y2) = (letterbox.unmap_x(d.x2), letterbox.unmap_y(d.y2));
-                Region {
-                    class_id: d.class_id as u32,
-                    score: d.score,
-                    geometry: Geometry::Box(BoxGeometry {
-                        x: x1,
-                        y: y1,
-                        width: x2 - x1,
-                        height: y2 - y1,
-                        rotation: 0.0,
-                    }),
-                }
-            })
-            .collect())
+        let (_, kept) = detect(model, outputs, params, 0)?;
+        Ok(kept.iter().map(|d| box_region(&letterbox, d)).collect())
     }
 }
 
