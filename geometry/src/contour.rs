@@ -1,99 +1,142 @@
 //! The outer contour of the largest 8-connected component of a binary mask, traced through
 //! its boundary pixels (as OpenCV's `findContours` with `RETR_EXTERNAL` does), holes ignored.
+//!
+//! Components are found on row spans (union-find), so the work grows with the outline and
+//! the number of spans, not with the mask's area; only the chosen component is drawn into a
+//! bitmap for tracing.
 
 /// Neighbour offsets, clockwise on screen (y grows downwards), starting east.
 const DIRS: [(i32, i32); 8] = [(1, 0), (1, 1), (0, 1), (-1, 1), (-1, 0), (-1, -1), (0, -1), (1, -1)];
 
-/// The mask's foreground cut to its bounding box, with a one-pixel empty border so that
+/// A run of foreground pixels in one row: columns `start..end`.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    row: usize,
+    start: usize,
+    end: usize,
+}
+
+/// Spans from run lengths over a `width`-wide image (background first), in raster order.
+fn spans_of_runs(width: usize, runs: &[u32]) -> Vec<Span> {
+    let mut spans = Vec::new();
+    let mut pos = 0usize;
+    for (i, &run) in runs.iter().enumerate() {
+        let (mut p, end) = (pos, pos + run as usize);
+        if i % 2 == 1 {
+            while p < end {
+                let row = p / width;
+                let row_end = end.min((row + 1) * width);
+                spans.push(Span {
+                    row,
+                    start: p % width,
+                    end: p % width + (row_end - p),
+                });
+                p = row_end;
+            }
+        }
+        pos = end;
+    }
+    spans
+}
+
+/// Spans from a row-major grid of bits, in raster order.
+fn spans_of_bits(width: usize, height: usize, bits: &[bool]) -> Vec<Span> {
+    let mut spans = Vec::new();
+    for row in 0..height {
+        let line = &bits[row * width..((row + 1) * width).min(bits.len())];
+        let mut col = 0;
+        while col < line.len() {
+            if line[col] {
+                let start = col;
+                while col < line.len() && line[col] {
+                    col += 1;
+                }
+                spans.push(Span { row, start, end: col });
+            } else {
+                col += 1;
+            }
+        }
+    }
+    spans
+}
+
+fn find(parent: &mut [usize], mut i: usize) -> usize {
+    while parent[i] != i {
+        parent[i] = parent[parent[i]];
+        i = parent[i];
+    }
+    i
+}
+
+/// The spans of the largest 8-connected component (the first in raster order on a tie).
+fn largest_component(spans: &[Span]) -> Vec<Span> {
+    let mut parent: Vec<usize> = (0..spans.len()).collect();
+    // Spans of the previous row are a window that slides along the raster-ordered list.
+    let (mut prev_start, mut row_start) = (0, 0);
+    for i in 0..spans.len() {
+        if i > 0 && spans[i].row != spans[i - 1].row {
+            prev_start = if spans[i].row == spans[i - 1].row + 1 {
+                row_start
+            } else {
+                i
+            };
+            row_start = i;
+        }
+        let s = spans[i];
+        for (j, p) in spans.iter().enumerate().take(row_start).skip(prev_start) {
+            // Diagonal neighbours count: columns overlap within one pixel.
+            if p.start <= s.end && s.start <= p.end {
+                let (a, b) = (find(&mut parent, i), find(&mut parent, j));
+                parent[a.max(b)] = a.min(b);
+            }
+        }
+    }
+    let mut sizes = vec![0usize; spans.len()];
+    for (i, span) in spans.iter().enumerate() {
+        let root = find(&mut parent, i);
+        sizes[root] += span.end - span.start;
+    }
+    // Roots are each component's first span, so scanning in order settles ties by raster order.
+    let Some(best) = (0..spans.len())
+        .filter(|&i| parent[i] == i)
+        .max_by(|&a, &b| sizes[a].cmp(&sizes[b]).then(b.cmp(&a)))
+    else {
+        return Vec::new();
+    };
+    (0..spans.len())
+        .filter(|&i| find(&mut parent, i) == best)
+        .map(|i| spans[i])
+        .collect()
+}
+
+/// One component drawn into its bounding box, with a one-pixel empty border so that
 /// neighbour lookups never leave it.
 struct Bitmap {
-    /// Image coordinates of the bitmap's (1, 1).
+    /// Image coordinates of the bitmap's (0, 0).
     x0: i32,
     y0: i32,
     width: usize,
-    height: usize,
     bits: Vec<u8>,
 }
 
 impl Bitmap {
-    /// From run lengths over a `width`-wide image, alternating background and foreground,
-    /// background first.
-    fn from_runs(width: usize, runs: &[u32]) -> Option<Bitmap> {
-        let w = width;
-        if w == 0 {
-            return None;
+    fn draw(spans: &[Span]) -> Option<Bitmap> {
+        let top = spans.first()?.row;
+        let bottom = spans.last()?.row;
+        let left = spans.iter().map(|s| s.start).min()?;
+        let right = spans.iter().map(|s| s.end).max()?;
+        let width = right - left + 2;
+        let mut bits = vec![0u8; width * (bottom - top + 3)];
+        for s in spans {
+            let line = (s.row - top + 1) * width;
+            bits[line + s.start - left + 1..line + s.end - left + 1].fill(1);
         }
-        // Foreground spans as (start, end) pixel offsets.
-        let mut spans = Vec::new();
-        let mut pos = 0usize;
-        for (i, &run) in runs.iter().enumerate() {
-            let run = run as usize;
-            if i % 2 == 1 && run > 0 {
-                spans.push((pos, pos + run));
-            }
-            pos += run;
-        }
-        let (first, last) = (spans.first()?.0, spans.last()?.1 - 1);
-        let (top, bottom) = (first / w, last / w);
-        let (mut left, mut right) = (w, 0);
-        for &(s, e) in &spans {
-            if s / w == (e - 1) / w {
-                left = left.min(s % w);
-                right = right.max((e - 1) % w);
-            } else {
-                (left, right) = (0, w - 1);
-                break;
-            }
-        }
-        let mut bitmap = Bitmap::empty(left, top, right, bottom);
-        for &(s, e) in &spans {
-            let mut p = s;
-            while p < e {
-                let (row, col) = (p / w, p % w);
-                let row_end = e.min((row + 1) * w);
-                for c in col..col + (row_end - p) {
-                    bitmap.set(c, row);
-                }
-                p = row_end;
-            }
-        }
-        Some(bitmap)
-    }
-
-    /// From a row-major grid of `width` x `height` bits.
-    fn from_bits(width: usize, height: usize, bits: &[bool]) -> Option<Bitmap> {
-        let set = |x: usize, y: usize| bits.get(y * width + x).copied().unwrap_or(false);
-        let rows: Vec<usize> = (0..height).filter(|&y| (0..width).any(|x| set(x, y))).collect();
-        let (top, bottom) = (*rows.first()?, *rows.last()?);
-        let left = (0..width).find(|&x| (top..=bottom).any(|y| set(x, y)))?;
-        let right = (0..width).rev().find(|&x| (top..=bottom).any(|y| set(x, y)))?;
-        let mut bitmap = Bitmap::empty(left, top, right, bottom);
-        for y in top..=bottom {
-            for x in left..=right {
-                if set(x, y) {
-                    bitmap.set(x, y);
-                }
-            }
-        }
-        Some(bitmap)
-    }
-
-    /// An empty bitmap for the image pixels `left..=right` x `top..=bottom`.
-    fn empty(left: usize, top: usize, right: usize, bottom: usize) -> Bitmap {
-        let (width, height) = (right - left + 3, bottom - top + 3);
-        Bitmap {
+        Some(Bitmap {
             x0: left as i32 - 1,
             y0: top as i32 - 1,
             width,
-            height,
-            bits: vec![0u8; width * height],
-        }
-    }
-
-    /// Sets the image pixel (x, y).
-    fn set(&mut self, x: usize, y: usize) {
-        let i = self.index(x as i32 - self.x0, y as i32 - self.y0);
-        self.bits[i] = 1;
+            bits,
+        })
     }
 
     fn index(&self, x: i32, y: i32) -> usize {
@@ -105,66 +148,28 @@ impl Bitmap {
 /// `width`-wide image (background first), clockwise, in image pixel coordinates (each point
 /// a boundary pixel). `None` for an empty mask.
 pub fn outline_of_runs(width: usize, runs: &[u32]) -> Option<Vec<(i32, i32)>> {
-    outline(Bitmap::from_runs(width, runs)?)
+    if width == 0 {
+        return None;
+    }
+    outline(&spans_of_runs(width, runs))
 }
 
 /// The same for a row-major grid of bits.
 pub fn outline_of_bits(width: usize, height: usize, bits: &[bool]) -> Option<Vec<(i32, i32)>> {
-    outline(Bitmap::from_bits(width, height, bits)?)
+    outline(&spans_of_bits(width, height, bits))
 }
 
-fn outline(mut bitmap: Bitmap) -> Option<Vec<(i32, i32)>> {
-    let start = largest_component(&mut bitmap)?;
-    let points = trace(&bitmap, start);
+fn outline(spans: &[Span]) -> Option<Vec<(i32, i32)>> {
+    let component = largest_component(spans);
+    let bitmap = Bitmap::draw(&component)?;
+    let first = component[0];
+    let start = (first.start as i32 - bitmap.x0, first.row as i32 - bitmap.y0);
     Some(
-        points
+        trace(&bitmap, start)
             .into_iter()
             .map(|(x, y)| (x + bitmap.x0, y + bitmap.y0))
             .collect(),
     )
-}
-
-/// Labels 8-connected components in place (foreground 1 becomes its label + 2) and returns
-/// the first pixel, in raster order, of the largest; every other component is cleared.
-fn largest_component(bitmap: &mut Bitmap) -> Option<(i32, i32)> {
-    let mut best: Option<(usize, u8, (i32, i32))> = None;
-    let mut stack = Vec::new();
-    // Labels cycle through 2..=255; only "this one" vs "the best so far" matters, and the
-    // best one is copied out before its label can come round again.
-    let mut label: u8 = 1;
-    let mut keep = vec![0u8; bitmap.bits.len()];
-    for y in 1..bitmap.height as i32 - 1 {
-        for x in 1..bitmap.width as i32 - 1 {
-            if bitmap.bits[bitmap.index(x, y)] != 1 {
-                continue;
-            }
-            label = if label == 255 { 2 } else { label + 1 };
-            let mut members = Vec::new();
-            stack.push((x, y));
-            let at = bitmap.index(x, y);
-            bitmap.bits[at] = label;
-            while let Some((cx, cy)) = stack.pop() {
-                members.push(bitmap.index(cx, cy));
-                for (dx, dy) in DIRS {
-                    let (nx, ny) = (cx + dx, cy + dy);
-                    let i = bitmap.index(nx, ny);
-                    if bitmap.bits[i] == 1 {
-                        bitmap.bits[i] = label;
-                        stack.push((nx, ny));
-                    }
-                }
-            }
-            if best.is_none_or(|(size, _, _)| members.len() > size) {
-                keep.iter_mut().for_each(|k| *k = 0);
-                for &i in &members {
-                    keep[i] = 1;
-                }
-                best = Some((members.len(), label, (x, y)));
-            }
-        }
-    }
-    bitmap.bits = keep;
-    best.map(|(_, _, start)| start)
 }
 
 /// Moore-neighbour tracing of the outer boundary, from the component's first pixel in

@@ -209,3 +209,104 @@ async fn personal_access_token_and_basic_auth() {
     )
     .await;
 }
+
+const POLYGON_CONFIG: &str = r#"<View>
+  <Image name="image" value="$image"/>
+  <PolygonLabels name="outline" toName="image">
+    <Label value="circle"/><Label value="square"/><Label value="triangle"/>
+  </PolygonLabels>
+</View>"#;
+
+const BRUSH_CONFIG: &str = r#"<View>
+  <Image name="image" value="$image"/>
+  <BrushLabels name="mask" toName="image">
+    <Label value="circle"/><Label value="square"/><Label value="triangle"/>
+  </BrushLabels>
+</View>"#;
+
+/// A segmentation model fills a PolygonLabels project and a BrushLabels project, and Label
+/// Studio stores what it sends.
+#[tokio::test]
+async fn segmentation_fills_polygon_and_brush_projects() {
+    let ls = LabelStudio::get().await;
+    let env = [
+        ("LABEL_STUDIO_URL", ls.url.as_str()),
+        ("LABEL_STUDIO_API_KEY", LEGACY_TOKEN),
+    ];
+    let seg = "yolov8n-shapes-seg-320.onnx";
+    let server = Server::start_with_plugins(&[(seg, seg)], &env, &["yolov8_detect", "yolov8_seg"]).await;
+    let reference = load_json(&fixtures().join("eval-a/reference_yolov8n-shapes-seg-320.json"));
+    let entries: Vec<&Value> = reference["images"]
+        .as_array()
+        .expect("images")
+        .iter()
+        .take(10)
+        .collect();
+    let files: Vec<_> = entries
+        .iter()
+        .map(|e| eval_images().join(e["file_name"].as_str().expect("file name")))
+        .collect();
+
+    for (kind, config) in [("polygonlabels", POLYGON_CONFIG), ("brushlabels", BRUSH_CONFIG)] {
+        let project = ls.create_project(&format!("e2e {kind}"), config).await;
+        assert_eq!(ls.upload(project, &files).await, files.len());
+        let ml = ls
+            .expect_post(
+                "/api/ml",
+                &json!({"url": server.url(""), "project": project, "title": "ls-ml-backend", "auth_method": "NONE"}),
+            )
+            .await;
+        let version = ls.expect_get(&format!("/api/ml/{}", ml["id"])).await["model_version"].clone();
+        ls.expect_post(
+            &format!("/api/dm/actions?id=retrieve_tasks_predictions&project={project}"),
+            &json!({"selectedItems": {"all": true, "excluded": []}, "project": project.to_string()}),
+        )
+        .await;
+        let tasks = ls.tasks(project).await;
+        let predictions = ls.predictions(project).await;
+        assert_eq!(
+            predictions.len(),
+            tasks.len(),
+            "one stored prediction per task ({kind})"
+        );
+        let mut regions = 0;
+        for p in &predictions {
+            assert_eq!(p["model_version"], version);
+            for r in p["result"].as_array().expect("result") {
+                assert_eq!(r["type"], kind);
+                regions += 1;
+                let (w, h) = (
+                    r["original_width"].as_u64().expect("width") as usize,
+                    r["original_height"].as_u64().expect("height") as usize,
+                );
+                if kind == "brushlabels" {
+                    let rle: Vec<u8> = r["value"]["rle"]
+                        .as_array()
+                        .expect("rle")
+                        .iter()
+                        .map(|v| v.as_u64().expect("byte") as u8)
+                        .collect();
+                    let decoded = ls_ml_backend::labelstudio::brush::decode(&rle).expect("stored RLE decodes");
+                    assert_eq!(decoded.len(), w * h * 4, "the stored mask covers the image");
+                } else {
+                    assert!(r["value"]["points"].as_array().is_some_and(|p| p.len() >= 3));
+                }
+            }
+        }
+        let expected: usize = entries
+            .iter()
+            .map(|e| e["detections"].as_array().map_or(0, Vec::len))
+            .sum();
+        report(&format!(
+            "label studio e2e ({kind}): {}/{} tasks got predictions stored, {regions} regions (Ultralytics: {expected} \
+             instances)",
+            predictions.len(),
+            tasks.len()
+        ));
+        assert!(
+            regions >= expected * 9 / 10,
+            "{regions} regions for {expected} instances"
+        );
+    }
+    assert!(!server.log().contains("left empty"), "no task failed");
+}
