@@ -148,6 +148,36 @@ pub struct Config {
     #[arg(long, env = "ML_MAX_IMAGE_BYTES", default_value_t = 64 * 1024 * 1024)]
     pub max_image_bytes: u64,
 
+    /// Largest image, in pixels (width x height), checked before decoding: a small file can
+    /// hold a huge image (a decompression bomb). Decoding takes 3 bytes per pixel.
+    #[arg(long, env = "ML_MAX_IMAGE_PIXELS", default_value_t = 64_000_000)]
+    pub max_image_pixels: u64,
+
+    /// Largest /predict (or other) request body, in MiB.
+    #[arg(long, env = "ML_MAX_BODY_MB", default_value_t = 64)]
+    pub max_body_mb: u64,
+
+    /// Tasks admitted at once, over all /predict requests (running or waiting). A request
+    /// that does not fit is answered 503 with Retry-After, instead of piling up in memory;
+    /// a single request with more tasks than this is refused with 413.
+    #[arg(long, env = "ML_QUEUE_TASKS", default_value_t = 20_000)]
+    pub queue_tasks: usize,
+
+    /// Seconds that requests in flight get to finish after SIGTERM or Ctrl-C.
+    #[arg(long, env = "ML_SHUTDOWN_TIMEOUT", default_value_t = 30)]
+    pub shutdown_timeout_secs: u64,
+
+    /// If set, image URLs may only point at these hosts (comma-separated; Label Studio's own
+    /// address is always allowed). Example: `images.example.com,cdn.example.com`.
+    #[arg(long, env = "ML_MEDIA_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub media_allowed_hosts: Vec<String>,
+
+    /// Refuse image URLs whose host resolves to a loopback, private or link-local address
+    /// (Label Studio's own address excepted), so that task data cannot make the backend probe
+    /// its network.
+    #[arg(long, env = "ML_MEDIA_BLOCK_PRIVATE", default_value_t = false)]
+    pub media_block_private: bool,
+
     /// Seconds to wait for an image download to connect, and then to finish.
     #[arg(long, env = "ML_FETCH_TIMEOUT", default_value_t = 30)]
     pub fetch_timeout_secs: u64,

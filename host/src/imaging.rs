@@ -20,15 +20,33 @@ pub struct RgbImage {
 #[error("cannot decode the image: {0}")]
 pub struct DecodeError(String);
 
-pub fn decode(bytes: &[u8]) -> Result<RgbImage, DecodeError> {
-    let reader = ImageReader::new(Cursor::new(bytes))
+/// Decodes an image of at most `max_pixels` pixels. The size is read from the header first,
+/// so a decompression bomb is refused before any memory is spent on it.
+pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, DecodeError> {
+    let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| DecodeError(e.to_string()))?;
     let reader_format = reader.format();
     if reader_format.is_none() {
         return Err(DecodeError("the data is not in a known image format".into()));
     }
+    // RGBA at 16 bits per channel is the most a decoder buffers per pixel.
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(max_pixels.saturating_mul(8).max(1 << 20));
+    reader.limits(limits);
     let mut decoder = reader.into_decoder().map_err(|e| DecodeError(e.to_string()))?;
+    let (w, h) = decoder.dimensions();
+    if w as u64 * h as u64 > max_pixels {
+        return Err(DecodeError(format!(
+            "the image is {w}x{h} = {} pixels, more than the {max_pixels} allowed (ML_MAX_IMAGE_PIXELS)",
+            w as u64 * h as u64
+        )));
+    }
+    if reader_format == Some(ImageFormat::Jpeg) && !has_end_marker(bytes) {
+        return Err(DecodeError(
+            "the JPEG is truncated: it has no end-of-image marker".into(),
+        ));
+    }
     // A broken EXIF block should not cost the image; it just stays as stored.
     let orientation = decoder
         .orientation()
@@ -53,6 +71,13 @@ pub fn decode(bytes: &[u8]) -> Result<RgbImage, DecodeError> {
     })
 }
 
+/// Whether a JPEG ends with its end-of-image marker (FF D9), allowing for the trailing bytes
+/// some cameras and editors append. libjpeg would silently fill a cut-off image with grey.
+fn has_end_marker(bytes: &[u8]) -> bool {
+    let tail = &bytes[bytes.len().saturating_sub(64 * 1024)..];
+    tail.windows(2).any(|w| w == [0xFF, 0xD9])
+}
+
 /// Decodes a JPEG to RGB with libjpeg's defaults, or None if libjpeg cannot (the caller
 /// falls back to the pure-Rust decoder). libjpeg reports errors by unwinding out of C.
 fn decode_jpeg_like_opencv(bytes: &[u8]) -> Option<DynamicImage> {
@@ -72,6 +97,8 @@ fn decode_jpeg_like_opencv(bytes: &[u8]) -> Option<DynamicImage> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const LIMIT: u64 = 10_000_000;
     use image::{GrayImage, ImageFormat, Luma, Rgba, RgbaImage};
 
     fn encode(image: DynamicImage, format: ImageFormat) -> Vec<u8> {
@@ -83,22 +110,22 @@ mod tests {
     #[test]
     fn alpha_is_dropped_not_composited() {
         let img = RgbaImage::from_pixel(2, 1, Rgba([200, 100, 50, 0]));
-        let decoded = decode(&encode(DynamicImage::ImageRgba8(img), ImageFormat::Png)).expect("decode");
+        let decoded = decode(&encode(DynamicImage::ImageRgba8(img), ImageFormat::Png), LIMIT).expect("decode");
         assert_eq!(decoded.pixels, vec![200, 100, 50, 200, 100, 50]);
     }
 
     #[test]
     fn grayscale_is_replicated() {
         let img = GrayImage::from_pixel(1, 2, Luma([77]));
-        let decoded = decode(&encode(DynamicImage::ImageLuma8(img), ImageFormat::Png)).expect("decode");
+        let decoded = decode(&encode(DynamicImage::ImageLuma8(img), ImageFormat::Png), LIMIT).expect("decode");
         assert_eq!((decoded.width, decoded.height), (1, 2));
         assert_eq!(decoded.pixels, vec![77; 6]);
     }
 
     #[test]
     fn garbage_is_an_error() {
-        assert!(decode(b"definitely not an image").is_err());
-        assert!(decode(&[]).is_err());
+        assert!(decode(b"definitely not an image", LIMIT).is_err());
+        assert!(decode(&[], LIMIT).is_err());
     }
 
     #[test]
@@ -107,7 +134,7 @@ mod tests {
         let img = image::RgbImage::from_pixel(2, 1, image::Rgb([10, 200, 10]));
         let jpeg = encode(DynamicImage::ImageRgb8(img), ImageFormat::Jpeg);
         let tagged = with_exif_orientation(&jpeg, 6);
-        let decoded = decode(&tagged).expect("decode");
+        let decoded = decode(&tagged, LIMIT).expect("decode");
         assert_eq!((decoded.width, decoded.height), (1, 2));
     }
 

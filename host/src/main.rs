@@ -42,8 +42,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(config)) {
-        Ok(()) => ExitCode::SUCCESS,
+    let outcome = runtime.block_on(run(config));
+    // Loads or inferences still running on the blocking pool do not hold the exit up.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    match outcome {
+        Ok(code) => code,
         Err(e) => {
             error!("{e:#}");
             ExitCode::FAILURE
@@ -51,7 +54,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(config: Config) -> anyhow::Result<()> {
+async fn run(config: Config) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let runtime = Arc::new(Runtime::init(&config)?);
 
@@ -117,10 +120,14 @@ async fn run(config: Config) -> anyhow::Result<()> {
         },
         task_concurrency: config.task_concurrency,
         polygon_tolerance: config.polygon_tolerance,
+        max_image_pixels: config.max_image_pixels,
+        queue: Arc::new(tokio::sync::Semaphore::new(config.queue_tasks.max(1))),
+        queue_capacity: config.queue_tasks.max(1),
     };
     let state = Arc::new(AppState {
         predictor,
         basic_auth,
+        max_body_bytes: config.max_body_mb.max(1) * 1024 * 1024,
         registry: Arc::clone(&registry),
         metrics,
         runtime,
@@ -149,13 +156,34 @@ async fn run(config: Config) -> anyhow::Result<()> {
     )
     .context("cannot watch the models folder")?;
 
-    warp::serve(http::routes(state))
+    let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = warp::serve(http::routes(state))
         .incoming(listener)
-        .graceful(shutdown_signal())
-        .run()
-        .await;
-    info!("stopped");
-    Ok(())
+        .graceful(async move {
+            shutdown_signal().await;
+            let _ = stopping.send(());
+        })
+        .run();
+    let grace = Duration::from_secs(config.shutdown_timeout_secs);
+    tokio::select! {
+        () = server => {
+            info!("stopped");
+            Ok(ExitCode::SUCCESS)
+        }
+        () = async move {
+            if stopped.await.is_ok() {
+                tokio::time::sleep(grace).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        } => {
+            error!(
+                "requests were still running {} s after the signal (ML_SHUTDOWN_TIMEOUT); stopping without them",
+                grace.as_secs()
+            );
+            Ok(ExitCode::FAILURE)
+        }
+    }
 }
 
 /// RUST_LOG as given (default `info`), with ONNX Runtime's chatty info lines held to

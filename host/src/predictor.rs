@@ -33,6 +33,13 @@ pub enum PredictError {
     Config(#[from] ConfigError),
     #[error("the request has no label_config")]
     NoConfig,
+    #[error(
+        "the backend is busy: {queued} tasks are queued or running and this request's {tasks} do not fit in \
+         ML_QUEUE_TASKS ({limit}); retry later"
+    )]
+    Busy { tasks: usize, queued: usize, limit: usize },
+    #[error("the request holds {tasks} tasks, more than ML_QUEUE_TASKS ({limit}) allows in all; send fewer at a time")]
+    TooManyTasks { tasks: usize, limit: usize },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -99,10 +106,28 @@ pub struct Predictor {
     pub task_concurrency: usize,
     /// Douglas–Peucker tolerance of polygon outlines, in pixels.
     pub polygon_tolerance: f64,
+    /// Larger images are refused before they are decoded.
+    pub max_image_pixels: u64,
+    /// One permit per task admitted (running or waiting), over all requests.
+    pub queue: Arc<tokio::sync::Semaphore>,
+    pub queue_capacity: usize,
 }
 
 impl Predictor {
     pub async fn predict(&self, request: PredictRequest) -> Result<Outcome, PredictError> {
+        let (tasks, limit) = (request.tasks.len(), self.queue_capacity);
+        if tasks > limit {
+            return Err(PredictError::TooManyTasks { tasks, limit });
+        }
+        // Admission, not waiting: a full queue is answered at once, so memory stays bounded
+        // and Label Studio (which does not retry 5xx) gets a clear error in the log.
+        let _admitted = Arc::clone(&self.queue)
+            .try_acquire_many_owned(tasks.max(1) as u32)
+            .map_err(|_| PredictError::Busy {
+                tasks,
+                queued: limit - self.queue.available_permits(),
+                limit,
+            })?;
         let project = project_id(request.project.as_ref());
         let config = LabelConfig::parse(request.label_config.as_deref().ok_or(PredictError::NoConfig)?)?;
         let plan = Plan::build(&self.registry, project.as_deref(), Some(&config))?;
@@ -185,7 +210,8 @@ impl Predictor {
         times.fetch = t.elapsed();
 
         let t = Instant::now();
-        let image = tokio::task::spawn_blocking(move || imaging::decode(&bytes))
+        let max_pixels = self.max_image_pixels;
+        let image = tokio::task::spawn_blocking(move || imaging::decode(&bytes, max_pixels))
             .await
             .map_err(|e| TaskError::Join(e.to_string()))??;
         times.decode = t.elapsed();

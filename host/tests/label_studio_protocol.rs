@@ -155,27 +155,6 @@ async fn model_path_picks_the_model_per_control_tag_and_never_leaves_the_folder(
     assert_eq!(status, 404, "{body}");
 }
 
-/// Serves a filter on a loopback port, on its own thread, until the test ends.
-fn serve<F>(filter: F) -> SocketAddr
-where
-    F: Filter + Clone + Send + Sync + 'static,
-    F::Extract: Reply,
-{
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-            tx.send(listener.local_addr().expect("addr")).expect("send addr");
-            warp::serve(filter).incoming(listener).run().await;
-        });
-    });
-    rx.recv().expect("address")
-}
-
 type Seen = Arc<Mutex<Vec<(String, Option<String>)>>>;
 
 fn jwt_signed(claims: &Value, signature: &str) -> String {

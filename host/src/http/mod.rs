@@ -15,13 +15,12 @@ use warp::{Filter, Reply};
 
 use crate::{metrics::Metrics, predictor::Predictor, registry::Registry, runtime::Runtime};
 
-/// Largest request body accepted. Label Studio sends all selected tasks in one /predict,
-/// and each task carries its annotations, so this is generous.
-pub const MAX_BODY_BYTES: u64 = 64 * 1024 * 1024;
-
 pub struct AppState {
     pub predictor: Predictor,
     pub basic_auth: basic_auth::Expected,
+    /// Largest request body (ML_MAX_BODY_MB). Label Studio sends all selected tasks in one
+    /// /predict, each with its annotations, so the default is generous.
+    pub max_body_bytes: u64,
     pub registry: Arc<Registry>,
     pub metrics: Arc<Metrics>,
     pub runtime: Arc<Runtime>,
@@ -35,7 +34,7 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Infa
         let state = Arc::clone(&state);
         warp::any().map(move || Arc::clone(&state))
     };
-    let body = warp::body::content_length_limit(MAX_BODY_BYTES).and(warp::body::bytes());
+    let body = warp::body::content_length_limit(state.max_body_bytes).and(warp::body::bytes());
     // Everything but /health and /webhook: Label Studio's auto-created webhook sends no
     // credentials, and /health must answer whoever asks whether we are up.
     let auth = basic_auth::guard(state.basic_auth.clone());

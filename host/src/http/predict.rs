@@ -34,7 +34,14 @@ pub async fn handle(body: Bytes, state: State) -> warp::reply::Response {
         }
         Err(e) => {
             warn!("predict failed for all {tasks} task(s): {e}");
-            reply::error(status_of(&e), e.to_string())
+            let mut response = reply::error(status_of(&e), e.to_string());
+            if matches!(e, PredictError::Busy { .. }) {
+                response.headers_mut().insert(
+                    warp::http::header::RETRY_AFTER,
+                    warp::http::HeaderValue::from_static("5"),
+                );
+            }
+            response
         }
     }
 }
@@ -45,5 +52,7 @@ fn status_of(e: &PredictError) -> StatusCode {
         PredictError::Route(RouteError::Loading { .. }) => StatusCode::SERVICE_UNAVAILABLE,
         PredictError::Route(_) => StatusCode::NOT_FOUND,
         PredictError::Config(_) | PredictError::NoConfig => StatusCode::BAD_REQUEST,
+        PredictError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        PredictError::TooManyTasks { .. } => StatusCode::PAYLOAD_TOO_LARGE,
     }
 }

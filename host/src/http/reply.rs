@@ -44,10 +44,7 @@ pub async fn rejection(rejection: Rejection) -> Result<Response, Infallible> {
     } else if rejection.find::<PayloadTooLarge>().is_some() {
         error(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "the request body is larger than {} MiB",
-                super::MAX_BODY_BYTES / (1024 * 1024)
-            ),
+            "the request body is larger than the limit (ML_MAX_BODY_MB)",
         )
     } else if rejection.find::<MethodNotAllowed>().is_some() {
         error(StatusCode::METHOD_NOT_ALLOWED, "wrong HTTP method for this endpoint")

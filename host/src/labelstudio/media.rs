@@ -24,6 +24,7 @@ use serde_json::Value;
 use super::{
     auth::{AuthError, Credentials, KeyKind},
     media_cache::MediaCache,
+    media_policy::{GuardedResolver, MediaPolicy},
 };
 use crate::config::{Config, Secret};
 
@@ -53,6 +54,8 @@ pub enum MediaError {
     LocalFile { path: String, message: String },
     #[error(transparent)]
     Auth(#[from] AuthError),
+    #[error("`{url}` is refused: {reason}")]
+    Refused { url: String, reason: String },
 }
 
 /// Where a task's image comes from.
@@ -79,6 +82,7 @@ pub struct MediaClient {
     local_root: Option<PathBuf>,
     max_bytes: u64,
     cache: MediaCache,
+    policy: Arc<MediaPolicy>,
 }
 
 impl MediaClient {
@@ -99,8 +103,16 @@ impl MediaClient {
             ),
             None => None,
         };
+        let policy = Arc::new(MediaPolicy::new(
+            &config.media_allowed_hosts,
+            config.media_block_private,
+        ));
+        if let Some(ls) = &label_studio {
+            policy.set_label_studio(ls);
+        }
         let timeout = Duration::from_secs(config.fetch_timeout_secs.max(1));
         let http = reqwest::Client::builder()
+            .dns_resolver(Arc::new(GuardedResolver(Arc::clone(&policy))))
             .connect_timeout(timeout)
             .read_timeout(timeout)
             .timeout(timeout * 2)
@@ -118,6 +130,7 @@ impl MediaClient {
             local_root,
             max_bytes: config.max_image_bytes,
             cache: MediaCache::new(config.media_cache_mb.saturating_mul(1024 * 1024)),
+            policy,
         })
     }
 
@@ -139,6 +152,7 @@ impl MediaClient {
                 && let Some(h) = &hostname
             {
                 log::info!("Label Studio's address from /setup: {h} (LABEL_STUDIO_URL is not set)");
+                self.policy.set_label_studio(h);
             }
             setup.hostname = hostname;
         }
@@ -166,7 +180,7 @@ impl MediaClient {
     pub fn resolve(&self, reference: &str, task_id: Option<&Value>) -> Result<Source, MediaError> {
         let reference = reference.trim();
         let unsupported = |reason: String| MediaError::Unsupported {
-            url: reference.to_string(),
+            url: Url::parse(reference).map_or_else(|_| reference.to_string(), |u| redact(&u)),
             reason,
         };
         let scheme = reference.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
@@ -291,8 +305,12 @@ impl MediaClient {
         let mut retried = false;
         let mut hops = 0;
         loop {
-            let shown = url.to_string();
+            let shown = redact(&url);
             let to_ls = ls.as_ref().is_some_and(|ls| same_origin(ls, &url));
+            // Every hop: a redirect must not lead where a task URL may not.
+            if !to_ls && let Some(reason) = self.policy.refusal(&url) {
+                return Err(MediaError::Refused { url: shown, reason });
+            }
             let mut request = self.http.get(url.clone());
             let mut sent = None;
             if to_ls && let (Some(ls), Some(creds)) = (&ls, &credentials) {
@@ -366,6 +384,32 @@ impl MediaClient {
 /// A base URL that `join` extends instead of replacing its last segment.
 fn base_url(raw: &str) -> Result<Url, String> {
     Url::parse(&format!("{}/", raw.trim().trim_end_matches('/'))).map_err(|e| e.to_string())
+}
+
+/// A URL as it may appear in a log line: no password, and no value of query parameters that
+/// look like credentials (presigned URLs carry signatures, some image hosts take tokens).
+pub fn redact(url: &Url) -> String {
+    let mut shown = url.clone();
+    if shown.password().is_some() {
+        let _ = shown.set_password(Some("***"));
+    }
+    let secret = |key: &str| {
+        let key = key.to_ascii_lowercase();
+        ["sig", "token", "key", "secret", "credential", "password", "auth"]
+            .iter()
+            .any(|s| key.contains(s))
+    };
+    if url.query_pairs().any(|(k, _)| secret(&k)) {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if secret(&k) { "***".to_string() } else { v.into_owned() };
+                (k.into_owned(), v)
+            })
+            .collect();
+        shown.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    shown.to_string()
 }
 
 fn same_origin(a: &Url, b: &Url) -> bool {
@@ -594,6 +638,21 @@ mod tests {
             ),
             "http://ls.example/data/local-files/?d=imgs/missing.png"
         );
+    }
+
+    #[test]
+    fn logged_urls_hide_credentials() {
+        let url = Url::parse(
+            "https://user:hunter2@bucket.s3.amazonaws.com/a.jpg?X-Amz-Signature=abc123&X-Amz-Credential=AKIA&size=2&token=t0k",
+        )
+        .expect("url");
+        let shown = redact(&url);
+        for secret in ["hunter2", "abc123", "AKIA", "t0k"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert!(shown.contains("size=2") && shown.contains("user"), "{shown}");
+        let plain = Url::parse("http://ls/data/local-files/?d=imgs/a.png").expect("url");
+        assert_eq!(redact(&plain), "http://ls/data/local-files/?d=imgs/a.png");
     }
 
     #[test]

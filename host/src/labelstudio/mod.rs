@@ -6,5 +6,6 @@ pub mod brush;
 pub mod label_config;
 pub mod media;
 mod media_cache;
+pub mod media_policy;
 pub mod protocol;
 pub mod results;

@@ -164,6 +164,41 @@ impl Server {
         self.log.lock().expect("log").clone()
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The server's resident memory, in KiB (from /proc).
+    pub fn rss_kib(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .ok()
+            .and_then(|status| {
+                status
+                    .lines()
+                    .find(|l| l.starts_with("VmRSS:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|kb| kb.parse().ok())
+            })
+            .unwrap_or(0)
+    }
+
+    /// Sends SIGTERM, and waits (at most `limit`) for the process to exit.
+    pub fn terminate(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM failed");
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
     pub async fn get(&self, path: &str) -> (u16, Value) {
         let r = self.http.get(self.url(path)).send().await.expect("GET");
         let status = r.status().as_u16();
@@ -218,19 +253,29 @@ impl Drop for Server {
 
 /// Serves a folder over HTTP on a loopback port, on its own thread, until the test ends.
 pub fn serve_dir(dir: PathBuf) -> SocketAddr {
+    serve(warp::fs::dir(dir))
+}
+
+/// Serves a warp filter on a loopback port, on its own thread, until the test ends.
+pub fn serve<F>(filter: F) -> SocketAddr
+where
+    F: warp::Filter + Clone + Send + Sync + 'static,
+    F::Extract: warp::Reply,
+{
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
             .enable_all()
             .build()
             .expect("runtime");
         rt.block_on(async move {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
             tx.send(listener.local_addr().expect("addr")).expect("send addr");
-            warp::serve(warp::fs::dir(dir)).incoming(listener).run().await;
+            warp::serve(filter).incoming(listener).run().await;
         });
     });
-    rx.recv().expect("image server address")
+    rx.recv().expect("server address")
 }
 
 pub const RECT_CONFIG: &str = r#"<View>
