@@ -25,7 +25,21 @@ use ls_ml_backend::{
     watcher,
 };
 
+/// glibc gives every thread that allocates its own malloc arena (up to 8 per core), and
+/// ONNX Runtime's and the decoders' buffers then fragment across all of them: measured under
+/// load, 2 arenas cut the server's resident memory by about a quarter at the same throughput.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only changes allocator tuning; it is called before any thread starts.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
+        }
+    }
+}
+
 fn main() -> ExitCode {
+    limit_malloc_arenas();
     // A missing .env is normal; a broken one is worth saying before anything else runs.
     let dotenv = dotenvy::dotenv();
     let config = Config::parse();
@@ -35,7 +49,14 @@ fn main() -> ExitCode {
     {
         warn!("ignoring .env: {e}");
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // Blocking threads decode, prepare, infer and finish; more of them than a few per core
+    // only adds memory (each thread gets its own allocator arena) and contention.
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads((cores * 4).max(8))
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             error!("cannot start the async runtime: {e}");
