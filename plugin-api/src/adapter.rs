@@ -14,6 +14,16 @@ pub trait Adapter: Send + Sync + 'static {
     /// Turns an image into the model's input tensors, plus whatever `finish` will need.
     fn prepare(&self, model: &ModelInfo, image: ImageRef<'_>, params: &Params) -> Result<Prepared, PluginError>;
 
+    // abi:1.1 begin
+    /// Why `accepts` says 0 for this model, in a sentence for the person who dropped it in
+    /// (e.g. "the output has 3 dimensions; this adapter needs 2"). Empty means no comment.
+    /// Since plugin-api 1.1.
+    fn explain(&self, model: &ModelInfo) -> String {
+        let _ = model;
+        String::new()
+    }
+    // abi:1.1 end
+
     /// Turns the model's outputs into regions in original-image pixels.
     fn finish(
         &self,

@@ -68,7 +68,17 @@ extern "C" fn describe() -> RResult<AdapterInfo, PluginError> {
 }
 
 extern "C" fn accepts(model: &ModelInfo) -> RResult<u32, PluginError> {
-    guarded(|a| Ok(a.accepts(model)))
+    guarded(|a| match a.accepts(model) {
+        // abi:1.1 begin
+        // A refusal with a reason travels as an `Unsupported` error through the same
+        // function, so the ABI stays the 1.0 one.
+        0 => match a.explain(model) {
+            why if why.trim().is_empty() => Ok(0),
+            why => Err(PluginError::unsupported(why)),
+        },
+        // abi:1.1 end
+        score => Ok(score),
+    })
 }
 
 extern "C" fn prepare(model: &ModelInfo, image: ImageRef<'_>, params: &Params) -> RResult<Prepared, PluginError> {

@@ -39,8 +39,10 @@ mod export;
 mod module;
 mod types;
 
+// abi:1.1 begin
 /// The FFI-safe containers the data types use (`Mask::runs`, `Region` polygons, ...).
 pub use abi_stable::std_types::{RSlice, RStr, RString, RVec};
+// abi:1.1 end
 pub use adapter::Adapter;
 pub use context::Context;
 pub use error::{ErrorKind, PluginError};
@@ -54,8 +56,11 @@ pub use types::{
 pub mod prelude {
     pub use crate::{
         Adapter, AdapterInfo, BoxGeometry, Context, ElementType, ErrorKind, Geometry, ImageRef, Keypoint, Mask,
-        ModelInfo, Params, PluginError, Point, Prepared, RVec, Region, Tensor, TensorInfo, TensorRef,
+        ModelInfo, Params, PluginError, Point, Prepared, Region, Tensor, TensorInfo, TensorRef,
     };
+    // abi:1.1 begin
+    pub use crate::RVec;
+    // abi:1.1 end
 }
 
 #[doc(hidden)]

@@ -11,9 +11,11 @@ use crate::{AdapterInfo, Context, ImageRef, ModelInfo, Params, PluginError, Prep
 /// The root module every plugin exports: a versioned prefix struct of `extern "C"` functions.
 ///
 /// Versioning: abi_stable refuses a plugin whose `plugin-api` has another major version, and
-/// checks the layout of every type reachable from here. Because this is a prefix type, a
-/// later minor version may append functions after `finish`; the host then reads them as
-/// optional, so plugins built against an older minor version keep loading.
+/// checks the layout of every type reachable from here. abi_stable lets a library carry
+/// *more* prefix fields than its loader expects, never fewer, so a host that grew a field
+/// would refuse every older plugin: within a major version this struct and the types it
+/// reaches do not change. Minor versions add behaviour behind the existing functions (see
+/// `Adapter::explain`) and API that does not cross the boundary.
 #[repr(C)]
 #[derive(StableAbi)]
 #[sabi(kind(Prefix(prefix_ref = AdapterModuleRef)))]

@@ -37,7 +37,8 @@ impl Plugin {
         self.info.tasks.iter().map(|t| t.to_string()).collect()
     }
 
-    /// The plugin's match score for a model; a failing call counts as "cannot serve it".
+    /// The plugin's match score for a model. A plugin built against plugin-api 1.1 or later
+    /// says why it refuses one as an `Unsupported` error; any error counts as "cannot serve it".
     pub fn accepts(&self, model: &ModelInfo) -> Result<u32, AbiError> {
         into_result((self.module.accepts())(model))
     }

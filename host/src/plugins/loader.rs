@@ -122,6 +122,7 @@ fn explain(error: &LibraryError) -> String {
              rebuild it against plugin-api {expected}"
         ),
         LibraryError::AbiInstability(_) | LibraryError::InvalidAbiHeader(_) | LibraryError::InvalidCAbi { .. } => {
+            log::debug!("plugin ABI check: {error}");
             format!(
                 "its ABI does not match this host's plugin-api {expected} (a type layout differs; rebuild it against \
                  plugin-api {expected})"

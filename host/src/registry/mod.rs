@@ -440,10 +440,14 @@ impl Registry {
 
     fn pick_adapter(&self, info: &plugin_api::ModelInfo) -> Result<Arc<Plugin>, String> {
         let mut best: Option<(u32, &Arc<Plugin>)> = None;
+        let mut reasons = Vec::new();
         for plugin in &self.plugins {
             match plugin.accepts(info) {
                 Ok(score) if score > 0 && best.is_none_or(|(b, _)| score > b) => best = Some((score, plugin)),
                 Ok(_) => {}
+                Err(e) if e.kind == plugin_api::ErrorKind::Unsupported => {
+                    reasons.push(format!("{}: {}", plugin.name(), e.message))
+                }
                 Err(e) => warn!("plugin {} failed to inspect a model: {e}", plugin.name()),
             }
         }
@@ -451,10 +455,11 @@ impl Registry {
             let task = info.metadata("task").unwrap_or("none");
             let names: Vec<&str> = self.plugins.iter().map(|p| p.name()).collect();
             format!(
-                "no adapter plugin accepts this model (task metadata: {task}; inputs {:?}; outputs {:?}); loaded plugins: {}",
+                "no adapter plugin accepts this model (task metadata: {task}; inputs {:?}; outputs {:?}); loaded plugins: {}{}",
                 info.inputs.iter().map(|t| t.shape.to_vec()).collect::<Vec<_>>(),
                 info.outputs.iter().map(|t| t.shape.to_vec()).collect::<Vec<_>>(),
-                if names.is_empty() { "none".to_string() } else { names.join(", ") }
+                if names.is_empty() { "none".to_string() } else { names.join(", ") },
+                if reasons.is_empty() { String::new() } else { format!("; {}", reasons.join("; ")) }
             )
         })
     }

@@ -35,6 +35,18 @@ impl Adapter for YoloV8Detect {
         }
     }
 
+    fn explain(&self, model: &ModelInfo) -> String {
+        if let Err(e) = image_input(model) {
+            return e.message.to_string();
+        }
+        match task(model) {
+            Some("detect") => String::new(),
+            Some(other) => format!("the model's task is `{other}`; this adapter serves `detect`"),
+            None if looks_like_detect_head(model) => String::new(),
+            None => "the model has no `task` metadata, and its outputs do not look like a YOLOv8 detection head [1, 4 + classes, anchors]".to_string(),
+        }
+    }
+
     fn prepare(&self, model: &ModelInfo, image: ImageRef<'_>, _params: &Params) -> Result<Prepared, PluginError> {
         let input = image_input(model)?;
         let letterbox = Letterbox::plan(image.width, image.height, input.width, input.height)?;

@@ -42,6 +42,18 @@ impl Adapter for YoloV8Seg {
         }
     }
 
+    fn explain(&self, model: &ModelInfo) -> String {
+        if let Err(e) = image_input(model) {
+            return e.message.to_string();
+        }
+        match task(model) {
+            Some("segment") => String::new(),
+            Some(other) => format!("the model's task is `{other}`; this adapter serves `segment`"),
+            None if looks_like_seg_heads(model) => String::new(),
+            None => "the model has no `task` metadata, and its outputs do not look like YOLOv8 segmentation heads ([1, 4 + classes + 32, anchors] and [1, 32, h, w] prototypes)".to_string(),
+        }
+    }
+
     fn prepare(&self, model: &ModelInfo, image: ImageRef<'_>, _params: &Params) -> Result<Prepared, PluginError> {
         let input = image_input(model)?;
         let letterbox = Letterbox::plan(image.width, image.height, input.width, input.height)?;
