@@ -5,5 +5,5 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/setup-onnxruntime.sh
 # Only what ships: the server and its plugins (not the test-only faulty plugin).
-cargo build --release --locked -p ls-ml-backend -p yolov8-detect -p yolov8-seg
+cargo build --release --locked -p ls-ml-backend -p yolov8-detect -p yolov8-seg -p yolov8-cls
 exec target/release/ls-ml-backend "$@"

@@ -355,6 +355,18 @@ fn build_results(
     let mut out = Vec::new();
     for control in controls {
         let threshold = control.score_threshold.unwrap_or(default_conf);
+        if control.kind == ControlKind::Choices {
+            let mut picked: Vec<(&Region, &str)> = regions
+                .iter()
+                .filter(|r| matches!(r.geometry, Geometry::Class) && r.score > threshold)
+                .filter_map(|r| Some((r, control.label_for(model.class_name(r.class_id)?)?)))
+                .collect();
+            picked.sort_by(|a, b| b.0.score.total_cmp(&a.0.score));
+            picked.dedup_by(|a, b| a.1 == b.1);
+            picked.truncate(if control.multiple { picked.len() } else { 1 });
+            out.extend(results::choices(&picked, control));
+            continue;
+        }
         for region in regions.iter().filter(|r| r.score > threshold) {
             let Some(class_name) = model.class_name(region.class_id) else {
                 continue;

@@ -58,6 +58,8 @@ pub struct Control {
     pub model_path: Option<String>,
     /// `model_skip="true"`: the tag is for people only.
     pub skip: bool,
+    /// `choice="multiple"` on `<Choices>`: every class above the threshold, not just the best.
+    pub multiple: bool,
 }
 
 impl Control {
@@ -157,6 +159,7 @@ impl LabelConfig {
                 skip: node
                     .attribute("model_skip")
                     .is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes")),
+                multiple: node.attribute("choice").is_some_and(|c| c.trim() == "multiple"),
             });
         }
         Ok(config)

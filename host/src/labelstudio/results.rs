@@ -98,6 +98,20 @@ pub fn brush(region: &Region, label: &str, control: &Control, size: ImageSize) -
     Some(result(region, label, control, size, value))
 }
 
+/// A `choices` result: the labels of whole-image classes, best first, scored by the best.
+pub fn choices(regions: &[(&Region, &str)], control: &Control) -> Option<Value> {
+    let best = regions.first()?.0.score;
+    let labels: Vec<&str> = regions.iter().map(|(_, label)| *label).collect();
+    Some(json!({
+        "id": region_id(),
+        "from_name": control.name,
+        "to_name": control.to_name,
+        "type": control.kind.result_type(),
+        "value": { "choices": labels },
+        "score": round6(best as f64),
+    }))
+}
+
 /// `v` as a percentage of `of`, rounded to 1e-6 % (well under a pixel on any image).
 pub fn percent(v: f64, of: f64) -> f64 {
     if of <= 0.0 {

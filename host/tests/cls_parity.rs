@@ -1,0 +1,76 @@
+//! Classification parity with Ultralytics 8.4.190: every eval-a image through the real
+//! server with the yolov8-cls plugin (built against plugin-api alone) into a `<Choices>` tag.
+//! The best class's probability must equal Ultralytics' to within 1e-5 (the preprocessing
+//! is exact, so only float noise is left) and the classes must come in Ultralytics' order.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+const CLS: &str = "yolov8n-shapes-cls-96.onnx";
+
+fn config(multiple: bool) -> String {
+    format!(
+        r#"<View><Image name="image" value="$image"/>
+        <Choices name="shape" toName="image"{}><Choice value="circle"/><Choice value="square"/><Choice value="triangle"/></Choices>
+        </View>"#,
+        if multiple { r#" choice="multiple""# } else { "" }
+    )
+}
+
+#[tokio::test]
+async fn class_probabilities_match_ultralytics() {
+    let images = serve_dir(eval_images());
+    let server = Server::start_with_plugins(&[(CLS, CLS)], &[("ML_CONF", "0")], &["yolov8_detect", "yolov8_cls"]).await;
+    let (_, models) = server.get("/models").await;
+    assert_eq!(models["models"][0]["adapter"], "yolov8-cls 0.1.0", "{models}");
+    let reference = load_json(&fixtures().join("eval-a/reference_yolov8n-shapes-cls-96.json"));
+    let entries = reference["images"].as_array().expect("images");
+    let names: Vec<&str> = ["circle", "square", "triangle"].to_vec();
+    let urls: Vec<String> = entries
+        .iter()
+        .map(|e| format!("http://{images}/{}", e["file_name"].as_str().expect("name")))
+        .collect();
+
+    let (status, body) = server
+        .post("/predict", &predict_body(&urls, "1.1", &config(true)))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (mut worst, mut order_ok) = (0.0f64, 0);
+    for (entry, prediction) in entries.iter().zip(body["results"].as_array().expect("results")) {
+        let result = &prediction["result"][0];
+        assert_eq!(result["type"], "choices");
+        let ours: Vec<&str> = result["value"]["choices"]
+            .as_array()
+            .expect("choices")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        let expected: Vec<&str> = entry["top5"]
+            .as_array()
+            .expect("top5")
+            .iter()
+            .map(|i| names[i.as_u64().expect("index") as usize])
+            .collect();
+        order_ok += (ours == expected) as usize;
+        let top = entry["probs"][entry["top1"].as_u64().expect("top1") as usize]
+            .as_f64()
+            .expect("prob");
+        worst = worst.max((result["score"].as_f64().expect("score") - top).abs());
+    }
+    report(&format!(
+        "cls parity {CLS}: class order as Ultralytics' on {order_ok}/{} images, max |top-1 probability diff| {worst:.2e}",
+        entries.len()
+    ));
+    assert_eq!(order_ok, entries.len());
+    assert!(worst <= 1e-5, "{worst}");
+
+    // A single-choice tag gets the best class only.
+    let (_, body) = server
+        .post("/predict", &predict_body(&urls[..1], "1.1", &config(false)))
+        .await;
+    let choices = &body["results"][0]["result"][0]["value"]["choices"];
+    let top1 = names[entries[0]["top1"].as_u64().expect("top1") as usize];
+    assert_eq!(choices, &serde_json::json!([top1]));
+}
