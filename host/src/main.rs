@@ -80,12 +80,8 @@ async fn run(config: Config) -> anyhow::Result<ExitCode> {
     let runtime = Arc::new(Runtime::init(&config)?);
 
     let plugins_dir = config.plugins_dir();
-    let plugins: Vec<_> = plugins::load_dir(&plugins_dir)?.into_iter().map(Arc::new).collect();
-    if plugins.is_empty() {
-        warn!(
-            "no adapter plugins in {}: build them (cargo build --workspace) or set ML_PLUGINS_DIR",
-            plugins_dir.display()
-        );
+    if let Err(e) = plugins::library_files(&plugins_dir) {
+        anyhow::bail!("{e}; set ML_PLUGINS_DIR to the folder of the adapter plugins");
     }
 
     if !config.models_dir.is_dir() {
@@ -100,10 +96,17 @@ async fn run(config: Config) -> anyhow::Result<ExitCode> {
     let registry = Arc::new(Registry::new(
         config.models_dir.clone(),
         Arc::clone(&runtime),
-        plugins,
+        plugins_dir.clone(),
         config.default_model.clone(),
         config.labels.clone(),
     ));
+    if registry.load_new_plugins() == 0 {
+        warn!(
+            "no adapter plugins in {}: build them (cargo build --workspace) or set ML_PLUGINS_DIR; plugins put \
+             there later are picked up while the server runs",
+            plugins_dir.display()
+        );
+    }
     let metrics = Arc::new(Metrics::default());
     let media = MediaClient::new(&config).map_err(anyhow::Error::msg)?;
     match (&config.label_studio_url, media.key_kind()) {

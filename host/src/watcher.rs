@@ -1,5 +1,6 @@
 //! Notices models added to, replaced in or removed from the models folder, and has the
-//! registry load them once their files are complete.
+//! registry load them once their files are complete; and plugins added to the plugins
+//! folder, after which models that no plugin could serve are tried again.
 //!
 //! What the events mean on Linux (inotify), measured: `cp` gives Create, Modify(Data)...,
 //! then Close(Write); a slow writer keeps writing long after Create; `mv` within one file
@@ -42,8 +43,9 @@ pub fn spawn(registry: Arc<Registry>, mode: WatchMode, interval: Duration) -> Re
         WatchMode::Off => info!("not watching the models folder (ML_WATCH=off): POST /models/reload rescans it"),
         WatchMode::Poll => {
             info!(
-                "watching {} by polling every {} ms",
+                "watching {} and {} by polling every {} ms",
                 registry.dir().display(),
+                registry.plugins_dir().display(),
                 interval.as_millis()
             );
             tokio::spawn(poll(registry, interval.max(Duration::from_millis(50))));
@@ -55,9 +57,13 @@ pub fn spawn(registry: Arc<Registry>, mode: WatchMode, interval: Duration) -> Re
                 let _ = tx.send(event);
             })?;
             watcher.watch(registry.dir(), RecursiveMode::NonRecursive)?;
+            if registry.plugins_dir() != registry.dir() {
+                watcher.watch(registry.plugins_dir(), RecursiveMode::NonRecursive)?;
+            }
             info!(
-                "watching {} for models added, replaced or removed",
-                registry.dir().display()
+                "watching {} for models and {} for plugins",
+                registry.dir().display(),
+                registry.plugins_dir().display()
             );
             tokio::spawn(follow_events(registry, watcher, rx));
         }
@@ -74,6 +80,15 @@ pub fn model_of(path: &Path) -> Option<String> {
     }
     let stem = name.strip_suffix(".toml")?;
     (!stem.is_empty() && !stem.starts_with('.')).then(|| stem.to_string())
+}
+
+/// A file name a plugin library could have (`lib*.so`, not ONNX Runtime's).
+fn is_plugin_name(path: &Path) -> bool {
+    path.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+        n.starts_with(std::env::consts::DLL_PREFIX)
+            && n.ends_with(std::env::consts::DLL_SUFFIX)
+            && !n.contains("onnxruntime")
+    })
 }
 
 /// Whether an event says the writer is done with the file.
@@ -94,22 +109,31 @@ async fn follow_events(
     mut events: mpsc::UnboundedReceiver<notify::Result<notify::Event>>,
 ) {
     let mut due: HashMap<String, Instant> = HashMap::new();
+    let mut plugins_due: Option<Instant> = None;
     loop {
-        let next = due.values().min().copied();
+        let next = due.values().copied().chain(plugins_due).min();
         tokio::select! {
             event = events.recv() => match event {
                 None => return,
                 Some(Err(e)) => warn!("watching the models folder: {e}"),
                 Some(Ok(event)) => {
                     let Some(done) = says_done(&event.kind) else { continue };
+                    let delay = if done { AFTER_DONE } else { AFTER_WRITE };
                     for name in event.paths.iter().filter_map(|p| model_of(p)) {
                         debug!("models folder: {:?} on {name}", event.kind);
-                        due.insert(name, Instant::now() + if done { AFTER_DONE } else { AFTER_WRITE });
+                        due.insert(name, Instant::now() + delay);
+                    }
+                    if event.paths.iter().any(|p| is_plugin_name(p)) {
+                        plugins_due = Some(Instant::now() + delay);
                     }
                 }
             },
             _ = sleep_until(next) => {
                 let now = Instant::now();
+                if plugins_due.is_some_and(|t| t <= now) {
+                    plugins_due = None;
+                    registry.refresh_plugins().await;
+                }
                 let ready: Vec<String> = due.iter().filter(|(_, t)| **t <= now).map(|(n, _)| n.clone()).collect();
                 for name in ready {
                     due.remove(&name);
@@ -148,6 +172,7 @@ async fn poll(registry: Arc<Registry>, interval: Duration) {
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
+        registry.refresh_plugins().await;
         let (changed, gone) = registry.changes();
         let mut now_seen = HashMap::new();
         let mut apply = gone;

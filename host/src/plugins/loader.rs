@@ -30,8 +30,8 @@ pub enum PluginError {
 
 static COPIES: AtomicUsize = AtomicUsize::new(0);
 
-/// Loads every plugin library in `dir`. A library that cannot be loaded is logged and skipped.
-pub fn load_dir(dir: &Path) -> Result<Vec<Plugin>, PluginError> {
+/// The shared libraries in `dir`, sorted (ONNX Runtime's own excepted).
+pub fn library_files(dir: &Path) -> Result<Vec<PathBuf>, PluginError> {
     let entries = fs::read_dir(dir).map_err(|source| PluginError::Dir {
         dir: dir.to_path_buf(),
         source,
@@ -41,39 +41,45 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Plugin>, PluginError> {
         .filter(|p| is_library(p))
         .collect();
     files.sort();
-    let mut plugins: Vec<Plugin> = Vec::new();
-    for file in files {
-        match fs::read(&file) {
-            Ok(bytes) if contains(&bytes, LOADER_SYMBOL) => {}
-            _ => continue,
-        }
-        match load(&file) {
-            Ok(plugin) => {
-                if let Some(existing) = plugins.iter().find(|p| p.name() == plugin.name()) {
-                    warn!(
-                        "plugin {} from {} ignored: {} already provides it",
-                        plugin.name(),
-                        file.display(),
-                        existing.file.display()
-                    );
-                    continue;
-                }
-                info!(
-                    "plugin {} {} loaded from {} (tasks: {})",
-                    plugin.name(),
-                    plugin.version(),
-                    file.display(),
-                    plugin.tasks().join(", ")
-                );
-                plugins.push(plugin);
-            }
-            Err(message) => warn!("plugin {} refused: {message}", file.display()),
-        }
-    }
-    Ok(plugins)
+    Ok(files)
 }
 
-fn is_library(path: &Path) -> bool {
+/// Loads one library if it is a plugin whose name none of `loaded` has; logs why not
+/// otherwise. Loaded libraries are never unloaded: a plugin's code may still be running.
+pub fn load_file<'a>(file: &Path, mut loaded: impl Iterator<Item = &'a Plugin>) -> Option<Plugin> {
+    match fs::read(file) {
+        Ok(bytes) if contains(&bytes, LOADER_SYMBOL) => {}
+        _ => return None,
+    }
+    match load(file) {
+        Ok(plugin) => {
+            if let Some(existing) = loaded.find(|p| p.name() == plugin.name()) {
+                warn!(
+                    "plugin {} from {} ignored: {} already provides it (plugins are never unloaded; restart the \
+                     server to replace one)",
+                    plugin.name(),
+                    file.display(),
+                    existing.file.display()
+                );
+                return None;
+            }
+            info!(
+                "plugin {} {} loaded from {} (tasks: {})",
+                plugin.name(),
+                plugin.version(),
+                file.display(),
+                plugin.tasks().join(", ")
+            );
+            Some(plugin)
+        }
+        Err(message) => {
+            warn!("plugin {} refused: {message}", file.display());
+            None
+        }
+    }
+}
+
+pub fn is_library(path: &Path) -> bool {
     let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
         return false;
     };

@@ -4,4 +4,4 @@ mod adapter;
 mod loader;
 
 pub use adapter::Plugin;
-pub use loader::load_dir;
+pub use loader::{is_library, library_files, load_file};

@@ -101,6 +101,15 @@ pub struct Fingerprint {
 }
 
 impl Fingerprint {
+    /// A single file's size and time (its `sidecar` part stays empty).
+    pub fn of_file(file: &Path) -> Option<Fingerprint> {
+        let m = fs::metadata(file).ok()?;
+        Some(Fingerprint {
+            model: (m.len(), m.modified().ok()),
+            sidecar: None,
+        })
+    }
+
     pub fn of(file: &Path) -> Option<Fingerprint> {
         let stamp = |p: &Path| fs::metadata(p).ok().map(|m| (m.len(), m.modified().ok()));
         Some(Fingerprint {
@@ -156,7 +165,11 @@ impl Entry {
 pub struct Registry {
     dir: PathBuf,
     runtime: Arc<Runtime>,
-    plugins: Vec<Arc<Plugin>>,
+    /// Grows when plugins are dropped into the plugins folder; never shrinks.
+    plugins: RwLock<Vec<Arc<Plugin>>>,
+    plugins_dir: PathBuf,
+    /// Library files already tried, with their size and time, so each version is tried once.
+    plugin_files: std::sync::Mutex<BTreeMap<PathBuf, Option<Fingerprint>>>,
     default_model: Option<String>,
     fallback_labels: Vec<String>,
     entries: RwLock<BTreeMap<String, Entry>>,
@@ -171,7 +184,7 @@ impl Registry {
     pub fn new(
         dir: PathBuf,
         runtime: Arc<Runtime>,
-        plugins: Vec<Arc<Plugin>>,
+        plugins_dir: PathBuf,
         default_model: Option<String>,
         fallback_labels: Vec<String>,
     ) -> Self {
@@ -179,7 +192,9 @@ impl Registry {
         Self {
             dir,
             runtime,
-            plugins,
+            plugins: RwLock::new(Vec::new()),
+            plugins_dir,
+            plugin_files: std::sync::Mutex::new(BTreeMap::new()),
             default_model,
             fallback_labels,
             entries: RwLock::new(BTreeMap::new()),
@@ -191,8 +206,71 @@ impl Registry {
         &self.dir
     }
 
-    pub fn plugins(&self) -> &[Arc<Plugin>] {
-        &self.plugins
+    pub fn plugins(&self) -> Vec<Arc<Plugin>> {
+        self.plugins
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    pub fn plugins_dir(&self) -> &Path {
+        &self.plugins_dir
+    }
+
+    /// Loads plugin libraries in the plugins folder not tried before (or changed since).
+    /// Returns how many new plugins were added. Blocking.
+    pub fn load_new_plugins(&self) -> usize {
+        let files = match crate::plugins::library_files(&self.plugins_dir) {
+            Ok(files) => files,
+            Err(e) => {
+                warn!("{e}");
+                return 0;
+            }
+        };
+        let mut added = 0;
+        for file in files {
+            let fingerprint = Fingerprint::of_file(&file);
+            {
+                let mut tried = self
+                    .plugin_files
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if tried.get(&file) == Some(&fingerprint) {
+                    continue;
+                }
+                tried.insert(file.clone(), fingerprint);
+            }
+            let current = self.plugins();
+            if let Some(plugin) = crate::plugins::load_file(&file, current.iter().map(|p| p.as_ref())) {
+                self.plugins
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(Arc::new(plugin));
+                added += 1;
+            }
+        }
+        added
+    }
+
+    /// Picks up new plugins, then retries the models that no plugin could serve before.
+    pub async fn refresh_plugins(self: &Arc<Self>) {
+        let registry = Arc::clone(self);
+        let added = tokio::task::spawn_blocking(move || registry.load_new_plugins())
+            .await
+            .unwrap_or(0);
+        if added == 0 {
+            return;
+        }
+        let waiting: Vec<String> = self
+            .read()
+            .iter()
+            .filter(|(_, e)| e.serving.is_none() && matches!(e.state, State::Failed(_)))
+            .map(|(name, _)| name.clone())
+            .collect();
+        if !waiting.is_empty() {
+            info!("{added} new plugin(s): retrying {}", waiting.join(", "));
+            self.reload_all(waiting).await;
+        }
     }
 
     /// The model file of a name: `<dir>/<name>.onnx`.
@@ -278,6 +356,7 @@ impl Registry {
 
     /// Rescans the folder now and applies what changed.
     pub async fn rescan(self: &Arc<Self>) {
+        self.refresh_plugins().await;
         let (mut changed, gone) = self.changes();
         changed.extend(gone);
         self.reload_all(changed).await;
@@ -421,27 +500,25 @@ impl Registry {
     }
 
     fn plugin_named(&self, wanted: &str) -> Result<Arc<Plugin>, String> {
-        self.plugins
-            .iter()
-            .find(|p| p.name() == wanted)
-            .cloned()
-            .ok_or_else(|| {
-                let names: Vec<&str> = self.plugins.iter().map(|p| p.name()).collect();
-                format!(
-                    "the .toml asks for adapter `{wanted}`, which is not loaded (loaded plugins: {})",
-                    if names.is_empty() {
-                        "none".to_string()
-                    } else {
-                        names.join(", ")
-                    }
-                )
-            })
+        let plugins = self.plugins();
+        plugins.iter().find(|p| p.name() == wanted).cloned().ok_or_else(|| {
+            let names: Vec<&str> = plugins.iter().map(|p| p.name()).collect();
+            format!(
+                "the .toml asks for adapter `{wanted}`, which is not loaded (loaded plugins: {})",
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                }
+            )
+        })
     }
 
     fn pick_adapter(&self, info: &plugin_api::ModelInfo) -> Result<Arc<Plugin>, String> {
+        let plugins = self.plugins();
         let mut best: Option<(u32, &Arc<Plugin>)> = None;
         let mut reasons = Vec::new();
-        for plugin in &self.plugins {
+        for plugin in &plugins {
             match plugin.accepts(info) {
                 Ok(score) if score > 0 && best.is_none_or(|(b, _)| score > b) => best = Some((score, plugin)),
                 Ok(_) => {}
@@ -453,7 +530,7 @@ impl Registry {
         }
         best.map(|(_, p)| Arc::clone(p)).ok_or_else(|| {
             let task = info.metadata("task").unwrap_or("none");
-            let names: Vec<&str> = self.plugins.iter().map(|p| p.name()).collect();
+            let names: Vec<&str> = plugins.iter().map(|p| p.name()).collect();
             format!(
                 "no adapter plugin accepts this model (task metadata: {task}; inputs {:?}; outputs {:?}); loaded plugins: {}{}",
                 info.inputs.iter().map(|t| t.shape.to_vec()).collect::<Vec<_>>(),
