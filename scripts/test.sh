@@ -9,6 +9,8 @@ scripts/setup-onnxruntime.sh
 scripts/setup-label-studio.sh
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The container files, with real linters (no Docker engine needed).
+scripts/lint-container.sh
 # The integration tests start the real server, which loads the plugin libraries built here.
 cargo build --workspace --locked
 log="$(mktemp)"
@@ -17,6 +19,30 @@ trap 'rm -f "$log" "$report"' EXIT
 # Tests append their measurements (parity, timings, end-to-end counts) here.
 export LS_ML_TEST_REPORT="$report"
 cargo test --workspace --locked 2>&1 | tee "$log"
+# The container's build steps, run without Docker: package as the image does, then start the
+# packaged server from its own folder and ask it for /health.
+dist="$(mktemp -d)"
+scripts/package.sh "$dist"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+mkdir -p "$dist/models"
+ML_BACKEND_ADDR=127.0.0.1 ML_BACKEND_PORT=$port ML_MODELS_DIR="$dist/models" ML_PLUGINS_DIR="$dist/plugins" \
+    ORT_DYLIB_PATH="$dist/lib/libonnxruntime.so" "$dist/ls-ml-backend" > "$dist/server.log" 2>&1 &
+server=$!
+healthy=no
+for _ in $(seq 1 100); do
+    if ML_BACKEND_PORT=$port "$dist/ls-ml-backend" --health-check 2>/dev/null; then healthy=yes; break; fi
+    sleep 0.1
+done
+kill "$server" 2>/dev/null || true
+wait "$server" 2>/dev/null || true
+if [ "$healthy" != yes ] || ! grep -q "plugin yolov8-cls" "$dist/server.log"; then
+    echo "the packaged server did not come up with its plugins:" >&2
+    cat "$dist/server.log" >&2
+    exit 1
+fi
+echo "packaged server: healthy, plugins: $(grep -c 'plugin .* loaded' "$dist/server.log")" | tee -a "$report"
+rm -rf "$dist"
+
 echo
 echo "measured:"
 sed 's/^/  /' "$report"

@@ -214,6 +214,11 @@ pub struct Config {
     #[arg(long, env = "BASIC_AUTH_PASS", hide_env_values = true)]
     pub basic_auth_pass: Option<Secret>,
 
+    /// Do not serve: ask the server on ML_BACKEND_PORT (this machine) for /health and exit 0
+    /// if it answers, 1 if not. For container health checks, where no curl is installed.
+    #[arg(long)]
+    pub health_check: bool,
+
     /// Path of the ONNX Runtime library (libonnxruntime.so). Default: the one that
     /// scripts/setup-onnxruntime.sh puts in vendor/onnxruntime/.
     #[arg(long, env = "ORT_DYLIB_PATH")]

@@ -63,6 +63,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if config.health_check {
+        return runtime.block_on(health_check(config.port));
+    }
     let outcome = runtime.block_on(run(config));
     // Loads or inferences still running on the blocking pool do not hold the exit up.
     runtime.shutdown_timeout(Duration::from_secs(1));
@@ -206,6 +209,32 @@ async fn run(config: Config) -> anyhow::Result<ExitCode> {
                 grace.as_secs()
             );
             Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// Asks a local server for /health: exit 0 if it answers 200 within two seconds.
+async fn health_check(port: u16) -> ExitCode {
+    let url = format!("http://127.0.0.1:{port}/health");
+    let answer = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .map(|client| client.get(&url).send());
+    match answer {
+        Ok(request) => match request.await {
+            Ok(r) if r.status().is_success() => ExitCode::SUCCESS,
+            Ok(r) => {
+                error!("{url} answered {}", r.status());
+                ExitCode::FAILURE
+            }
+            Err(e) => {
+                error!("{url} did not answer: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Err(e) => {
+            error!("cannot build an HTTP client: {e}");
+            ExitCode::FAILURE
         }
     }
 }

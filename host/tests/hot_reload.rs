@@ -405,7 +405,11 @@ async fn a_sidecar_sets_labels_thresholds_and_projects_and_reloads_its_model() {
 async fn a_plugin_dropped_in_serves_the_models_waiting_for_it() {
     let _serial = SERIAL.lock().await;
     let models = tempfile::tempdir().expect("models");
-    std::fs::copy(fixture_model("yolov8n-shapes-seg-320.onnx"), models.path().join("2.onnx")).expect("seg");
+    std::fs::copy(
+        fixture_model("yolov8n-shapes-seg-320.onnx"),
+        models.path().join("2.onnx"),
+    )
+    .expect("seg");
     let server = Server::start_in(models, plugins_dir(&["yolov8_detect"]), &[]).await;
     let status = model_status(&server, "2").await;
     assert_eq!(status["state"], "failed", "no plugin for segmentation yet: {status}");
@@ -415,7 +419,11 @@ async fn a_plugin_dropped_in_serves_the_models_waiting_for_it() {
     let seg = plugin_library("yolov8_seg");
     std::fs::copy(&seg, plugins.join(".incoming.tmp")).expect("copy");
     let dropped = Instant::now();
-    std::fs::rename(plugins.join(".incoming.tmp"), plugins.join(seg.file_name().expect("name"))).expect("rename");
+    std::fs::rename(
+        plugins.join(".incoming.tmp"),
+        plugins.join(seg.file_name().expect("name")),
+    )
+    .expect("rename");
     let took = wait_for(Duration::from_secs(15), "the waiting model loads", || async {
         model_status(&server, "2").await["state"] == "ready"
     })
@@ -427,7 +435,10 @@ async fn a_plugin_dropped_in_serves_the_models_waiting_for_it() {
     let (_, listed) = server.get("/plugins").await;
     assert!(listed.to_string().contains("yolov8-seg"), "{listed}");
     let images = serve_dir(eval_images());
-    assert!(predict_version(&server, &body(images, "2")).await.is_ok(), "it predicts");
+    assert!(
+        predict_version(&server, &body(images, "2")).await.is_ok(),
+        "it predicts"
+    );
 
     // The same plugin again: never loaded twice, never unloaded.
     std::fs::copy(&seg, plugins.join("libyolov8_seg_again.so")).expect("copy");

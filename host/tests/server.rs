@@ -300,3 +300,21 @@ async fn interactive_requests_get_empty_results_not_errors() {
     assert_eq!(body["results"].as_array().map(Vec::len), Some(1));
     assert_eq!(body["results"][0]["result"], json!([]));
 }
+
+#[tokio::test]
+async fn the_health_check_flag_reports_whether_a_server_answers() {
+    let server = Server::start(&[], &[]).await;
+    let check = |port: u16| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_ls-ml-backend"))
+            .arg("--health-check")
+            .env_clear()
+            .env("ML_BACKEND_PORT", port.to_string())
+            .output()
+            .expect("run the health check")
+    };
+    let up = check(server.port);
+    assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
+    let down = check(free_port());
+    assert_eq!(down.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&down.stderr).contains("did not answer"));
+}

@@ -118,8 +118,11 @@ impl Server {
             .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        if let Ok(ort) = std::env::var("ORT_DYLIB_PATH") {
-            cmd.env("ORT_DYLIB_PATH", ort);
+        // What scripts/cuda-check.sh sets to run the suite on a GPU.
+        for passed in ["ORT_DYLIB_PATH", "ML_PROVIDER", "LD_LIBRARY_PATH"] {
+            if let Ok(value) = std::env::var(passed) {
+                cmd.env(passed, value);
+            }
         }
         for (k, v) in env {
             cmd.env(k, v);
