@@ -163,7 +163,20 @@ impl Server {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
+    /// Everything the server logged so far. The log is read on other threads, so this waits
+    /// until it has been quiet for a moment (at most two seconds): a line written just before
+    /// a response is then in it.
     pub fn log(&self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let mut last = self.log.lock().expect("log").len();
+        loop {
+            std::thread::sleep(Duration::from_millis(60));
+            let now = self.log.lock().expect("log").len();
+            if now == last || Instant::now() > deadline {
+                break;
+            }
+            last = now;
+        }
         self.log.lock().expect("log").clone()
     }
 
