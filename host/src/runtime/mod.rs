@@ -10,7 +10,7 @@ use log::{info, warn};
 use ort::{environment::Environment, ep, session::Session};
 use plugin_api::ModelInfo;
 
-pub use pool::SessionPool;
+pub use pool::{OwnedTensor, SessionPool};
 
 use crate::config::{Config, Provider};
 
@@ -89,14 +89,28 @@ impl Runtime {
     /// Builds this model's sessions from the file's bytes (`path` names it in messages).
     /// Blocking: call it from a blocking thread.
     pub fn load(&self, path: &Path, bytes: &[u8]) -> Result<LoadedSessions, RuntimeError> {
+        self.load_with(path, bytes, self.sessions, self.intra_threads)
+    }
+
+    /// The same with another number of sessions and threads per session (benchmarks).
+    pub fn load_with(
+        &self,
+        path: &Path,
+        bytes: &[u8],
+        sessions: usize,
+        intra_threads: usize,
+    ) -> Result<LoadedSessions, RuntimeError> {
         let load_err = |message: String| RuntimeError::Load {
             path: path.to_path_buf(),
             message,
         };
-        let mut sessions = Vec::with_capacity(self.sessions);
+        let count = sessions.max(1);
+        let mut sessions = Vec::with_capacity(count);
         let mut provider = self.provider.to_string();
-        for _ in 0..self.sessions {
-            let (session, used) = self.build_session(path, bytes).map_err(load_err)?;
+        for _ in 0..count {
+            let (session, used) = self
+                .build_session(path, bytes, intra_threads.max(1))
+                .map_err(load_err)?;
             provider = used;
             sessions.push(session);
         }
@@ -108,10 +122,10 @@ impl Runtime {
         })
     }
 
-    fn build_session(&self, path: &Path, bytes: &[u8]) -> Result<(Session, String), String> {
+    fn build_session(&self, path: &Path, bytes: &[u8], intra_threads: usize) -> Result<(Session, String), String> {
         let mut builder = Session::builder(&self.env)
             .map_err(|e| e.to_string())?
-            .with_intra_threads(self.intra_threads)
+            .with_intra_threads(intra_threads)
             .map_err(|e| e.to_string())?
             .with_inter_threads(1)
             .map_err(|e| e.to_string())?;
