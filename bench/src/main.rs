@@ -352,9 +352,12 @@ print(json.dumps({"p50_ms": statistics.median(times), "images_per_s": len(times)
         .current_dir(repo)
         .output();
     match output {
-        Ok(o) if o.status.success() => {
-            serde_json::from_slice(o.stdout.trim_ascii()).unwrap_or_else(|e| json!({"skipped": e.to_string()}))
-        }
+        // Ultralytics prints its own lines first; the result is the last one.
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .last()
+            .and_then(|l| serde_json::from_str(l).ok())
+            .unwrap_or_else(|| json!({"skipped": "no result line"})),
         Ok(o) => json!({"skipped": String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or("failed").to_string()}),
         Err(e) => json!({"skipped": e.to_string()}),
     }

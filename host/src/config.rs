@@ -140,7 +140,8 @@ pub struct Config {
     #[arg(long, env = "ML_INTRA_THREADS")]
     pub intra_threads: Option<usize>,
 
-    /// Tasks of one /predict request processed at the same time (download, decode, inference).
+    /// Tasks worked on at the same time (download, decode, inference), over all requests:
+    /// each holds an image in memory. The rest wait their turn.
     #[arg(long, env = "ML_TASK_CONCURRENCY", default_value_t = 8)]
     pub task_concurrency: usize,
 

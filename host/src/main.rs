@@ -146,6 +146,7 @@ async fn run(config: Config) -> anyhow::Result<ExitCode> {
             max_det: config.max_det,
         },
         task_concurrency: config.task_concurrency,
+        in_flight: Arc::new(tokio::sync::Semaphore::new(config.task_concurrency.max(1))),
         polygon_tolerance: config.polygon_tolerance,
         max_image_pixels: config.max_image_pixels,
         queue: Arc::new(tokio::sync::Semaphore::new(config.queue_tasks.max(1))),

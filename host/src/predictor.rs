@@ -104,6 +104,8 @@ pub struct Predictor {
     pub metrics: Arc<Metrics>,
     pub defaults: Params,
     pub task_concurrency: usize,
+    /// One permit per task being worked on, over all requests (ML_TASK_CONCURRENCY).
+    pub in_flight: Arc<tokio::sync::Semaphore>,
     /// Douglas–Peucker tolerance of polygon outlines, in pixels.
     pub polygon_tolerance: f64,
     /// Larger images are refused before they are decoded.
@@ -180,6 +182,9 @@ impl Predictor {
 
     async fn run_task(&self, plan: &Plan, task: &Task) -> TaskRun {
         let mut times = StageTimes::default();
+        // Over all requests, only this many tasks hold an image (downloaded, decoded, as a
+        // tensor) at once: memory stays bounded however many requests arrive together.
+        let _slot = self.in_flight.acquire().await;
         let started = Instant::now();
         let result = self.run_task_inner(plan, task, &mut times).await;
         for (stage, d) in [
