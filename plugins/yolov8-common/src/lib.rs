@@ -4,8 +4,10 @@
 
 pub mod detect;
 pub mod letterbox;
+pub mod matching;
 pub mod model;
 pub mod resize;
 
 pub use detect::{Detection, Head, box_region, detect, nms};
 pub use letterbox::Letterbox;
+pub use matching::{Family, prepare_letterboxed};

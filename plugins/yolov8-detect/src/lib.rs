@@ -5,15 +5,13 @@
 //! to original-image pixels with per-axis gains.
 
 use plugin_api::prelude::*;
-use yolov8_common::{
-    Letterbox, box_region, detect,
-    model::{image_input, output, task},
-};
+use yolov8_common::{Family, Letterbox, box_region, detect, model::output, prepare_letterboxed};
 
-/// Score for a model whose metadata says `task=detect`.
-const EXPLICIT_MATCH: u32 = 100;
-/// Score for a model without a task whose single output looks like a detection head.
-const SHAPE_MATCH: u32 = 10;
+const FAMILY: Family = Family {
+    task: "detect",
+    looks_like: looks_like_detect_head,
+    heads: "a YOLOv8 detection head [1, 4 + classes, anchors]",
+};
 
 #[derive(Debug, Default)]
 pub struct YoloV8Detect;
@@ -24,34 +22,15 @@ impl Adapter for YoloV8Detect {
     }
 
     fn accepts(&self, model: &ModelInfo) -> u32 {
-        if image_input(model).is_err() {
-            return 0;
-        }
-        match task(model) {
-            Some("detect") => EXPLICIT_MATCH,
-            Some(_) => 0,
-            None if looks_like_detect_head(model) => SHAPE_MATCH,
-            None => 0,
-        }
+        FAMILY.accepts(model)
     }
 
     fn explain(&self, model: &ModelInfo) -> String {
-        if let Err(e) = image_input(model) {
-            return e.message.to_string();
-        }
-        match task(model) {
-            Some("detect") => String::new(),
-            Some(other) => format!("the model's task is `{other}`; this adapter serves `detect`"),
-            None if looks_like_detect_head(model) => String::new(),
-            None => "the model has no `task` metadata, and its outputs do not look like a YOLOv8 detection head [1, 4 + classes, anchors]".to_string(),
-        }
+        FAMILY.explain(model)
     }
 
     fn prepare(&self, model: &ModelInfo, image: ImageRef<'_>, _params: &Params) -> Result<Prepared, PluginError> {
-        let input = image_input(model)?;
-        let letterbox = Letterbox::plan(image.width, image.height, input.width, input.height)?;
-        let tensor = letterbox.tensor(&input.name, image)?;
-        Ok(Prepared::new(vec![tensor], Context::new(letterbox)))
+        prepare_letterboxed(model, image)
     }
 
     fn finish(

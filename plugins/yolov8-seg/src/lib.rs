@@ -9,18 +9,18 @@
 mod mask;
 
 use plugin_api::prelude::*;
-use yolov8_common::{
-    Letterbox, box_region, detect,
-    model::{image_input, output, task},
-};
+use yolov8_common::{Family, Letterbox, box_region, detect, model::output, prepare_letterboxed};
 
 pub use mask::{InputMask, Protos, input_mask, outline, to_original};
 
 /// YOLOv8 segmentation heads carry this many mask coefficients per anchor.
 pub const MASK_COEFFICIENTS: usize = 32;
 
-const EXPLICIT_MATCH: u32 = 100;
-const SHAPE_MATCH: u32 = 10;
+const FAMILY: Family = Family {
+    task: "segment",
+    looks_like: looks_like_seg_heads,
+    heads: "YOLOv8 segmentation heads ([1, 4 + classes + 32, anchors] and [1, 32, h, w] prototypes)",
+};
 
 #[derive(Debug, Default)]
 pub struct YoloV8Seg;
@@ -31,34 +31,15 @@ impl Adapter for YoloV8Seg {
     }
 
     fn accepts(&self, model: &ModelInfo) -> u32 {
-        if image_input(model).is_err() {
-            return 0;
-        }
-        match task(model) {
-            Some("segment") => EXPLICIT_MATCH,
-            Some(_) => 0,
-            None if looks_like_seg_heads(model) => SHAPE_MATCH,
-            None => 0,
-        }
+        FAMILY.accepts(model)
     }
 
     fn explain(&self, model: &ModelInfo) -> String {
-        if let Err(e) = image_input(model) {
-            return e.message.to_string();
-        }
-        match task(model) {
-            Some("segment") => String::new(),
-            Some(other) => format!("the model's task is `{other}`; this adapter serves `segment`"),
-            None if looks_like_seg_heads(model) => String::new(),
-            None => "the model has no `task` metadata, and its outputs do not look like YOLOv8 segmentation heads ([1, 4 + classes + 32, anchors] and [1, 32, h, w] prototypes)".to_string(),
-        }
+        FAMILY.explain(model)
     }
 
     fn prepare(&self, model: &ModelInfo, image: ImageRef<'_>, _params: &Params) -> Result<Prepared, PluginError> {
-        let input = image_input(model)?;
-        let letterbox = Letterbox::plan(image.width, image.height, input.width, input.height)?;
-        let tensor = letterbox.tensor(&input.name, image)?;
-        Ok(Prepared::new(vec![tensor], Context::new(letterbox)))
+        prepare_letterboxed(model, image)
     }
 
     fn finish(
