@@ -1,24 +1,26 @@
 # ls-ml-backend in a container.
 #   CPU:  docker build -t ls-ml-backend .
-#   CUDA: docker build --target cuda -t ls-ml-backend:cuda .
-# Both take ONNX Runtime from its official PyPI wheel, through the same script as the README.
+#   CUDA: docker build -t ls-ml-backend:cuda --build-arg ORT_FLAVOR=gpu \
+#           --build-arg RUNTIME_IMAGE=nvidia/cuda:13.0.1-cudnn-runtime-ubuntu24.04 --build-arg ML_PROVIDER=cuda .
+# ONNX Runtime comes from its official PyPI wheel (onnxruntime, or onnxruntime-gpu 1.31.1, which
+# is built for CUDA 13 and cuDNN 9), through the same script as the README.
 
 ARG RUST_VERSION=1.88
+ARG RUNTIME_IMAGE=debian:bookworm-slim
 
 # --- build: the binary, the plugins, and ONNX Runtime's library -----------------------------
 FROM rust:${RUST_VERSION}-bookworm AS build
+ARG ORT_FLAVOR=cpu
 RUN apt-get update \
     && apt-get install -y --no-install-recommends python3 python3-pip \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-RUN scripts/package.sh /out
+RUN ORT_FLAVOR=${ORT_FLAVOR} scripts/package.sh /out
 
-FROM build AS build-cuda
-RUN ORT_FLAVOR=gpu ORT_VENDOR_DIR=/out/lib-cuda scripts/setup-onnxruntime.sh
-
-# --- cpu: the default image --------------------------------------------------------------------
-FROM debian:bookworm-slim AS cpu
+# --- the image: Debian slim, or NVIDIA's CUDA runtime for the CUDA build -------------------
+FROM ${RUNTIME_IMAGE}
+ARG ML_PROVIDER=cpu
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
@@ -33,36 +35,10 @@ ENV ML_BACKEND_ADDR=0.0.0.0 \
     ML_BACKEND_PORT=9090 \
     ML_MODELS_DIR=/app/models \
     ML_PLUGINS_DIR=/app/plugins \
-    ORT_DYLIB_PATH=/app/lib/libonnxruntime.so
-VOLUME ["/app/models"]
-USER 10001:10001
-EXPOSE 9090
-HEALTHCHECK --interval=30s --timeout=5s --start-period=30s CMD ["/app/ls-ml-backend", "--health-check"]
-ENTRYPOINT ["/app/ls-ml-backend"]
-
-# --- cuda: the same on NVIDIA's CUDA 13 + cuDNN 9 runtime (onnxruntime-gpu 1.31.1 targets it) --
-FROM nvidia/cuda:13.0.1-cudnn-runtime-ubuntu24.04 AS cuda
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates \
-    && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin app \
-    && mkdir -p /app/models \
-    && chown app /app/models
-WORKDIR /app
-COPY --from=build /out/ls-ml-backend /app/ls-ml-backend
-COPY --from=build /out/plugins/ /app/plugins/
-COPY --from=build-cuda /out/lib-cuda/ /app/lib/
-ENV ML_BACKEND_ADDR=0.0.0.0 \
-    ML_BACKEND_PORT=9090 \
-    ML_MODELS_DIR=/app/models \
-    ML_PLUGINS_DIR=/app/plugins \
-    ML_PROVIDER=cuda \
+    ML_PROVIDER=${ML_PROVIDER} \
     ORT_DYLIB_PATH=/app/lib/libonnxruntime.so
 VOLUME ["/app/models"]
 USER 10001:10001
 EXPOSE 9090
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s CMD ["/app/ls-ml-backend", "--health-check"]
 ENTRYPOINT ["/app/ls-ml-backend"]
-
-# The default target is the CPU image.
-FROM cpu

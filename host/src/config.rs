@@ -187,7 +187,9 @@ pub struct Config {
     #[arg(long, env = "LABEL_STUDIO_URL")]
     pub label_studio_url: Option<String>,
 
-    /// Label Studio API key (Account & Settings > Access Token), sent only to LABEL_STUDIO_URL.
+    /// Label Studio API key: a personal access token (Account & Settings > Personal Access
+    /// Token) or a legacy token. Sent only to Label Studio, never logged. Default: the legacy
+    /// token Label Studio sends in /setup.
     #[arg(long, env = "LABEL_STUDIO_API_KEY", hide_env_values = true)]
     pub label_studio_api_key: Option<Secret>,
 

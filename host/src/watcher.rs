@@ -26,6 +26,7 @@ use tokio::sync::mpsc;
 
 use crate::{
     config::WatchMode,
+    plugins::is_library_name,
     registry::{Fingerprint, Registry, is_model_file},
 };
 
@@ -82,15 +83,6 @@ pub fn model_of(path: &Path) -> Option<String> {
     (!stem.is_empty() && !stem.starts_with('.')).then(|| stem.to_string())
 }
 
-/// A file name a plugin library could have (`lib*.so`, not ONNX Runtime's).
-fn is_plugin_name(path: &Path) -> bool {
-    path.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
-        n.starts_with(std::env::consts::DLL_PREFIX)
-            && n.ends_with(std::env::consts::DLL_SUFFIX)
-            && !n.contains("onnxruntime")
-    })
-}
-
 /// Whether an event says the writer is done with the file.
 fn says_done(kind: &EventKind) -> Option<bool> {
     match kind {
@@ -123,7 +115,7 @@ async fn follow_events(
                         debug!("models folder: {:?} on {name}", event.kind);
                         due.insert(name, Instant::now() + delay);
                     }
-                    if event.paths.iter().any(|p| is_plugin_name(p)) {
+                    if event.paths.iter().any(|p| is_library_name(p)) {
                         plugins_due = Some(Instant::now() + delay);
                     }
                 }

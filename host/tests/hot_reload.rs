@@ -86,13 +86,6 @@ fn write_slowly(src: &Path, dst: &Path, chunks: usize, over: Duration) {
     }
 }
 
-/// Replaces a file the way `mv` from the same file system does: atomically.
-fn move_into_place(src: &Path, dir: &Path, name: &str) {
-    let tmp = dir.join(format!(".{name}.tmp"));
-    std::fs::copy(src, &tmp).expect("copy to temp");
-    std::fs::rename(&tmp, dir.join(name)).expect("rename");
-}
-
 #[tokio::test]
 async fn models_come_and_go_while_the_server_runs() {
     let _serial = SERIAL.lock().await;

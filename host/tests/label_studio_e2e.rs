@@ -210,20 +210,6 @@ async fn personal_access_token_and_basic_auth() {
     .await;
 }
 
-const POLYGON_CONFIG: &str = r#"<View>
-  <Image name="image" value="$image"/>
-  <PolygonLabels name="outline" toName="image">
-    <Label value="circle"/><Label value="square"/><Label value="triangle"/>
-  </PolygonLabels>
-</View>"#;
-
-const BRUSH_CONFIG: &str = r#"<View>
-  <Image name="image" value="$image"/>
-  <BrushLabels name="mask" toName="image">
-    <Label value="circle"/><Label value="square"/><Label value="triangle"/>
-  </BrushLabels>
-</View>"#;
-
 /// A segmentation model fills a PolygonLabels project and a BrushLabels project, and Label
 /// Studio stores what it sends.
 #[tokio::test]
@@ -247,8 +233,9 @@ async fn segmentation_fills_polygon_and_brush_projects() {
         .map(|e| eval_images().join(e["file_name"].as_str().expect("file name")))
         .collect();
 
-    for (kind, config) in [("polygonlabels", POLYGON_CONFIG), ("brushlabels", BRUSH_CONFIG)] {
-        let project = ls.create_project(&format!("e2e {kind}"), config).await;
+    for (kind, tag) in [("polygonlabels", "PolygonLabels"), ("brushlabels", "BrushLabels")] {
+        let config = shapes_config(&[(tag, "shapes")]);
+        let project = ls.create_project(&format!("e2e {kind}"), &config).await;
         assert_eq!(ls.upload(project, &files).await, files.len());
         let ml = ls
             .expect_post(

@@ -15,18 +15,14 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 const SEG: &str = "yolov8n-shapes-seg-320.onnx";
-const CONFIG: &str = r#"<View>
-  <Image name="image" value="$image"/>
-  <RectangleLabels name="boxes" toName="image">
-    <Label value="circle"/><Label value="square"/><Label value="triangle"/>
-  </RectangleLabels>
-  <PolygonLabels name="outlines" toName="image">
-    <Label value="circle"/><Label value="square"/><Label value="triangle"/>
-  </PolygonLabels>
-  <BrushLabels name="masks" toName="image">
-    <Label value="circle"/><Label value="square"/><Label value="triangle"/>
-  </BrushLabels>
-</View>"#;
+/// All three kinds of tag at once: each gets what its type takes.
+fn config() -> String {
+    shapes_config(&[
+        ("RectangleLabels", "boxes"),
+        ("PolygonLabels", "outlines"),
+        ("BrushLabels", "masks"),
+    ])
+}
 
 /// The reference mask in original pixels. The reference polygon is Ultralytics' outline of
 /// its mask at the model's input size (OpenCV contour points, pixel indices), mapped back
@@ -242,7 +238,7 @@ async fn masks_polygons_and_boxes_match_ultralytics() {
         .iter()
         .map(|e| format!("http://{images}/{}", e["file_name"].as_str().expect("name")))
         .collect();
-    let (status, body) = server.post("/predict", &predict_body(&urls, "1.1", CONFIG)).await;
+    let (status, body) = server.post("/predict", &predict_body(&urls, "1.1", &config())).await;
     assert_eq!(status, 200, "{body}");
     let results = body["results"].as_array().expect("results");
     assert_eq!(results.len(), entries.len());
@@ -379,7 +375,7 @@ async fn a_detection_model_fills_only_rectangles() {
     let images = serve_dir(eval_images());
     let server = Server::start(&[("yolov8n-shapes-det-320.onnx", "d.onnx")], &[]).await;
     let urls = [format!("http://{images}/eval-a_0000.png")];
-    let (status, body) = server.post("/predict", &predict_body(&urls, "1.1", CONFIG)).await;
+    let (status, body) = server.post("/predict", &predict_body(&urls, "1.1", &config())).await;
     assert_eq!(status, 200, "{body}");
     let kinds: HashMap<String, usize> =
         body["results"][0]["result"]

@@ -17,13 +17,6 @@ use std::{
 use common::*;
 use serde_json::Value;
 
-const CONFIG: &str = r#"<View>
-  <Image name="image" value="$image"/>
-  <RectangleLabels name="box" toName="image"><Label value="circle"/><Label value="square"/><Label value="triangle"/></RectangleLabels>
-  <PolygonLabels name="outline" toName="image"><Label value="circle"/><Label value="square"/><Label value="triangle"/></PolygonLabels>
-  <BrushLabels name="mask" toName="image"><Label value="circle"/><Label value="square"/><Label value="triangle"/></BrushLabels>
-</View>"#;
-
 fn seconds(var: &str, default: u64) -> Duration {
     Duration::from_secs(std::env::var(var).ok().and_then(|v| v.parse().ok()).unwrap_or(default))
 }
@@ -48,12 +41,22 @@ async fn eight_clients_with_model_swaps_never_fail_and_memory_levels_off() {
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .collect();
 
+    let config = shapes_config(&[
+        ("RectangleLabels", "box"),
+        ("PolygonLabels", "outline"),
+        ("BrushLabels", "mask"),
+    ]);
     let running = Arc::new(AtomicBool::new(true));
     let (done, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let clients: Vec<_> = (0..8)
         .map(|c| {
             let (running, done, failed) = (Arc::clone(&running), Arc::clone(&done), Arc::clone(&failed));
-            let (http, url, names) = (reqwest::Client::new(), server.url("/predict"), names.clone());
+            let (http, url, names, config) = (
+                reqwest::Client::new(),
+                server.url("/predict"),
+                names.clone(),
+                config.clone(),
+            );
             tokio::spawn(async move {
                 let mut i = c;
                 while running.load(Ordering::SeqCst) {
@@ -61,7 +64,12 @@ async fn eight_clients_with_model_swaps_never_fail_and_memory_levels_off() {
                     let urls: Vec<String> = (0..2)
                         .map(|k| format!("http://{images}/{}", names[(i * 2 + k) % names.len()]))
                         .collect();
-                    let ok = match http.post(&url).json(&predict_body(&urls, project, CONFIG)).send().await {
+                    let ok = match http
+                        .post(&url)
+                        .json(&predict_body(&urls, project, &config))
+                        .send()
+                        .await
+                    {
                         Ok(r) if r.status() == 200 => {
                             r.json::<Value>()
                                 .await
@@ -93,9 +101,7 @@ async fn eight_clients_with_model_swaps_never_fail_and_memory_levels_off() {
             } else {
                 "yolov8n-shapes-det-320.onnx"
             };
-            let tmp = dir.join(".1.onnx.tmp");
-            std::fs::copy(fixture_model(fixture), &tmp).expect("copy");
-            std::fs::rename(&tmp, dir.join("1.onnx")).expect("swap");
+            move_into_place(&fixture_model(fixture), &dir, "1.onnx");
             swaps += 1;
             next_swap += swap_every;
         }

@@ -79,14 +79,17 @@ pub fn load_file<'a>(file: &Path, mut loaded: impl Iterator<Item = &'a Plugin>) 
     }
 }
 
-pub fn is_library(path: &Path) -> bool {
-    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-        return false;
-    };
-    name.starts_with(std::env::consts::DLL_PREFIX)
-        && name.ends_with(std::env::consts::DLL_SUFFIX)
-        && !name.contains("onnxruntime")
-        && path.is_file()
+/// Whether a file name could be a plugin library (`lib*.so`, not ONNX Runtime's own).
+pub fn is_library_name(path: &Path) -> bool {
+    path.file_name().and_then(|n| n.to_str()).is_some_and(|name| {
+        name.starts_with(std::env::consts::DLL_PREFIX)
+            && name.ends_with(std::env::consts::DLL_SUFFIX)
+            && !name.contains("onnxruntime")
+    })
+}
+
+fn is_library(path: &Path) -> bool {
+    is_library_name(path) && path.is_file()
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {

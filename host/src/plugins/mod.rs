@@ -4,4 +4,4 @@ mod adapter;
 mod loader;
 
 pub use adapter::Plugin;
-pub use loader::{is_library, library_files, load_file};
+pub use loader::{is_library_name, library_files, load_file};

@@ -303,6 +303,28 @@ pub const RECT_CONFIG: &str = r#"<View>
   </RectangleLabels>
 </View>"#;
 
+/// Puts a copy of `src` in `dir` as `name` the way `mv` from the same file system does:
+/// written under a hidden temporary name, then renamed, atomically.
+pub fn move_into_place(src: &Path, dir: &Path, name: &str) {
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::copy(src, &tmp).expect("copy to temp");
+    std::fs::rename(&tmp, dir.join(name)).expect("rename");
+}
+
+/// A label config with these control tags (`(tag, name)`, e.g. `("PolygonLabels", "outline")`)
+/// on one image, each labelling the fixture models' three shapes.
+pub fn shapes_config(tags: &[(&str, &str)]) -> String {
+    let controls: String = tags
+        .iter()
+        .map(|(tag, name)| {
+            format!(
+                r#"<{tag} name="{name}" toName="image"><Label value="circle"/><Label value="square"/><Label value="triangle"/></{tag}>"#
+            )
+        })
+        .collect();
+    format!(r#"<View><Image name="image" value="$image"/>{controls}</View>"#)
+}
+
 /// A /predict body shaped like the one Label Studio 1.23.2 sends (see the captures).
 pub fn predict_body(image_urls: &[String], project: &str, label_config: &str) -> Value {
     let tasks: Vec<Value> = image_urls
