@@ -46,6 +46,17 @@ struct Args {
     /// Python with ultralytics and onnxruntime, for the anchor (skipped if missing).
     #[arg(long, default_value = ".venv-bench/bin/python")]
     python: PathBuf,
+    /// Write the server's log (info level: one line per request with its stage times) here,
+    /// to see where the time goes. Logging costs a little time itself.
+    #[arg(long)]
+    server_log: Option<PathBuf>,
+    /// Only these image sets (eval-a, 1080p), task counts and client counts.
+    #[arg(long, value_delimiter = ',', default_value = "eval-a,1080p")]
+    sets: Vec<String>,
+    #[arg(long, value_delimiter = ',', default_value = "1,16")]
+    tasks: Vec<usize>,
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
+    clients: Vec<usize>,
 }
 
 const CONFIG: &str = r#"<View><Image name="image" value="$image"/><RectangleLabels name="label" toName="image">
@@ -81,7 +92,9 @@ fn serve(dir: PathBuf) -> std::net::SocketAddr {
             .build()
             .expect("runtime");
         rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            // With TCP_NODELAY, as nginx (in Label Studio's image) sends by default: without it
+            // the stand-in would add 40 ms delayed-ACK stalls that a real server does not.
+            let listener = ls_ml_backend::http::listener::bind(([127, 0, 0, 1], 0).into()).expect("bind");
             tx.send(listener.local_addr().expect("addr")).expect("send");
             warp::serve(warp::fs::dir(dir)).incoming(listener).run().await;
         });
@@ -107,7 +120,7 @@ struct Limit {
 
 fn measure_limit(runtime: &Runtime, model: &Path, tensor: &plugin_api::Tensor) -> anyhow::Result<Limit> {
     let bytes = std::fs::read(model)?;
-    let one = runtime.load_with(model, &bytes, 1, 2)?;
+    let one = runtime.load_with(model, &bytes, 1, 2, 0)?;
     let inputs = vec![tensor.clone()];
     for _ in 0..20 {
         one.pool.run_blocking(&inputs)?;
@@ -122,7 +135,7 @@ fn measure_limit(runtime: &Runtime, model: &Path, tensor: &plugin_api::Tensor) -
     let throughput_intra2 = 200.0 / started.elapsed().as_secs_f64();
     let (p50, _, _) = summary(ms);
     drop(one);
-    let two = Arc::new(runtime.load_with(model, &bytes, 2, 1)?);
+    let two = Arc::new(runtime.load_with(model, &bytes, 2, 1, 0)?);
     let deadline = Instant::now() + Duration::from_secs(5);
     let workers: Vec<_> = (0..2)
         .map(|_| {
@@ -154,7 +167,7 @@ async fn measure_stages(
     images: std::net::SocketAddr,
 ) -> anyhow::Result<Value> {
     let bytes = std::fs::read(model)?;
-    let loaded = runtime.load_with(model, &bytes, 1, 2)?;
+    let loaded = runtime.load_with(model, &bytes, 1, 2, 0)?;
     let info = loaded.info.clone();
     let input = yolov8_common::model::image_input(&info)?;
     let config = LabelConfig::parse(CONFIG)?;
@@ -239,7 +252,7 @@ impl ServerProcess {
     }
 }
 
-async fn start_server(repo: &Path, models: &Path) -> anyhow::Result<ServerProcess> {
+async fn start_server(repo: &Path, models: &Path, log: Option<&Path>) -> anyhow::Result<ServerProcess> {
     let exe = std::env::current_exe()?;
     let dir = exe.parent().context("bench folder")?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
@@ -249,9 +262,12 @@ async fn start_server(repo: &Path, models: &Path) -> anyhow::Result<ServerProces
         .env("ML_MODELS_DIR", models)
         .env("ML_PLUGINS_DIR", dir)
         .env("ORT_DYLIB_PATH", repo.join("vendor/onnxruntime/libonnxruntime.so"))
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", if log.is_some() { "info" } else { "warn" })
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(match log {
+            Some(path) => Stdio::from(std::fs::File::create(path)?),
+            None => Stdio::null(),
+        })
         .spawn()
         .context("start target/release/ls-ml-backend (build it: scripts/bench.sh)")?;
     let server = ServerProcess(child, port);
@@ -467,7 +483,7 @@ async fn main() -> anyhow::Result<()> {
         fixtures.join("models/yolov8n-shapes-seg-320.onnx"),
         models.path().join("2.onnx"),
     )?;
-    let server = start_server(&repo, models.path()).await?;
+    let server = start_server(&repo, models.path(), args.server_log.as_deref()).await?;
     let eval_urls: Vec<String> = eval
         .iter()
         .filter_map(|p| Some(format!("http://{eval_server}/{}", p.file_name()?.to_str()?)))
@@ -475,8 +491,11 @@ async fn main() -> anyhow::Result<()> {
     let hd_urls: Vec<String> = (0..10).map(|i| format!("http://{hd_server}/hd_{i:02}.jpg")).collect();
     let mut rows = Vec::new();
     for (set, urls) in [("eval-a", &eval_urls), ("1080p", &hd_urls)] {
-        for tasks in [1, 16] {
-            for clients in [1, 2, 4, 8] {
+        if !args.sets.iter().any(|s| s == set) {
+            continue;
+        }
+        for &tasks in &args.tasks {
+            for &clients in &args.clients {
                 let mut row = load(server.1, urls, clients, tasks, args.seconds).await;
                 row["images"] = json!(set);
                 eprintln!("  {row}");

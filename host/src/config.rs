@@ -140,6 +140,13 @@ pub struct Config {
     #[arg(long, env = "ML_INTRA_THREADS")]
     pub intra_threads: Option<usize>,
 
+    /// Threads of one extra "solo" session per model, which runs an inference when no other
+    /// inference is running: a lone request then gets all cores, while a busy server keeps
+    /// the sessions above. 0 turns it off (saves one session's memory per model). Default:
+    /// all cores on CPU, off on CUDA.
+    #[arg(long, env = "ML_SOLO_THREADS")]
+    pub solo_threads: Option<usize>,
+
     /// Tasks worked on at the same time (download, decode, inference), over all requests:
     /// each holds an image in memory. The rest wait their turn.
     #[arg(long, env = "ML_TASK_CONCURRENCY", default_value_t = 8)]

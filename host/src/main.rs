@@ -10,7 +10,6 @@ use std::{
 use anyhow::Context as _;
 use clap::Parser;
 use log::{error, info, warn};
-use tokio::net::TcpListener;
 
 use ls_ml_backend::{
     config::Config,
@@ -163,7 +162,7 @@ async fn run(config: Config) -> anyhow::Result<ExitCode> {
     });
 
     let addr = SocketAddr::new(config.addr, config.port);
-    let listener = TcpListener::bind(addr).await.with_context(|| {
+    let listener = http::listener::bind(addr).with_context(|| {
         format!(
             "cannot listen on {addr}: is another program using port {}? Set ML_BACKEND_PORT",
             config.port

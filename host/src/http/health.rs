@@ -17,6 +17,7 @@ pub fn handle(state: State) -> Response {
             "onnxruntime": state.runtime.library().display().to_string(),
             "sessions_per_model": state.runtime.sessions_per_model(),
             "intra_threads": state.runtime.intra_threads(),
+            "solo_threads": state.runtime.solo_threads(),
         },
         "uptime_seconds": state.started.elapsed().as_secs(),
     }))

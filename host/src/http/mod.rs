@@ -3,6 +3,7 @@
 pub mod basic_auth;
 mod health;
 mod info;
+pub mod listener;
 mod metrics;
 mod predict;
 mod reply;

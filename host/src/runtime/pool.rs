@@ -1,8 +1,18 @@
 //! A fixed set of ONNX Runtime sessions for one model. `Session::run` needs `&mut`, so each
 //! session serves one inference at a time; several sessions let a model run in parallel.
 //! Inference always happens on tokio's blocking pool, never on the async executor.
+//!
+//! On a CPU, one inference on all cores has the lowest latency, but several inferences on
+//! one core each have the highest throughput (ONNX Runtime's threads scale less than
+//! linearly). A pool may therefore hold one extra *solo* session with many threads: an
+//! inference that starts while no other is running, in any model, takes it; the others take
+//! the one-thread sessions. A lone request gets the latency of all cores and a busy server the
+//! throughput of one session per core.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{
+    Arc, Mutex, PoisonError,
+    atomic::{AtomicUsize, Ordering},
+};
 
 use ort::{session::Session, value::TensorRef};
 use tokio::sync::Semaphore;
@@ -17,22 +27,48 @@ pub struct OwnedTensor {
     pub data: Vec<f32>,
 }
 
+// Fields drop in declaration order: the sessions before the weights they read.
 pub struct SessionPool {
     sessions: Vec<Mutex<Session>>,
+    solo: Option<Mutex<Session>>,
+    /// Inferences running now over all models of the runtime: the solo session is only
+    /// taken when this is zero, so its threads never compete with another inference's.
+    running: Arc<AtomicUsize>,
     free: Arc<Semaphore>,
+    /// The optimized model whose weights the sessions use in place, if they share them.
+    _weights: Option<Box<[u8]>>,
 }
 
 impl SessionPool {
-    pub fn new(sessions: Vec<Session>) -> Self {
+    pub fn new(
+        sessions: Vec<Session>,
+        solo: Option<Session>,
+        running: Arc<AtomicUsize>,
+        weights: Option<Box<[u8]>>,
+    ) -> Self {
         let count = sessions.len();
         Self {
             sessions: sessions.into_iter().map(Mutex::new).collect(),
+            solo: solo.map(Mutex::new),
+            running,
             free: Arc::new(Semaphore::new(count)),
+            _weights: weights,
         }
     }
 
+    /// Whether the sessions share one copy of the weights.
+    pub fn shares_weights(&self) -> bool {
+        self._weights.is_some()
+    }
+
+    /// Sessions that can run at the same time (the solo session is not counted: it only runs
+    /// alone).
     pub fn size(&self) -> usize {
         self.sessions.len()
+    }
+
+    pub fn has_solo(&self) -> bool {
+        self.solo.is_some()
     }
 
     /// Runs one inference on a free session, waiting for one if all are busy.
@@ -55,17 +91,50 @@ impl SessionPool {
     /// Runs one inference on the calling thread. The caller must hold a permit, or be the
     /// only user of the pool (start-up warm-up).
     pub fn run_blocking(&self, inputs: &[plugin_api::Tensor]) -> Result<Vec<OwnedTensor>, RuntimeError> {
-        // With a permit held, at least one session is free; take the first we can lock.
+        let _running = Running::start(&self.running);
+        if _running.alone
+            && let Some(mut solo) = self.solo.as_ref().and_then(try_lock)
+        {
+            return infer(&mut solo, inputs);
+        }
+        // A permit is held for each inference on these sessions, so at least one is free;
+        // take the first we can lock.
         let mut guard = self
             .sessions
             .iter()
-            .find_map(|s| match s.try_lock() {
-                Ok(g) => Some(g),
-                Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
-                Err(std::sync::TryLockError::WouldBlock) => None,
-            })
+            .find_map(try_lock)
             .unwrap_or_else(|| self.sessions[0].lock().unwrap_or_else(PoisonError::into_inner));
         infer(&mut guard, inputs)
+    }
+}
+
+fn try_lock(session: &Mutex<Session>) -> Option<std::sync::MutexGuard<'_, Session>> {
+    match session.try_lock() {
+        Ok(g) => Some(g),
+        Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+        Err(std::sync::TryLockError::WouldBlock) => None,
+    }
+}
+
+/// Counts one running inference for as long as it lives.
+struct Running<'a> {
+    counter: &'a AtomicUsize,
+    alone: bool,
+}
+
+impl<'a> Running<'a> {
+    fn start(counter: &'a AtomicUsize) -> Self {
+        let before = counter.fetch_add(1, Ordering::SeqCst);
+        Self {
+            counter,
+            alone: before == 0,
+        }
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.counter.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
