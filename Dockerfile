@@ -12,7 +12,7 @@ ARG RUNTIME_IMAGE=debian:bookworm-slim
 FROM rust:${RUST_VERSION}-bookworm AS build
 ARG ORT_FLAVOR=cpu
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends python3 python3-pip \
+    && apt-get install -y --no-install-recommends python3 python3-pip nasm \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .

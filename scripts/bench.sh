@@ -5,6 +5,7 @@
 # Run it on an otherwise idle machine: it measures time.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+scripts/setup-build-tools.sh
 scripts/setup-onnxruntime.sh
 cargo build --release --locked -p ls-ml-backend -p yolov8-detect -p yolov8-seg -p ls-ml-bench
 # The Python anchor: Ultralytics (and the same ONNX Runtime) in their own venv. Optional: the

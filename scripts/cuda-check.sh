@@ -9,6 +9,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export LD_LIBRARY_PATH="${CUDA_LIBS:+$CUDA_LIBS:}${LD_LIBRARY_PATH:-}"
+scripts/setup-build-tools.sh
 scripts/setup-onnxruntime.sh
 ORT_FLAVOR=gpu scripts/setup-onnxruntime.sh
 gpu_ort="$PWD/vendor/onnxruntime-gpu/libonnxruntime.so"

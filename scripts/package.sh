@@ -8,6 +8,7 @@
 set -euo pipefail
 dest="${1:?usage: scripts/package.sh DEST}"
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+scripts/setup-build-tools.sh
 cargo build --release --locked -p ls-ml-backend -p yolov8-detect -p yolov8-seg -p yolov8-cls
 mkdir -p "$dest/plugins" "$dest/lib"
 cp target/release/ls-ml-backend "$dest/"

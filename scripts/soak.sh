@@ -4,6 +4,7 @@
 #   SOAK_SECONDS=600 SOAK_SWAP_SECONDS=30 scripts/soak.sh
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+scripts/setup-build-tools.sh
 scripts/setup-onnxruntime.sh
 cargo build --release --workspace --locked
 raw="$(mktemp)"

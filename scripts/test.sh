@@ -4,6 +4,7 @@
 # and python3 with pip (and venv).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+scripts/setup-build-tools.sh
 scripts/setup-onnxruntime.sh
 # The end-to-end tests drive a real Label Studio; installed once into .venv-ls/.
 scripts/setup-label-studio.sh

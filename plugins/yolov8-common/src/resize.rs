@@ -94,18 +94,19 @@ fn axis_taps(src_len: usize, dst_len: usize, scale: f64, columns: bool) -> Vec<T
 
 fn filter_row(src: &[u8], xs: &[Tap], out: &mut [i32]) {
     let src_w = src.len() / CHANNELS;
-    for (dx, tap) in xs.iter().enumerate() {
+    // Slices of known length per pixel let the compiler drop the per-value bounds checks.
+    for (o, tap) in out.chunks_exact_mut(CHANNELS).zip(xs) {
         let index = tap.index as usize;
         let s0 = index * CHANNELS;
-        let o = dx * CHANNELS;
         if index + 1 < src_w {
-            let s1 = s0 + CHANNELS;
+            let px = &src[s0..s0 + 2 * CHANNELS];
             for c in 0..CHANNELS {
-                out[o + c] = src[s0 + c] as i32 * tap.w0 + src[s1 + c] as i32 * tap.w1;
+                o[c] = px[c] as i32 * tap.w0 + px[c + CHANNELS] as i32 * tap.w1;
             }
         } else {
+            let px = &src[s0..s0 + CHANNELS];
             for c in 0..CHANNELS {
-                out[o + c] = src[s0 + c] as i32 * (1 << COEF_BITS);
+                o[c] = px[c] as i32 * (1 << COEF_BITS);
             }
         }
     }
@@ -122,16 +123,17 @@ fn vertical(r0: &[i32], r1: &[i32], b0: i32, b1: i32, out: &mut [u8]) {
     while simd_end + 8 < width {
         simd_end += 8;
     }
-    for x in 0..simd_end {
-        let a = mul_hi(sat16(r0[x] >> 4), b0);
-        let b = mul_hi(sat16(r1[x] >> 4), b1);
+    let (head, tail) = out.split_at_mut(simd_end);
+    for ((o, &a), &b) in head.iter_mut().zip(&r0[..simd_end]).zip(&r1[..simd_end]) {
+        let a = mul_hi(sat16(a >> 4), b0);
+        let b = mul_hi(sat16(b >> 4), b1);
         let sum = (a + b).clamp(i16::MIN as i32, i16::MAX as i32);
         let v = ((sum + 2).min(i16::MAX as i32)) >> 2;
-        out[x] = v.clamp(0, 255) as u8;
+        *o = v.clamp(0, 255) as u8;
     }
-    for x in simd_end..width {
-        let v = (r0[x] as i64 * b0 as i64 + r1[x] as i64 * b1 as i64 + (1 << 21)) >> 22;
-        out[x] = v.clamp(0, 255) as u8;
+    for ((o, &a), &b) in tail.iter_mut().zip(&r0[simd_end..width]).zip(&r1[simd_end..width]) {
+        let v = (a as i64 * b0 as i64 + b as i64 * b1 as i64 + (1 << 21)) >> 22;
+        *o = v.clamp(0, 255) as u8;
     }
 }
 
