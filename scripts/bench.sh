@@ -16,3 +16,5 @@ if [ ! -x .venv-bench/bin/python ] || ! .venv-bench/bin/python -c "import ultral
 fi
 mkdir -p docs/bench
 target/release/ls-ml-bench --repo . --out docs/bench "$@" | tee docs/bench/table.txt
+# The data behind the runtime defaults: threading layouts, session memory, micro-batching.
+target/release/ort-layouts | tee docs/bench/layouts.txt

@@ -57,6 +57,9 @@ struct Args {
     tasks: Vec<usize>,
     #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
     clients: Vec<usize>,
+    /// Paired rounds for the goal ratios.
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
 }
 
 const CONFIG: &str = r#"<View><Image name="image" value="$image"/><RectangleLabels name="label" toName="image">
@@ -110,6 +113,78 @@ fn full_hd(sources: &[PathBuf], dir: &Path) -> anyhow::Result<()> {
         image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90).encode_image(&image.to_rgb8())?;
     }
     Ok(())
+}
+
+/// Each round: the limit's p50 (1 session x 2 threads), the server's p50 at 1 client for
+/// eval-a and 1080p images, the limit's throughput (2 sessions x 1 thread) and the server's
+/// best throughput (1-task requests from 8 clients, 16-task requests from 4).
+async fn paired_rounds(
+    runtime: &Runtime,
+    model: &Path,
+    tensor: &plugin_api::Tensor,
+    port: u16,
+    eval_urls: &[String],
+    hd_urls: &[String],
+    count: usize,
+) -> anyhow::Result<Vec<Value>> {
+    let bytes = std::fs::read(model)?;
+    let one = runtime.load_with(model, &bytes, 1, 2, 0)?;
+    let two = Arc::new(runtime.load_with(model, &bytes, 2, 1, 0)?);
+    let inputs = vec![tensor.clone()];
+    let mut rounds = Vec::new();
+    for _ in 0..count.max(1) {
+        for _ in 0..5 {
+            one.pool.run_blocking(&inputs)?;
+        }
+        let mut ms = Vec::new();
+        for _ in 0..60 {
+            let t = Instant::now();
+            one.pool.run_blocking(&inputs)?;
+            ms.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        let (raw_p50, _, _) = summary(ms);
+        let e2e = load(port, eval_urls, 1, 1, 2).await;
+        let hd = load(port, hd_urls, 1, 1, 2).await;
+        let raw_per_s = parallel_runs(&two, &inputs, Duration::from_secs(2));
+        let many = load(port, eval_urls, 8, 1, 2).await;
+        let batched = load(port, eval_urls, 4, 16, 2).await;
+        let rate = |v: &Value| v["images_per_s"].as_f64().unwrap_or(0.0);
+        let e2e_p50 = e2e["p50_ms"].as_f64().unwrap_or(f64::NAN);
+        let hd_p50 = hd["p50_ms"].as_f64().unwrap_or(f64::NAN);
+        let best = rate(&many).max(rate(&batched));
+        rounds.push(json!({
+            "raw_p50_ms": raw_p50, "e2e_p50_ms": e2e_p50, "hd_p50_ms": hd_p50,
+            "raw_per_s": raw_per_s, "e2e_best_per_s": best,
+            "p50_vs_raw": e2e_p50 / raw_p50, "p50_1080p_vs_raw": hd_p50 / raw_p50,
+            "throughput_vs_raw": best / raw_per_s,
+        }));
+    }
+    Ok(rounds)
+}
+
+/// Inferences per second of two threads on a 2-session pool.
+fn parallel_runs(
+    pool: &Arc<ls_ml_backend::runtime::LoadedSessions>,
+    inputs: &[plugin_api::Tensor],
+    span: Duration,
+) -> f64 {
+    let deadline = Instant::now() + span;
+    let workers: Vec<_> = (0..2)
+        .map(|_| {
+            let (pool, inputs) = (Arc::clone(pool), inputs.to_vec());
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while Instant::now() < deadline {
+                    if pool.pool.run_blocking(&inputs).is_ok() {
+                        n += 1;
+                    }
+                }
+                n
+            })
+        })
+        .collect();
+    let runs: u64 = workers.into_iter().map(|w| w.join().unwrap_or(0)).sum();
+    runs as f64 / span.as_secs_f64()
 }
 
 struct Limit {
@@ -474,7 +549,6 @@ async fn main() -> anyhow::Result<()> {
     let limit = measure_limit(&runtime, &det, &tensor)?;
     eprintln!("measuring the pipeline's stages in-process...");
     let stages = measure_stages(&runtime, &det, &eval, eval_server).await?;
-    drop(runtime);
 
     eprintln!("measuring the server over HTTP...");
     let models = tempfile::tempdir()?;
@@ -503,6 +577,11 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     }
+    // This machine's speed drifts (shared CPUs): the goal ratios come from rounds that measure
+    // ONNX Runtime's limit and the server back to back, each ratio within one round.
+    eprintln!("measuring the goal ratios in paired rounds...");
+    let paired = paired_rounds(&runtime, &det, &tensor, server.1, &eval_urls, &hd_urls, args.rounds).await?;
+
     // "Retrieve Predictions" on 100 tasks: one request.
     let batch: Vec<Value> = (0..100)
         .map(|k| json!({"id": k, "data": {"image": eval_urls[k % eval_urls.len()]}}))
@@ -522,25 +601,18 @@ async fn main() -> anyhow::Result<()> {
     eprintln!("measuring the Python anchor...");
     let anchor = anchor(&args.python, &repo, &det, &eval_dir);
 
-    let find = |set: &str, tasks: usize, clients: usize| {
-        rows.iter()
-            .find(|r| r["images"] == set && r["tasks"] == tasks && r["clients"] == clients)
-            .cloned()
-            .unwrap_or(Value::Null)
+    let median = |key: &str| {
+        let mut v: Vec<f64> = paired.iter().filter_map(|r| r[key].as_f64()).collect();
+        v.sort_by(f64::total_cmp);
+        percentile(&v, 0.5)
     };
-    let best = rows
-        .iter()
-        .filter(|r| r["images"] == "eval-a")
-        .filter_map(|r| r["images_per_s"].as_f64())
-        .fold(0.0, f64::max);
-    let raw_best = limit.throughput_2x1.max(limit.throughput_intra2);
-    let e2e_p50 = find("eval-a", 1, 1)["p50_ms"].as_f64().unwrap_or(f64::NAN);
-    let hd_p50 = find("1080p", 1, 1)["p50_ms"].as_f64().unwrap_or(f64::NAN);
+    let e2e_p50 = median("e2e_p50_ms");
+    let best = median("e2e_best_per_s");
     let ratios = json!({
-        "p50_vs_raw (goal <= 1.25)": e2e_p50 / limit.p50_intra2_ms,
-        "p50_1080p_vs_raw (goal <= 1.6)": hd_p50 / limit.p50_intra2_ms,
-        "best_throughput_vs_raw_best (goal >= 0.85)": best / raw_best,
-        "hundred_tasks_vs_100x_raw (goal <= 1.2)": hundred_ms / (100.0 * limit.p50_intra2_ms),
+        "p50_vs_raw (goal <= 1.25)": median("p50_vs_raw"),
+        "p50_1080p_vs_raw (goal <= 1.6)": median("p50_1080p_vs_raw"),
+        "best_throughput_vs_raw_best (goal >= 0.85)": median("throughput_vs_raw"),
+        "hundred_tasks_vs_100x_raw (goal <= 1.2)": hundred_ms / (100.0 * median("raw_p50_ms")),
         "peak_rss_mib (goal <= 200)": peak_rss,
         "p50_vs_ultralytics (goal < 1)": anchor["p50_ms"].as_f64().map(|a| e2e_p50 / a),
         "throughput_vs_ultralytics (goal >= 1.35)": anchor["images_per_s"].as_f64().map(|a| best / a),
@@ -554,6 +626,7 @@ async fn main() -> anyhow::Result<()> {
         "machine": machine,
         "limit": {"session_run_p50_ms_1x2": limit.p50_intra2_ms, "per_s_1x2": limit.throughput_intra2, "per_s_2x1": limit.throughput_2x1},
         "stages_p50_ms": stages,
+        "paired_rounds": paired,
         "server": rows,
         "hundred_task_request_ms": hundred_ms,
         "peak_rss_mib": peak_rss,
@@ -588,6 +661,20 @@ async fn main() -> anyhow::Result<()> {
     }
     println!("100-task request: {hundred_ms:.0} ms; peak RSS {peak_rss:.0} MiB");
     println!("Ultralytics anchor: {anchor}");
+    println!("paired rounds (ratios within a round; the goal ratios are their medians):");
+    for r in &paired {
+        println!(
+            "  raw p50 {:5.2} ms, e2e p50 {:5.2} ms ({:.2}x), 1080p p50 {:5.2} ms ({:.2}x); raw 2x1 {:5.1}/s, e2e best {:5.1}/s ({:.2}x)",
+            r["raw_p50_ms"].as_f64().unwrap_or(f64::NAN),
+            r["e2e_p50_ms"].as_f64().unwrap_or(f64::NAN),
+            r["p50_vs_raw"].as_f64().unwrap_or(f64::NAN),
+            r["hd_p50_ms"].as_f64().unwrap_or(f64::NAN),
+            r["p50_1080p_vs_raw"].as_f64().unwrap_or(f64::NAN),
+            r["raw_per_s"].as_f64().unwrap_or(f64::NAN),
+            r["e2e_best_per_s"].as_f64().unwrap_or(f64::NAN),
+            r["throughput_vs_raw"].as_f64().unwrap_or(f64::NAN),
+        );
+    }
     println!("ratios: {}", serde_json::to_string_pretty(&ratios)?);
     Ok(())
 }

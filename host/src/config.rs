@@ -148,9 +148,10 @@ pub struct Config {
     pub solo_threads: Option<usize>,
 
     /// Tasks worked on at the same time (download, decode, inference), over all requests:
-    /// each holds an image in memory. The rest wait their turn.
-    #[arg(long, env = "ML_TASK_CONCURRENCY", default_value_t = 8)]
-    pub task_concurrency: usize,
+    /// each holds an image in memory. The rest wait their turn. Default: 2 per core, which
+    /// keeps every session busy while the next images decode.
+    #[arg(long, env = "ML_TASK_CONCURRENCY")]
+    pub task_concurrency: Option<usize>,
 
     /// Largest image download, in bytes.
     #[arg(long, env = "ML_MAX_IMAGE_BYTES", default_value_t = 64 * 1024 * 1024)]
@@ -236,6 +237,12 @@ pub struct Config {
 }
 
 impl Config {
+    /// ML_TASK_CONCURRENCY, or its default: 2 per core.
+    pub fn tasks_in_flight(&self) -> usize {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        self.task_concurrency.unwrap_or(2 * cores).max(1)
+    }
+
     /// The Label Studio key, from either of its two names.
     pub fn api_key(&self) -> Option<&Secret> {
         self.label_studio_api_key.as_ref().or(self.label_studio_token.as_ref())

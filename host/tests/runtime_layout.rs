@@ -1,0 +1,99 @@
+//! The runtime's CPU layout with real ONNX Runtime: a model's sessions read one shared copy of
+//! its weights, a solo session serves lone inferences, and every session computes the same
+//! outputs whichever one a call lands on.
+
+mod common;
+
+use clap::Parser as _;
+use common::*;
+use ls_ml_backend::{config::Config, runtime::Runtime};
+use plugin_api::Tensor;
+
+fn runtime(extra: &[&str]) -> Runtime {
+    let mut args = vec!["ls-ml-backend".to_string()];
+    // scripts/cuda-check.sh points ORT_DYLIB_PATH at the GPU build; otherwise the vendored one.
+    if std::env::var_os("ORT_DYLIB_PATH").is_none() {
+        args.push("--ort-dylib-path".into());
+        args.push(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../vendor/onnxruntime/libonnxruntime.so")
+                .display()
+                .to_string(),
+        );
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    Runtime::init(&Config::parse_from(args)).expect("ONNX Runtime starts")
+}
+
+/// A deterministic, image-like input: a gradient with some texture.
+fn input() -> Vec<Tensor> {
+    let data: Vec<f32> = (0..3 * 320 * 320usize)
+        .map(|i| ((i * 7919) % 251) as f32 / 255.0 * 0.3 + (i % 320) as f32 / 320.0 * 0.7)
+        .collect();
+    vec![Tensor::new("images", vec![1, 3, 320, 320], data)]
+}
+
+fn max_difference(a: &[ls_ml_backend::runtime::OwnedTensor], b: &[ls_ml_backend::runtime::OwnedTensor]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .flat_map(|(x, y)| {
+            assert_eq!(x.shape, y.shape);
+            x.data.iter().zip(&y.data).map(|(p, q)| (p - q).abs())
+        })
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn sessions_share_weights_and_agree_whichever_runs_the_call() {
+    let runtime = runtime(&["--sessions", "2", "--intra-threads", "1", "--solo-threads", "2"]);
+    let model = fixture_model("yolov8n-shapes-det-320.onnx");
+    let bytes = std::fs::read(&model).expect("model");
+    let loaded = runtime.load(&model, &bytes).expect("model loads");
+    assert_eq!(loaded.pool.size(), 2, "two sessions run in parallel");
+    if loaded.provider == "cpu" {
+        assert!(loaded.pool.has_solo(), "a solo session for lone inferences");
+        assert!(
+            loaded.pool.shares_weights(),
+            "the sessions read one copy of the weights"
+        );
+    }
+    let inputs = input();
+    // Alone: the solo session (2 threads).
+    let alone = loaded.pool.run_blocking(&inputs).expect("inference");
+    assert!(
+        alone.iter().any(|t| t.data.iter().any(|v| *v != 0.0)),
+        "the model computed something"
+    );
+    // Three callers at once: the one-thread sessions take most calls.
+    let worst = std::thread::scope(|scope| {
+        let callers: Vec<_> = (0..3)
+            .map(|_| {
+                scope.spawn(|| {
+                    (0..6)
+                        .map(|_| max_difference(&alone, &loaded.pool.run_blocking(&inputs).expect("inference")))
+                        .fold(0.0, f32::max)
+                })
+            })
+            .collect();
+        callers
+            .into_iter()
+            .map(|c| c.join().expect("caller"))
+            .fold(0.0, f32::max)
+    });
+    report(&format!(
+        "runtime layout: solo and parallel sessions agree to {worst:e} (max |difference| over all outputs)"
+    ));
+    assert!(worst <= 1e-3, "sessions disagree by {worst}");
+}
+
+#[test]
+fn the_solo_session_can_be_turned_off() {
+    let runtime = runtime(&["--sessions", "2", "--intra-threads", "1", "--solo-threads", "0"]);
+    assert_eq!(runtime.solo_threads(), 0);
+    let model = fixture_model("yolov8n-shapes-det-320.onnx");
+    let loaded = runtime
+        .load(&model, &std::fs::read(&model).expect("model"))
+        .expect("model loads");
+    assert!(!loaded.pool.has_solo());
+}
