@@ -360,7 +360,10 @@ async fn start_server(repo: &Path, models: &Path, log: Option<&Path>) -> anyhow:
     bail!("the server did not come up")
 }
 
-/// One load level: `clients` loops sending requests of `tasks` tasks for `seconds`.
+/// One load level: `clients` loops sending requests of `tasks` tasks for `seconds`, after a
+/// warm-up. Throughput counts each request's images in proportion to the part of its time
+/// that falls inside the window: long requests from clients that started together would
+/// otherwise make the count jump by whole requests.
 async fn load(port: u16, urls: &[String], clients: usize, tasks: usize, seconds: u64) -> Value {
     let warmup = Instant::now() + Duration::from_millis(700);
     let end = warmup + Duration::from_secs(seconds);
@@ -369,14 +372,14 @@ async fn load(port: u16, urls: &[String], clients: usize, tasks: usize, seconds:
             let urls = urls.to_vec();
             tokio::spawn(async move {
                 let http = reqwest::Client::new();
-                let (mut ms, mut images, mut failed, mut i) = (Vec::new(), 0usize, 0usize, c * 7);
+                let (mut ms, mut images, mut failed, mut i) = (Vec::new(), 0.0f64, 0usize, c * 7);
                 while Instant::now() < end {
                     let batch: Vec<Value> = (0..tasks)
                         .map(|k| json!({"id": k, "data": {"image": urls[(i + k) % urls.len()]}}))
                         .collect();
                     i += tasks;
                     let body = json!({"tasks": batch, "project": "1.1", "label_config": CONFIG});
-                    let t = Instant::now();
+                    let started = Instant::now();
                     let ok = match http
                         .post(format!("http://127.0.0.1:{port}/predict"))
                         .json(&body)
@@ -386,20 +389,26 @@ async fn load(port: u16, urls: &[String], clients: usize, tasks: usize, seconds:
                         Ok(r) if r.status() == 200 => r.bytes().await.is_ok(),
                         _ => false,
                     };
-                    if Instant::now() > warmup && Instant::now() < end {
-                        if ok {
-                            ms.push(t.elapsed().as_secs_f64() * 1e3);
-                            images += tasks;
-                        } else {
-                            failed += 1;
-                        }
+                    let finished = Instant::now();
+                    let inside = finished.min(end).saturating_duration_since(started.max(warmup));
+                    if inside.is_zero() {
+                        continue;
+                    }
+                    if !ok {
+                        failed += 1;
+                        continue;
+                    }
+                    let took = finished - started;
+                    images += tasks as f64 * inside.as_secs_f64() / took.as_secs_f64();
+                    if finished <= end && started >= warmup {
+                        ms.push(took.as_secs_f64() * 1e3);
                     }
                 }
                 (ms, images, failed)
             })
         })
         .collect();
-    let (mut ms, mut images, mut failed) = (Vec::new(), 0, 0);
+    let (mut ms, mut images, mut failed) = (Vec::new(), 0.0, 0);
     for w in workers {
         if let Ok((m, n, f)) = w.await {
             ms.extend(m);
@@ -409,7 +418,7 @@ async fn load(port: u16, urls: &[String], clients: usize, tasks: usize, seconds:
     }
     let (p50, p95, p99) = summary(ms);
     json!({"clients": clients, "tasks": tasks, "p50_ms": p50, "p95_ms": p95, "p99_ms": p99,
-           "images_per_s": images as f64 / seconds as f64, "failed": failed})
+           "images_per_s": images / seconds as f64, "failed": failed})
 }
 
 fn anchor(python: &Path, repo: &Path, model: &Path, eval: &Path) -> Value {
