@@ -16,7 +16,7 @@
 use std::{
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    sync::Arc,
+    sync::Mutex,
     time::{Duration, Instant},
 };
 
@@ -115,37 +115,101 @@ fn full_hd(sources: &[PathBuf], dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// ONNX Runtime on its own, with its default options: `session.run` on a prepared tensor,
+/// called from the measuring threads themselves. One session x 2 threads, and two sessions x
+/// 1 thread.
+struct Raw {
+    one: Mutex<ort::session::Session>,
+    two: [Mutex<ort::session::Session>; 2],
+    shape: Vec<i64>,
+    data: Vec<f32>,
+    name: String,
+}
+
+impl Raw {
+    fn new(env: &ort::environment::Environment, model: &Path, tensor: &plugin_api::Tensor) -> anyhow::Result<Self> {
+        let bytes = std::fs::read(model)?;
+        let session = |threads: usize| -> anyhow::Result<ort::session::Session> {
+            ort::session::Session::builder(env)
+                .and_then(|b| b.with_intra_threads(threads).map_err(Into::into))
+                .and_then(|b| b.with_inter_threads(1).map_err(Into::into))
+                .and_then(|mut b| b.commit_from_memory(&bytes))
+                .map_err(|e| anyhow::anyhow!("{e}"))
+        };
+        Ok(Self {
+            one: Mutex::new(session(2)?),
+            two: [Mutex::new(session(1)?), Mutex::new(session(1)?)],
+            shape: tensor.shape.to_vec(),
+            data: tensor.data.to_vec(),
+            name: tensor.name.to_string(),
+        })
+    }
+
+    fn run(&self, session: &Mutex<ort::session::Session>) -> anyhow::Result<()> {
+        let mut session = session.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+        let input = ort::value::TensorRef::from_array_view((self.shape.clone(), self.data.as_slice()))?;
+        let outputs = session.run(ort::inputs![self.name.as_str() => input])?;
+        std::hint::black_box(outputs.len());
+        Ok(())
+    }
+
+    /// p50 (ms) of `runs` calls on the 1 x 2 session, and its calls per second.
+    fn p50(&self, runs: usize) -> anyhow::Result<(f64, f64)> {
+        for _ in 0..5 {
+            self.run(&self.one)?;
+        }
+        let mut ms = Vec::new();
+        let started = Instant::now();
+        for _ in 0..runs {
+            let t = Instant::now();
+            self.run(&self.one)?;
+            ms.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        let per_s = runs as f64 / started.elapsed().as_secs_f64();
+        Ok((summary(ms).0, per_s))
+    }
+
+    /// Calls per second of two threads, each on its own 1 x 1 session.
+    fn parallel(&self, span: Duration) -> f64 {
+        let deadline = Instant::now() + span;
+        let runs: u64 = std::thread::scope(|scope| {
+            let workers: Vec<_> = self
+                .two
+                .iter()
+                .map(|session| {
+                    scope.spawn(move || {
+                        let mut n = 0u64;
+                        while Instant::now() < deadline {
+                            if self.run(session).is_ok() {
+                                n += 1;
+                            }
+                        }
+                        n
+                    })
+                })
+                .collect();
+            workers.into_iter().map(|w| w.join().unwrap_or(0)).sum()
+        });
+        runs as f64 / span.as_secs_f64()
+    }
+}
+
 /// Each round: the limit's p50 (1 session x 2 threads), the server's p50 at 1 client for
 /// eval-a and 1080p images, the limit's throughput (2 sessions x 1 thread) and the server's
 /// best throughput (1-task requests from 8 clients, 16-task requests from 4).
 async fn paired_rounds(
-    runtime: &Runtime,
-    model: &Path,
-    tensor: &plugin_api::Tensor,
+    raw: &Raw,
     port: u16,
     eval_urls: &[String],
     hd_urls: &[String],
     count: usize,
 ) -> anyhow::Result<Vec<Value>> {
-    let bytes = std::fs::read(model)?;
-    let one = runtime.load_with(model, &bytes, 1, 2, 0)?;
-    let two = Arc::new(runtime.load_with(model, &bytes, 2, 1, 0)?);
-    let inputs = vec![tensor.clone()];
     let mut rounds = Vec::new();
     for _ in 0..count.max(1) {
-        for _ in 0..5 {
-            one.pool.run_blocking(&inputs)?;
-        }
-        let mut ms = Vec::new();
-        for _ in 0..60 {
-            let t = Instant::now();
-            one.pool.run_blocking(&inputs)?;
-            ms.push(t.elapsed().as_secs_f64() * 1e3);
-        }
-        let (raw_p50, _, _) = summary(ms);
+        let (raw_p50, _) = raw.p50(60)?;
         let e2e = load(port, eval_urls, 1, 1, 2).await;
         let hd = load(port, hd_urls, 1, 1, 2).await;
-        let raw_per_s = parallel_runs(&two, &inputs, Duration::from_secs(2));
+        let raw_per_s = raw.parallel(Duration::from_secs(2));
         let many = load(port, eval_urls, 8, 1, 2).await;
         let batched = load(port, eval_urls, 4, 16, 2).await;
         let rate = |v: &Value| v["images_per_s"].as_f64().unwrap_or(0.0);
@@ -162,75 +226,18 @@ async fn paired_rounds(
     Ok(rounds)
 }
 
-/// Inferences per second of two threads on a 2-session pool.
-fn parallel_runs(
-    pool: &Arc<ls_ml_backend::runtime::LoadedSessions>,
-    inputs: &[plugin_api::Tensor],
-    span: Duration,
-) -> f64 {
-    let deadline = Instant::now() + span;
-    let workers: Vec<_> = (0..2)
-        .map(|_| {
-            let (pool, inputs) = (Arc::clone(pool), inputs.to_vec());
-            std::thread::spawn(move || {
-                let mut n = 0u64;
-                while Instant::now() < deadline {
-                    if pool.pool.run_blocking(&inputs).is_ok() {
-                        n += 1;
-                    }
-                }
-                n
-            })
-        })
-        .collect();
-    let runs: u64 = workers.into_iter().map(|w| w.join().unwrap_or(0)).sum();
-    runs as f64 / span.as_secs_f64()
-}
-
 struct Limit {
     p50_intra2_ms: f64,
     throughput_intra2: f64,
     throughput_2x1: f64,
 }
 
-fn measure_limit(runtime: &Runtime, model: &Path, tensor: &plugin_api::Tensor) -> anyhow::Result<Limit> {
-    let bytes = std::fs::read(model)?;
-    let one = runtime.load_with(model, &bytes, 1, 2, 0)?;
-    let inputs = vec![tensor.clone()];
-    for _ in 0..20 {
-        one.pool.run_blocking(&inputs)?;
-    }
-    let mut ms = Vec::new();
-    let started = Instant::now();
-    for _ in 0..200 {
-        let t = Instant::now();
-        one.pool.run_blocking(&inputs)?;
-        ms.push(t.elapsed().as_secs_f64() * 1e3);
-    }
-    let throughput_intra2 = 200.0 / started.elapsed().as_secs_f64();
-    let (p50, _, _) = summary(ms);
-    drop(one);
-    let two = Arc::new(runtime.load_with(model, &bytes, 2, 1, 0)?);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let workers: Vec<_> = (0..2)
-        .map(|_| {
-            let (two, inputs) = (Arc::clone(&two), inputs.clone());
-            std::thread::spawn(move || {
-                let mut n = 0u64;
-                while Instant::now() < deadline {
-                    if two.pool.run_blocking(&inputs).is_ok() {
-                        n += 1;
-                    }
-                }
-                n
-            })
-        })
-        .collect();
-    let runs: u64 = workers.into_iter().map(|w| w.join().unwrap_or(0)).sum();
+fn measure_limit(raw: &Raw) -> anyhow::Result<Limit> {
+    let (p50, throughput_intra2) = raw.p50(200)?;
     Ok(Limit {
         p50_intra2_ms: p50,
         throughput_intra2,
-        throughput_2x1: runs as f64 / 5.0,
+        throughput_2x1: raw.parallel(Duration::from_secs(5)),
     })
 }
 
@@ -555,7 +562,8 @@ async fn main() -> anyhow::Result<()> {
     let letterbox = Letterbox::plan(sample.width, sample.height, 320, 320)?;
     let tensor = letterbox.tensor("images", ImageRef::new(sample.width, sample.height, &sample.pixels))?;
     eprintln!("measuring ONNX Runtime's own limit...");
-    let limit = measure_limit(&runtime, &det, &tensor)?;
+    let raw = Raw::new(runtime.environment(), &det, &tensor)?;
+    let limit = measure_limit(&raw)?;
     eprintln!("measuring the pipeline's stages in-process...");
     let stages = measure_stages(&runtime, &det, &eval, eval_server).await?;
 
@@ -589,7 +597,7 @@ async fn main() -> anyhow::Result<()> {
     // This machine's speed drifts (shared CPUs): the goal ratios come from rounds that measure
     // ONNX Runtime's limit and the server back to back, each ratio within one round.
     eprintln!("measuring the goal ratios in paired rounds...");
-    let paired = paired_rounds(&runtime, &det, &tensor, server.1, &eval_urls, &hd_urls, args.rounds).await?;
+    let paired = paired_rounds(&raw, server.1, &eval_urls, &hd_urls, args.rounds).await?;
 
     // "Retrieve Predictions" on 100 tasks: one request.
     let batch: Vec<Value> = (0..100)

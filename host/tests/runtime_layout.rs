@@ -85,6 +85,25 @@ fn sessions_share_weights_and_agree_whichever_runs_the_call() {
         "runtime layout: solo and parallel sessions agree to {worst:e} (max |difference| over all outputs)"
     ));
     assert!(worst <= 1e-3, "sessions disagree by {worst}");
+
+    // The shared weights must stay put while other models come and go and memory is reused.
+    for _ in 0..2 {
+        let other = fixture_model("yolov8n-shapes-seg-320.onnx");
+        drop(
+            runtime
+                .load(&other, &std::fs::read(&other).expect("model"))
+                .expect("loads"),
+        );
+    }
+    // Blocks of many sizes filled with a pattern, alive during the inference: any freed
+    // memory the sessions still read would now hold it.
+    let filler: Vec<Vec<u8>> = [1usize, 2, 4, 8, 12, 13, 16]
+        .iter()
+        .flat_map(|mib| (0..4).map(move |_| vec![0xA5u8; mib << 20]))
+        .collect();
+    let later = max_difference(&alone, &loaded.pool.run_blocking(&inputs).expect("inference"));
+    drop(filler);
+    assert!(later <= 1e-3, "outputs changed after other models loaded: {later}");
 }
 
 #[test]

@@ -61,13 +61,14 @@ impl<T, E: std::fmt::Display> Plain<T> for Result<T, E> {
     }
 }
 
-const THREADING: [&str; 6] = [
+const THREADING: [&str; 7] = [
     "threads:1x2",
     "threads:2x1",
     "threads:2x2",
     "threads:2x2-nospin",
     "threads:global2",
     "threads:solo2+2x1",
+    "threads:2x1-rotating",
 ];
 const MEMORY: [&str; 5] = [
     "memory:default",
@@ -314,6 +315,53 @@ fn run_case(args: &Args, case: &str) -> anyhow::Result<()> {
                     running: AtomicUsize::new(0),
                 });
                 (env, p)
+            }
+            "2x1-rotating" => {
+                // The same sessions, but each call runs on whichever of 8 pool threads is free
+                // (as tokio's blocking pool does), not on the caller's own thread.
+                let env = env(&args.ort, None)?;
+                let p = pool(&env, &[(1, true), (1, true)], None)?;
+                let (jobs, queue) = std::sync::mpsc::channel::<(Vec<f32>, std::sync::mpsc::Sender<()>)>();
+                let queue = Arc::new(Mutex::new(queue));
+                for _ in 0..8 {
+                    let (p, queue) = (Arc::clone(&p), Arc::clone(&queue));
+                    std::thread::spawn(move || {
+                        loop {
+                            let job = queue.lock().map_err(|_| ()).and_then(|q| q.recv().map_err(|_| ()));
+                            let Ok((input, done)) = job else { return };
+                            let _ = p.run(&input, 1);
+                            let _ = done.send(());
+                        }
+                    });
+                }
+                let input = vec![0.5f32; 3 * 320 * 320];
+                let run = |jobs: &std::sync::mpsc::Sender<(Vec<f32>, std::sync::mpsc::Sender<()>)>| {
+                    let (tx, rx) = std::sync::mpsc::channel();
+                    let _ = jobs.send((input.clone(), tx));
+                    let _ = rx.recv();
+                };
+                let deadline = Instant::now() + Duration::from_secs(args.seconds);
+                let count = std::thread::scope(|scope| {
+                    let callers: Vec<_> = (0..2)
+                        .map(|_| {
+                            let jobs = jobs.clone();
+                            scope.spawn(move || {
+                                let mut n = 0;
+                                while Instant::now() < deadline {
+                                    run(&jobs);
+                                    n += 1;
+                                }
+                                n
+                            })
+                        })
+                        .collect();
+                    callers.into_iter().map(|c| c.join().unwrap_or(0)).sum::<usize>()
+                });
+                println!(
+                    "threads {layout:<10} 2 callers through 8 pool threads {:6.1} inferences/s",
+                    count as f64 / args.seconds as f64
+                );
+                return Ok(());
             }
             "solo2+2x1" => {
                 let env = env(&args.ort, None)?;

@@ -111,6 +111,11 @@ impl Runtime {
         self.intra_threads
     }
 
+    /// The process's one ONNX Runtime environment (benchmarks build plain sessions on it).
+    pub fn environment(&self) -> &Environment {
+        &self.env
+    }
+
     pub fn solo_threads(&self) -> usize {
         self.solo_threads
     }
@@ -139,23 +144,18 @@ impl Runtime {
         // On the CPU all sessions of a model share one copy of its weights: the model is
         // optimized once into ONNX Runtime's own format, and each session reads its weights
         // from that buffer in place. Without this every session holds its own copy.
-        let shared = if self.provider == Provider::Cpu {
+        let (shared, not_shared) = if self.provider == Provider::Cpu {
             match self.optimize(bytes) {
-                Ok(optimized) => Some(optimized),
-                Err(e) => {
-                    warn!(
-                        "{}: could not optimize the model once for all its sessions ({e}); each session keeps \
-                         its own copy of the weights",
-                        path.display()
-                    );
-                    None
-                }
+                // The sessions point into this allocation: it must be final before they are
+                // built (turning a Box into an Arc later would copy it and free the original).
+                Ok(optimized) => (Some(Arc::<[u8]>::from(optimized)), None),
+                Err(e) => (None, Some(e)),
             }
         } else {
-            None
+            (None, None)
         };
         let build = |threads: usize| match &shared {
-            // Safety: the pool keeps `shared` alive until its sessions are dropped.
+            // Safety: each session's thread holds a clone of `shared` until its session is gone.
             Some(optimized) => unsafe { self.build_shared_session(optimized, threads) },
             None => self.build_session(path, bytes, threads),
         };
@@ -166,21 +166,33 @@ impl Runtime {
             provider = used;
             sessions.push(session);
         }
+        // Said only for a model that loads anyway; a broken file gets its own error above.
+        if let Some(e) = not_shared {
+            warn!(
+                "{}: could not optimize the model once for all its sessions ({e}); each session keeps its own \
+                 copy of the weights",
+                path.display()
+            );
+        }
         let solo = if solo_threads > intra_threads.max(1) && provider == "cpu" {
             Some(build(solo_threads).map_err(load_err)?.0)
         } else {
             None
         };
         let info = model_info::model_info(&sessions[0]).map_err(|e| load_err(e.to_string()))?;
+        let name = path
+            .file_stem()
+            .map_or_else(|| "model".to_string(), |s| s.to_string_lossy().into_owned());
         Ok(LoadedSessions {
-            pool: SessionPool::new(sessions, solo, Arc::clone(&self.running), shared),
+            pool: SessionPool::new(&name, sessions, solo, Arc::clone(&self.running), shared)
+                .map_err(|e| load_err(e.to_string()))?,
             info,
             provider,
         })
     }
 
     /// The model after ONNX Runtime's graph optimizations for this CPU, in ORT format.
-    fn optimize(&self, bytes: &[u8]) -> Result<Box<[u8]>, String> {
+    fn optimize(&self, bytes: &[u8]) -> Result<Vec<u8>, String> {
         let dir = tempfile::tempdir().map_err(|e| format!("temporary folder: {e}"))?;
         let target = dir.path().join("optimized.ort");
         let session = self
@@ -197,9 +209,7 @@ impl Runtime {
             .commit_from_memory(bytes)
             .map_err(|e| e.to_string())?;
         drop(session);
-        std::fs::read(&target)
-            .map(Vec::into_boxed_slice)
-            .map_err(|e| format!("reading the optimized model: {e}"))
+        std::fs::read(&target).map_err(|e| format!("reading the optimized model: {e}"))
     }
 
     /// A CPU session whose weights stay in `optimized` (from `optimize`).
