@@ -7,6 +7,7 @@
 //!    its memory pattern, and one shared copy of the weights (ORT format, used in place);
 //! 3. micro-batching: images per second with batches of 1, 2 and 4 on a dynamic-batch model.
 //!
+//! Each case runs three times, each in its own process; the least disturbed run is kept.
 //! Run by `scripts/bench.sh`; `ort-layouts --help` for one case.
 
 use std::{
@@ -89,25 +90,50 @@ fn main() -> anyhow::Result<()> {
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         args.model.display()
     )];
-    for case in THREADING.iter().chain(&MEMORY).chain(&["batching"]) {
-        let out = Command::new(&exe)
-            .args(["--case", case, "--seconds", &args.seconds.to_string()])
-            .arg("--ort")
-            .arg(&args.ort)
-            .arg("--model")
-            .arg(&args.model)
-            .arg("--dynamic")
-            .arg(&args.dynamic)
-            .output()?;
-        if !out.status.success() {
-            bail!("{case} failed: {}", String::from_utf8_lossy(&out.stderr));
+    let latency: Vec<String> = MEMORY.iter().map(|m| m.replace("memory:", "latency:")).collect();
+    let cases = THREADING
+        .iter()
+        .map(|c| c.to_string())
+        .chain(MEMORY.iter().map(|c| c.to_string()))
+        .chain(latency)
+        .chain(["batching".to_string()]);
+    for case in cases {
+        let case = case.as_str();
+        // This machine's speed flips from process to process (shared CPUs): each case runs 3
+        // times and keeps the run with the lowest p50, the one least disturbed.
+        let mut best: Option<(f64, String)> = None;
+        for _ in 0..3 {
+            let out = Command::new(&exe)
+                .args(["--case", case, "--seconds", &args.seconds.to_string()])
+                .arg("--ort")
+                .arg(&args.ort)
+                .arg("--model")
+                .arg(&args.model)
+                .arg("--dynamic")
+                .arg(&args.dynamic)
+                .output()?;
+            if !out.status.success() {
+                bail!("{case} failed: {}", String::from_utf8_lossy(&out.stderr));
+            }
+            let text = String::from_utf8_lossy(&out.stdout).trim_end().to_string();
+            let p50 = first_p50(&text).unwrap_or(0.0);
+            if best.as_ref().is_none_or(|(b, _)| p50 < *b) {
+                best = Some((p50, text));
+            }
         }
-        let text = String::from_utf8_lossy(&out.stdout);
-        eprint!("{text}");
-        lines.extend(text.lines().map(str::to_string));
+        if let Some((_, text)) = best {
+            eprintln!("{text}");
+            lines.extend(text.lines().map(str::to_string));
+        }
     }
     println!("{}", lines.join("\n"));
     Ok(())
+}
+
+/// The first "p50 <ms>" figure of a case's output, if it has one.
+fn first_p50(text: &str) -> Option<f64> {
+    let rest = &text[text.find("p50")? + 3..];
+    rest.split_whitespace().next()?.parse().ok()
 }
 
 fn rss_mib(field: &str) -> f64 {
@@ -410,6 +436,32 @@ fn run_case(args: &Args, case: &str) -> anyhow::Result<()> {
             rss_mib("VmRSS") - base,
             rss_mib("VmHWM"),
         );
+        drop(pool);
+        drop(model);
+        return Ok(());
+    }
+    if let Some(variant) = case.strip_prefix("latency:") {
+        // One 2-thread session with the memory variant's settings: p50 at 1 caller.
+        let env = env(&args.ort, None)?;
+        let shared = variant.starts_with("shared-weights");
+        let o = Options {
+            threads: Some(2),
+            spin: true,
+            pattern: !variant.ends_with("no-pattern"),
+            arena: variant != "no-arena",
+        };
+        let model = if shared {
+            optimized(&env, &bytes)?
+        } else {
+            bytes.clone()
+        };
+        let pool = Arc::new(Pool {
+            sessions: vec![Mutex::new(session(&env, &o, &model, shared)?)],
+            solo: None,
+            running: AtomicUsize::new(0),
+        });
+        let (p50, _) = load(&pool, 1, args.seconds, 1)?;
+        println!("latency {variant:<32} 1 session x 2 threads, 1 caller: p50 {p50:6.2} ms");
         drop(pool);
         drop(model);
         return Ok(());
