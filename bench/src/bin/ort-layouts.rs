@@ -226,6 +226,25 @@ fn session(env: &Environment, o: &Options, bytes: &[u8], shared: bool) -> anyhow
     })
 }
 
+/// The options, the model bytes and whether the weights are shared, for a memory variant
+/// (`default`, `no-pattern`, `no-arena`, `shared-weights`, `shared-weights+no-pattern`).
+fn memory_variant(
+    env: &Environment,
+    variant: &str,
+    threads: usize,
+    bytes: &[u8],
+) -> anyhow::Result<(Options, Vec<u8>, bool)> {
+    let shared = variant.starts_with("shared-weights");
+    let options = Options {
+        threads: Some(threads),
+        spin: true,
+        pattern: !variant.ends_with("no-pattern"),
+        arena: variant != "no-arena",
+    };
+    let model = if shared { optimized(env, bytes)? } else { bytes.to_vec() };
+    Ok((options, model, shared))
+}
+
 /// Sessions, plus an optional solo session taken only when no other run is going on.
 struct Pool {
     sessions: Vec<Mutex<Session>>,
@@ -409,18 +428,7 @@ fn run_case(args: &Args, case: &str) -> anyhow::Result<()> {
     if let Some(variant) = case.strip_prefix("memory:") {
         let env = env(&args.ort, None)?;
         let base = rss_mib("VmRSS");
-        let shared = variant.starts_with("shared-weights");
-        let o = Options {
-            threads: Some(1),
-            spin: true,
-            pattern: !variant.ends_with("no-pattern"),
-            arena: variant != "no-arena",
-        };
-        let model = if shared {
-            optimized(&env, &bytes)?
-        } else {
-            bytes.clone()
-        };
+        let (o, model, shared) = memory_variant(&env, variant, 1, &bytes)?;
         let sessions = (0..3)
             .map(|_| session(&env, &o, &model, shared).map(Mutex::new))
             .collect::<anyhow::Result<Vec<_>>>()?;
@@ -443,18 +451,7 @@ fn run_case(args: &Args, case: &str) -> anyhow::Result<()> {
     if let Some(variant) = case.strip_prefix("latency:") {
         // One 2-thread session with the memory variant's settings: p50 at 1 caller.
         let env = env(&args.ort, None)?;
-        let shared = variant.starts_with("shared-weights");
-        let o = Options {
-            threads: Some(2),
-            spin: true,
-            pattern: !variant.ends_with("no-pattern"),
-            arena: variant != "no-arena",
-        };
-        let model = if shared {
-            optimized(&env, &bytes)?
-        } else {
-            bytes.clone()
-        };
+        let (o, model, shared) = memory_variant(&env, variant, 2, &bytes)?;
         let pool = Arc::new(Pool {
             sessions: vec![Mutex::new(session(&env, &o, &model, shared)?)],
             solo: None,
