@@ -43,6 +43,16 @@ enum Reply {
     Blocking(mpsc::Sender<Outcome>),
 }
 
+impl Reply {
+    /// A caller that gave up waiting is no error: the outcome is dropped.
+    fn send(self, outcome: Outcome) {
+        let _ = match self {
+            Reply::Async(tx) => tx.send(outcome).map_err(drop),
+            Reply::Blocking(tx) => tx.send(outcome).map_err(drop),
+        };
+    }
+}
+
 struct Job {
     inputs: Vec<plugin_api::Tensor>,
     reply: Reply,
@@ -76,14 +86,7 @@ impl Worker {
                     // Free before answering: whoever gets the answer may send the next job.
                     busy_flag.store(false, Ordering::SeqCst);
                     running.fetch_sub(1, Ordering::SeqCst);
-                    match job.reply {
-                        Reply::Async(tx) => {
-                            let _ = tx.send(outcome);
-                        }
-                        Reply::Blocking(tx) => {
-                            let _ = tx.send(outcome);
-                        }
-                    }
+                    job.reply.send(outcome);
                 }
                 // The session reads its weights from `weights`: drop it first.
                 drop(session);
@@ -107,7 +110,7 @@ pub struct SessionPool {
     /// Inferences running now over all models of the runtime: the solo session is only
     /// taken when this is zero, so its threads never compete with another inference's.
     running: Arc<AtomicUsize>,
-    free: Arc<Semaphore>,
+    free: Semaphore,
     shares_weights: bool,
 }
 
@@ -134,7 +137,7 @@ impl SessionPool {
             workers,
             solo,
             running,
-            free: Arc::new(Semaphore::new(count)),
+            free: Semaphore::new(count),
             shares_weights: weights.is_some(),
         })
     }
