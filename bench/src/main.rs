@@ -276,7 +276,8 @@ async fn measure_stages(
             let tensor = letterbox.tensor(&input.name, ImageRef::new(image.width, image.height, &image.pixels))?;
             let prepare = t.elapsed();
             let t = Instant::now();
-            let outputs = loaded.pool.run_blocking(&[tensor])?;
+            // The server's path: the session's own thread, awaited without blocking this one.
+            let outputs = loaded.pool.run(vec![tensor]).await?;
             let infer = t.elapsed();
             let t = Instant::now();
             let views: Vec<TensorRef<'_>> = outputs
