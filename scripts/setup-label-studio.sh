@@ -3,6 +3,7 @@
 # existing venv with the right version is kept.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/retry.sh
 
 VERSION="1.23.2"
 VENV=".venv-ls"
@@ -14,5 +15,6 @@ fi
 PYTHON="${PYTHON:-python3}"
 rm -rf "$VENV"
 "$PYTHON" -m venv "$VENV"
-"$VENV/bin/pip" install --quiet --disable-pip-version-check "label-studio==$VERSION"
+retry "installing Label Studio $VERSION" \
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check --retries 10 --timeout 60 "label-studio==$VERSION"
 echo "installed Label Studio $VERSION in $VENV"

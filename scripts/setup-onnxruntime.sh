@@ -9,6 +9,7 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+. "$root/scripts/retry.sh"
 flavor="${ORT_FLAVOR:-cpu}"
 extra=()
 case "$flavor-$(uname -s)-$(uname -m)" in
@@ -49,8 +50,9 @@ trap 'rm -rf "$tmp"' EXIT
 echo "Downloading $package==$VERSION ($platform) from PyPI..."
 # The library inside does not depend on the Python version; pinning one makes the wheel,
 # and so its checksum, the same on every machine.
-"$python" -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
-  --python-version "$pyver" --implementation cp --platform "$platform" \
+retry "downloading $package==$VERSION" \
+  "$python" -m pip download --quiet --disable-pip-version-check --retries 10 --timeout 60 \
+  --no-deps --only-binary=:all: --python-version "$pyver" --implementation cp --platform "$platform" \
   "$package==$VERSION" -d "$tmp"
 wheel="$(ls "$tmp"/onnxruntime*.whl)"
 echo "$sha256  $wheel" | sha256sum --check --quiet - || {
