@@ -5,7 +5,10 @@
 //!    spreading the cores over sessions (per-session pools, a global pool, the solo session);
 //! 2. memory: resident memory of 3 warmed-up sessions with and without ONNX Runtime's arena,
 //!    its memory pattern, and one shared copy of the weights (ORT format, used in place);
-//! 3. micro-batching: images per second with batches of 1, 2 and 4 on a dynamic-batch model.
+//! 3. latency of one 2-thread session under each of those memory settings, all sessions in
+//!    one process and called in turns, so that each setting's cost is measured against the
+//!    default within a round (the machine's speed drifts between rounds);
+//! 4. micro-batching: images per second with batches of 1, 2 and 4 on a dynamic-batch model.
 //!
 //! Each case runs three times, each in its own process; the least disturbed run is kept.
 //! Run by `scripts/bench.sh`; `ort-layouts --help` for one case.
@@ -71,6 +74,8 @@ const THREADING: [&str; 7] = [
     "threads:solo2+2x1",
     "threads:2x1-rotating",
 ];
+/// Rounds of the paired latency case.
+const LATENCY_ROUNDS: usize = 20;
 const MEMORY: [&str; 5] = [
     "memory:default",
     "memory:no-pattern",
@@ -90,15 +95,11 @@ fn main() -> anyhow::Result<()> {
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         args.model.display()
     )];
-    let latency: Vec<String> = MEMORY.iter().map(|m| m.replace("memory:", "latency:")).collect();
     let cases = THREADING
         .iter()
-        .map(|c| c.to_string())
-        .chain(MEMORY.iter().map(|c| c.to_string()))
-        .chain(latency)
-        .chain(["batching".to_string()]);
-    for case in cases {
-        let case = case.as_str();
+        .chain(MEMORY.iter())
+        .chain(["latency", "batching"].iter());
+    for &case in cases {
         // This machine's speed flips from process to process (shared CPUs): each case runs 3
         // times and keeps the run with the lowest p50, the one least disturbed.
         let mut best: Option<(f64, String)> = None;
@@ -128,6 +129,11 @@ fn main() -> anyhow::Result<()> {
     }
     println!("{}", lines.join("\n"));
     Ok(())
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
 }
 
 /// The first "p50 <ms>" figure of a case's output, if it has one.
@@ -448,19 +454,48 @@ fn run_case(args: &Args, case: &str) -> anyhow::Result<()> {
         drop(model);
         return Ok(());
     }
-    if let Some(variant) = case.strip_prefix("latency:") {
-        // One 2-thread session with the memory variant's settings: p50 at 1 caller.
+    if case == "latency" {
+        // One 2-thread session per memory variant, all in this process, called in turns: a
+        // round runs each session 28 times (25 timed), and each variant's cost is its difference to the
+        // default within a round. The machine's speed drifts between rounds, not within one.
         let env = env(&args.ort, None)?;
-        let (o, model, shared) = memory_variant(&env, variant, 2, &bytes)?;
-        let pool = Arc::new(Pool {
-            sessions: vec![Mutex::new(session(&env, &o, &model, shared)?)],
-            solo: None,
-            running: AtomicUsize::new(0),
-        });
-        let (p50, _) = load(&pool, 1, args.seconds, 1)?;
-        println!("latency {variant:<32} 1 session x 2 threads, 1 caller: p50 {p50:6.2} ms");
-        drop(pool);
-        drop(model);
+        let mut sessions = Vec::new();
+        let mut models = Vec::new();
+        for case in MEMORY {
+            let variant = case.trim_start_matches("memory:");
+            let (o, model, shared) = memory_variant(&env, variant, 2, &bytes)?;
+            sessions.push((variant, session(&env, &o, &model, shared)?));
+            // The shared sessions read their weights from this buffer: kept to the end.
+            models.push(model);
+        }
+        let input = vec![0.5f32; 3 * 320 * 320];
+        let mut p50s = vec![Vec::new(); sessions.len()];
+        for _ in 0..LATENCY_ROUNDS {
+            for ((_, session), p50s) in sessions.iter_mut().zip(&mut p50s) {
+                let mut ms = Vec::new();
+                for run in 0..28 {
+                    let t = Instant::now();
+                    let tensor = TensorRef::from_array_view(([1usize, 3, 320, 320], &input[..]))?;
+                    std::hint::black_box(session.run(ort::inputs!["images" => tensor])?.len());
+                    // The first runs of a round warm the caches the other sessions used.
+                    if run >= 3 {
+                        ms.push(t.elapsed().as_secs_f64() * 1e3);
+                    }
+                }
+                p50s.push(median(ms));
+            }
+        }
+        for ((variant, _), rounds) in sessions.iter().zip(&p50s) {
+            let diffs = rounds.iter().zip(&p50s[0]).map(|(v, d)| v - d).collect();
+            println!(
+                "latency {variant:<32} 1 session x 2 threads, 1 caller: p50 {:6.2} ms, {:+.2} ms against default \
+                 (medians of {LATENCY_ROUNDS} rounds)",
+                median(rounds.clone()),
+                median(diffs),
+            );
+        }
+        drop(sessions);
+        drop(models);
         return Ok(());
     }
     if case == "batching" {
