@@ -456,8 +456,9 @@ fn run_case(args: &Args, case: &str) -> anyhow::Result<()> {
     }
     if case == "latency" {
         // One 2-thread session per memory variant, all in this process, called in turns: a
-        // round runs each session 28 times (25 timed), and each variant's cost is its difference to the
-        // default within a round. The machine's speed drifts between rounds, not within one.
+        // round runs each session 28 times (25 timed), and each variant's cost is its
+        // difference to the default within a round. The machine's speed drifts between
+        // rounds, not within one.
         let env = env(&args.ort, None)?;
         let mut sessions = Vec::new();
         let mut models = Vec::new();
