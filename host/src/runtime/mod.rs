@@ -244,8 +244,8 @@ impl Runtime {
             .with_config_entry("session.force_spinning_stop", "1")
             .map_err(|e| e.to_string())?;
         if self.provider == Provider::Cpu {
-            // A planned block per run for all intermediate tensors costs about 7 MiB per session
-            // on yolov8n-320 and saves a lone inference only 0.15-0.2 ms (docs/bench/layouts.txt).
+            // A planned block per run for all intermediate tensors costs about 6 MiB per session
+            // on yolov8n-320 and saves a lone inference only 0.1-0.2 ms (docs/bench/layouts.txt).
             return builder.with_memory_pattern(false).map_err(|e| e.to_string());
         }
         Ok(builder)
