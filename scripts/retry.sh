@@ -3,6 +3,13 @@
 #
 #   retry <what> <command> [args...]    # up to 4 tries, 5, 15 and 45 s apart
 
+# pip also retries on its own, and waits longer for a slow registry (its default is 15 s), in
+# every script that sources this; settings already in the environment win.
+export PIP_RETRIES="${PIP_RETRIES:-10}"
+if [ -z "${PIP_TIMEOUT:-}" ] && [ -z "${PIP_DEFAULT_TIMEOUT:-}" ]; then
+    export PIP_TIMEOUT=60
+fi
+
 retry() {
     local what="$1"; shift
     local pause=5

@@ -16,5 +16,5 @@ PYTHON="${PYTHON:-python3}"
 rm -rf "$VENV"
 "$PYTHON" -m venv "$VENV"
 retry "installing Label Studio $VERSION" \
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check --retries 10 --timeout 60 "label-studio==$VERSION"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "label-studio==$VERSION"
 echo "installed Label Studio $VERSION in $VENV"

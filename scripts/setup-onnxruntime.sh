@@ -51,7 +51,7 @@ echo "Downloading $package==$VERSION ($platform) from PyPI..."
 # The library inside does not depend on the Python version; pinning one makes the wheel,
 # and so its checksum, the same on every machine.
 retry "downloading $package==$VERSION" \
-  "$python" -m pip download --quiet --disable-pip-version-check --retries 10 --timeout 60 \
+  "$python" -m pip download --quiet --disable-pip-version-check \
   --no-deps --only-binary=:all: --python-version "$pyver" --implementation cp --platform "$platform" \
   "$package==$VERSION" -d "$tmp"
 wheel="$(ls "$tmp"/onnxruntime*.whl)"

@@ -258,6 +258,13 @@ struct Pool {
     running: AtomicUsize,
 }
 
+/// One inference of `batch` images of 3 x 320 x 320 from `input`.
+fn infer(session: &mut Session, input: &[f32], batch: i64) -> anyhow::Result<()> {
+    let tensor = TensorRef::from_array_view((vec![batch, 3, 320, 320], input))?;
+    std::hint::black_box(session.run(ort::inputs!["images" => tensor])?.len());
+    Ok(())
+}
+
 impl Pool {
     fn run(&self, input: &[f32], batch: i64) -> anyhow::Result<()> {
         let alone = self.running.fetch_add(1, Ordering::SeqCst) == 0;
@@ -270,10 +277,7 @@ impl Pool {
                     .find_map(|s| s.try_lock().ok())
                     .context("more callers than sessions")?,
             };
-            let tensor = TensorRef::from_array_view((vec![batch, 3, 320, 320], input))?;
-            let outputs = guard.run(ort::inputs!["images" => tensor])?;
-            std::hint::black_box(outputs.len());
-            anyhow::Ok(())
+            infer(&mut guard, input, batch)
         })();
         self.running.fetch_sub(1, Ordering::SeqCst);
         result
@@ -476,8 +480,7 @@ fn run_case(args: &Args, case: &str) -> anyhow::Result<()> {
                 let mut ms = Vec::new();
                 for run in 0..28 {
                     let t = Instant::now();
-                    let tensor = TensorRef::from_array_view(([1usize, 3, 320, 320], &input[..]))?;
-                    std::hint::black_box(session.run(ort::inputs!["images" => tensor])?.len());
+                    infer(session, &input, 1)?;
                     // The first runs of a round warm the caches the other sessions used.
                     if run >= 3 {
                         ms.push(t.elapsed().as_secs_f64() * 1e3);
