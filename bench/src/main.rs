@@ -23,14 +23,12 @@ use std::{
 use anyhow::{Context as _, bail};
 use clap::Parser;
 use ls_ml_backend::{
-    config::Config,
-    imaging,
-    labelstudio::{label_config::LabelConfig, results},
-    runtime::Runtime,
+    Config,
+    testing::{self as imaging, LabelConfig, Runtime, results},
 };
-use plugin_api::{ImageRef, Params, TensorRef};
+use plugin_api::{FrameOutput, ImageRef, Params, TensorRef};
 use serde_json::{Value, json};
-use yolov8_common::{Letterbox, box_region, detect};
+use yolov8_common::{Letterbox, box_instance, detect};
 
 #[derive(Parser)]
 struct Args {
@@ -97,7 +95,7 @@ fn serve(dir: PathBuf) -> std::net::SocketAddr {
         rt.block_on(async move {
             // With TCP_NODELAY, as nginx (in Label Studio's image) sends by default: without it
             // the stand-in would add 40 ms delayed-ACK stalls that a real server does not.
-            let listener = ls_ml_backend::http::listener::bind(([127, 0, 0, 1], 0).into()).expect("bind");
+            let listener = ls_ml_backend::testing::bind(([127, 0, 0, 1], 0).into()).expect("bind");
             tx.send(listener.local_addr().expect("addr")).expect("send");
             warp::serve(warp::fs::dir(dir)).incoming(listener).run().await;
         });
@@ -147,7 +145,7 @@ impl Raw {
             one: Mutex::new(session(2)?),
             two: [Mutex::new(session(1)?), Mutex::new(session(1)?)],
             shape: tensor.shape.to_vec(),
-            data: tensor.data.to_vec(),
+            data: tensor.values::<f32>()?.to_vec(),
             name: tensor.name.to_string(),
         })
     }
@@ -257,6 +255,11 @@ async fn measure_stages(
     let loaded = runtime.load_with(model, &bytes, 1, 2, 0)?;
     let info = loaded.info.clone();
     let input = yolov8_common::model::image_input(&info)?;
+    let class_names = info
+        .metadata("names")
+        .and_then(plugin_api::sdk::parse_names)
+        .context("the model names its classes")?;
+    let classes = Some(class_names.len());
     let config = LabelConfig::parse(CONFIG)?;
     let control = &config.controls[0];
     let http = reqwest::Client::new();
@@ -285,22 +288,21 @@ async fn measure_stages(
             let outputs = loaded.pool.run(vec![tensor]).await?;
             let infer = t.elapsed();
             let t = Instant::now();
-            let views: Vec<TensorRef<'_>> = outputs
-                .iter()
-                .map(|o| TensorRef::new(&o.name, &o.shape, &o.data))
-                .collect();
-            let (_, kept) = detect(&info, &views, &params, 0)?;
-            let regions: Vec<_> = kept.iter().map(|d| box_region(&letterbox, d)).collect();
+            let views: Vec<TensorRef<'_>> = outputs.iter().map(|o| o.view()).collect();
+            let (_, kept) = detect(classes, &views, &params, 0)?;
+            let frame = FrameOutput::instances(kept.iter().map(|d| box_instance(&letterbox, d)).collect());
             let nms = t.elapsed();
             let t = Instant::now();
             let size = results::ImageSize {
                 width: image.width,
                 height: image.height,
             };
-            let result: Vec<Value> = regions
-                .iter()
-                .filter_map(|r| results::rectangle(r, "circle", control, size))
-                .collect();
+            let found = results::Found {
+                frame: &frame,
+                class_names: &class_names,
+                size,
+            };
+            let result = results::build(&found, std::slice::from_ref(control), params.conf, 1.0);
             let json = serde_json::to_vec(&json!({ "results": [results::prediction(result, "v")] }))?;
             std::hint::black_box(json);
             let to_json = t.elapsed();

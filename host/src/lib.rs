@@ -1,16 +1,38 @@
 //! `ls-ml-backend`: a Label Studio ML backend serving ONNX models through adapter plugins.
 //!
-//! The binary (`main.rs`) wires these modules together; they are a library so that the
-//! integration tests can check pieces (such as the brush RLE) against outside references.
+//! The binary (`main.rs`) only sets up the process and calls [`server::run`]. The modules:
+//!
+//! - `http`: the thin warp routes, and the one place errors get their HTTP status;
+//! - `labelstudio`: what Label Studio sends and gets (the protocol, label configs, media,
+//!   result JSON);
+//! - `pipeline`: one prediction request: admission, the per-task stages, checking what an
+//!   adapter sent;
+//! - `models`: the models folder, loading, adapter choice, the table of models and routing;
+//! - `plugins`: loading plugin libraries (ABI 2, and 1.x through a shim) and calling them;
+//! - `runtime`: ONNX Runtime and each model's sessions.
 
-pub mod config;
-pub mod http;
-pub mod imaging;
-pub mod labelstudio;
-pub mod metrics;
-pub mod plan;
-pub mod plugins;
-pub mod predictor;
-pub mod registry;
-pub mod runtime;
-pub mod watcher;
+mod config;
+mod http;
+mod imaging;
+mod labelstudio;
+mod metrics;
+mod models;
+mod pipeline;
+mod plugins;
+mod runtime;
+pub mod server;
+mod watcher;
+
+pub use config::Config;
+
+/// What the integration tests and the benchmark check from outside the server, and nothing
+/// else: each is a piece with an outside reference to compare against.
+pub mod testing {
+    pub use crate::{
+        config::Provider,
+        http::listener::bind,
+        imaging::decode,
+        labelstudio::{brush, label_config::LabelConfig, protocol::PredictRequest, results},
+        runtime::{OwnedTensor, Runtime},
+    };
+}

@@ -16,8 +16,7 @@ const BUCKETS: [f64; 14] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
-/// The stages of one task's prediction.
-pub const STAGES: [&str; 6] = ["fetch", "decode", "prepare", "infer", "finish", "task"];
+use crate::{models::LoadState, pipeline::Stage};
 
 struct Histogram {
     counts: [AtomicU64; BUCKETS.len()],
@@ -58,7 +57,7 @@ impl Default for Metrics {
         Self {
             requests: Mutex::default(),
             failures: Mutex::default(),
-            stages: STAGES.iter().map(|_| Histogram::new()).collect(),
+            stages: Stage::ALL.iter().map(|_| Histogram::new()).collect(),
             tasks: AtomicU64::new(0),
         }
     }
@@ -79,14 +78,14 @@ impl Metrics {
         self.tasks.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn stage(&self, stage: &str, d: Duration) {
-        if let Some(i) = STAGES.iter().position(|s| *s == stage) {
+    pub fn stage(&self, stage: Stage, d: Duration) {
+        if let Some(i) = Stage::ALL.iter().position(|s| *s == stage) {
             self.stages[i].observe(d);
         }
     }
 
     /// Renders everything, with `models` as the number of models by state.
-    pub fn render(&self, models: &BTreeMap<&'static str, usize>) -> String {
+    pub fn render(&self, models: &BTreeMap<LoadState, usize>) -> String {
         let mut out = String::new();
         out.push_str(
             "# HELP ls_ml_requests_total HTTP requests by endpoint and status.\n# TYPE ls_ml_requests_total counter\n",
@@ -118,7 +117,7 @@ impl Metrics {
         out.push_str(
             "# HELP ls_ml_stage_seconds Time spent per task in each stage.\n# TYPE ls_ml_stage_seconds histogram\n",
         );
-        for (stage, h) in STAGES.iter().zip(&self.stages) {
+        for (stage, h) in Stage::ALL.iter().map(|s| s.as_str()).zip(&self.stages) {
             for (bound, count) in BUCKETS.iter().zip(&h.counts) {
                 let _ = writeln!(
                     out,
@@ -140,7 +139,7 @@ impl Metrics {
         }
         out.push_str("# HELP ls_ml_models Models by state.\n# TYPE ls_ml_models gauge\n");
         for (state, n) in models {
-            let _ = writeln!(out, "ls_ml_models{{state=\"{state}\"}} {n}");
+            let _ = writeln!(out, "ls_ml_models{{state=\"{}\"}} {n}", state.as_str());
         }
         out
     }
@@ -155,9 +154,9 @@ mod tests {
         let m = Metrics::default();
         m.request("predict", 200);
         m.request("predict", 200);
-        m.stage("infer", Duration::from_millis(12));
+        m.stage(Stage::Infer, Duration::from_millis(12));
         m.task_failed("fetch");
-        let text = m.render(&BTreeMap::from([("ready", 1)]));
+        let text = m.render(&BTreeMap::from([(LoadState::Ready, 1)]));
         assert!(text.contains("ls_ml_requests_total{endpoint=\"predict\",status=\"200\"} 2"));
         assert!(text.contains("ls_ml_stage_seconds_bucket{stage=\"infer\",le=\"0.01\"} 0"));
         assert!(text.contains("ls_ml_stage_seconds_bucket{stage=\"infer\",le=\"0.025\"} 1"));

@@ -12,7 +12,7 @@
 
 use std::{
     collections::HashMap,
-    path::Path,
+    path::{Path, PathBuf},
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -26,8 +26,8 @@ use tokio::sync::mpsc;
 
 use crate::{
     config::WatchMode,
+    models::{Fingerprint, Registry, model_of},
     plugins::is_library_name,
-    registry::{Fingerprint, Registry, is_model_file},
 };
 
 /// Quiet time after an event that says the file is complete (closed after writing, renamed
@@ -70,17 +70,6 @@ pub fn spawn(registry: Arc<Registry>, mode: WatchMode, interval: Duration) -> Re
         }
     }
     Ok(())
-}
-
-/// The model a path in the folder belongs to: `3.onnx` and its sidecar `3.toml` both give
-/// `3`. Hidden and temporary files (`.3.onnx`, `3.onnx.part`, `3.onnx.tmp`) give nothing.
-pub fn model_of(path: &Path) -> Option<String> {
-    let name = path.file_name()?.to_str()?;
-    if is_model_file(path) {
-        return name.strip_suffix(".onnx").map(str::to_string);
-    }
-    let stem = name.strip_suffix(".toml")?;
-    (!stem.is_empty() && !stem.starts_with('.')).then(|| stem.to_string())
 }
 
 /// Whether an event says the writer is done with the file.
@@ -151,9 +140,17 @@ async fn sleep_until(deadline: Option<Instant>) {
 /// Whether the file (and its sidecar) keep their size and time for a moment; a file that
 /// is gone is "stable" too: its removal is what there is to apply.
 async fn is_stable(file: &Path) -> bool {
-    let before = Fingerprint::of(file);
+    let before = fingerprint(file.to_path_buf()).await;
     tokio::time::sleep(STABLE_FOR).await;
-    before == Fingerprint::of(file)
+    before == fingerprint(file.to_path_buf()).await
+}
+
+/// The file's fingerprint, read on a blocking thread.
+async fn fingerprint(file: PathBuf) -> Option<Fingerprint> {
+    tokio::task::spawn_blocking(move || Fingerprint::of(&file))
+        .await
+        .ok()
+        .flatten()
 }
 
 /// Compares the folder with what is loaded at every interval; a changed file is loaded once
@@ -165,11 +162,11 @@ async fn poll(registry: Arc<Registry>, interval: Duration) {
     loop {
         ticker.tick().await;
         registry.refresh_plugins().await;
-        let (changed, gone) = registry.changes();
+        let (changed, gone) = registry.changes().await;
         let mut now_seen = HashMap::new();
         let mut apply = gone;
         for name in changed {
-            let fingerprint = Fingerprint::of(&registry.file_of(&name));
+            let fingerprint = fingerprint(registry.file_of(&name)).await;
             if last.get(&name) == Some(&fingerprint) {
                 apply.push(name);
             } else {
@@ -187,22 +184,6 @@ async fn poll(registry: Arc<Registry>, interval: Duration) {
 mod tests {
     use super::*;
     use notify::event::{CreateKind, DataChange, RemoveKind};
-
-    #[test]
-    fn files_map_to_their_model() {
-        assert_eq!(model_of(Path::new("/m/3.onnx")).as_deref(), Some("3"));
-        assert_eq!(model_of(Path::new("/m/3.toml")).as_deref(), Some("3"));
-        for ignored in [
-            "/m/.3.onnx",
-            "/m/3.onnx.part",
-            "/m/3.onnx.tmp",
-            "/m/.3.toml",
-            "/m/notes.txt",
-            "/m/.toml",
-        ] {
-            assert_eq!(model_of(Path::new(ignored)), None, "{ignored}");
-        }
-    }
 
     #[test]
     fn only_a_closed_write_or_a_rename_says_done() {

@@ -1,7 +1,9 @@
 //! Classification parity with Ultralytics 8.4.190: every eval-a image through the real
-//! server with the yolov8-cls plugin (built against plugin-api alone) into a `<Choices>` tag.
-//! The best class's probability must equal Ultralytics' to within 1e-5 (the preprocessing
-//! is exact, so only float noise is left) and the classes must come in Ultralytics' order.
+//! server with the yolov8-cls plugin (built against plugin-api and its SDK alone) into a
+//! `<Choices>` tag. The best class's probability must equal Ultralytics' to within 1e-5 (the
+//! preprocessing is exact, so only float noise is left) and the classes must come in
+//! Ultralytics' order. The same holds for yolov8-cls as it was released for plugin-api 1.1,
+//! built from its frozen source and served through the host's 1.x shim.
 
 mod common;
 
@@ -21,8 +23,26 @@ fn config(multiple: bool) -> String {
 
 #[tokio::test]
 async fn class_probabilities_match_ultralytics() {
+    check_parity(plugins_dir(&["yolov8_detect", "yolov8_cls"]), "plugin-api 2").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_1_1_release_of_the_plugin_still_matches_ultralytics() {
+    let plugins = plugins_dir(&["yolov8_detect"]);
+    let out = plugins.path().join("libyolov8_cls_1_1.so");
+    tokio::task::spawn_blocking(move || {
+        abi::build_frozen(&abi::repo().join("tests/abi/yolov8-cls-1.1"), "yolov8_cls_1_1", &out)
+    })
+    .await
+    .expect("build");
+    check_parity(plugins, "plugin-api 1.1").await;
+}
+
+async fn check_parity(plugins: tempfile::TempDir, built_for: &str) {
     let images = serve_dir(eval_images());
-    let server = Server::start_with_plugins(&[(CLS, CLS)], &[("ML_CONF", "0")], &["yolov8_detect", "yolov8_cls"]).await;
+    let models = tempfile::tempdir().expect("models");
+    std::fs::copy(fixture_model(CLS), models.path().join(CLS)).expect("model");
+    let server = Server::start_in(models, plugins, &[("ML_CONF", "0")]).await;
     let (_, models) = server.get("/models").await;
     assert_eq!(models["models"][0]["adapter"], "yolov8-cls 0.1.0", "{models}");
     let reference = load_json(&fixtures().join("eval-a/reference_yolov8n-shapes-cls-96.json"));
@@ -60,7 +80,7 @@ async fn class_probabilities_match_ultralytics() {
         worst = worst.max((result["score"].as_f64().expect("score") - top).abs());
     }
     report(&format!(
-        "cls parity {CLS}: class order as Ultralytics' on {order_ok}/{} images, max |top-1 probability diff| {worst:.2e}",
+        "cls parity {CLS} ({built_for}): class order as Ultralytics' on {order_ok}/{} images, max |top-1 probability diff| {worst:.2e}",
         entries.len()
     ));
     assert_eq!(order_ok, entries.len());

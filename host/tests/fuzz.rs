@@ -2,11 +2,9 @@
 //! must give a value or an error, never a panic, and the brush RLE must round-trip. They run
 //! a few hundred cases each in CI; PROPTEST_CASES raises that for a longer session.
 
-use ls_ml_backend::{
-    labelstudio::{brush, label_config::LabelConfig, protocol::PredictRequest},
-    registry::parse_names,
-};
+use ls_ml_backend::testing::{LabelConfig, PredictRequest, brush};
 use plugin_api::Mask;
+use plugin_api::sdk::parse_names;
 use proptest::prelude::*;
 use serde_json::Value;
 

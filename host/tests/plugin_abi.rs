@@ -1,165 +1,239 @@
-//! The plugin ABI, tested both ways with real builds: the template in `templates/plugin` is
-//! built outside the workspace (against this plugin-api, against plugin-api as 1.0 was,
-//! i.e. without the parts marked `abi:1.1`, and against a plugin-api claiming 2.0.0), and
-//! the server loads the first two and refuses the third with a clear message.
+//! The plugin ABI, tested with real builds outside the workspace:
+//!
+//! - the template as released now (plugin-api 2.0) loads and serves;
+//! - plugins built for plugin-api 1.x (the frozen 1.1 API and template, also labelled 1.0)
+//!   load through the host's shim, and the frozen 1.1 yolov8-cls reproduces Ultralytics'
+//!   classes (`cls_parity.rs`);
+//! - within major 2, a plugin built against 2.0 loads and serves in a host built against a
+//!   later 2.x that added a capability, a prompt kind and an element type, and a plugin built
+//!   against that later 2.x (declaring the new capability) loads and serves in this host;
+//! - a plugin of another major is refused in one line.
 
 mod common;
 
-use std::{
-    path::{Path, PathBuf},
-    process::Command,
-};
+use std::path::{Path, PathBuf};
 
-use common::*;
-use serde_json::Value;
+use common::{abi::*, *};
+use serde_json::{Value, json};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+const CLS: &str = "yolov8n-shapes-cls-96.onnx";
+const CHOICES: &str = r#"<View><Image name="image" value="$image"/>
+    <Choices name="shape" toName="image"><Choice value="circle"/><Choice value="square"/><Choice value="triangle"/></Choices>
+    </View>"#;
 
-/// Source without the lines between `// abi:1.1 begin` and `// abi:1.1 end` markers: what
-/// it was before plugin-api 1.1.
-fn before_1_1(text: &str) -> String {
-    let mut kept = Vec::new();
-    let mut skipping = false;
-    for line in text.lines() {
-        if line.trim().starts_with("// abi:1.1 begin") {
-            skipping = true;
-        }
-        if !skipping {
-            kept.push(line);
-        }
-        if line.trim().starts_with("// abi:1.1 end") {
-            skipping = false;
-        }
-    }
-    kept.join("\n")
-}
-
-/// A copy of plugin-api that builds on its own, with another version, and as a 1.0 release
-/// was (without the 1.1 parts) when `old`.
-fn plugin_api_copy(version: &str, old: bool) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("temp");
-    let src = repo().join("plugin-api/src");
-    std::fs::create_dir(dir.path().join("src")).expect("src");
-    for entry in std::fs::read_dir(&src).expect("read src") {
-        let path = entry.expect("entry").path();
-        let text = std::fs::read_to_string(&path).expect("read");
-        let text = if old { before_1_1(&text) } else { text };
-        std::fs::write(dir.path().join("src").join(path.file_name().expect("name")), text).expect("write");
-    }
-    std::fs::write(
-        dir.path().join("Cargo.toml"),
-        format!(
-            "[package]\nname = \"plugin-api\"\nversion = \"{version}\"\nedition = \"2024\"\n\n\
-             [dependencies]\nabi_stable = \"=0.11.3\"\n"
+/// What a later 2.x could add without changing a layout: a capability, a prompt kind, an
+/// element type, and a helper.
+fn later_minor(path: &str, text: String) -> String {
+    match path {
+        "info.rs" => text.replace(
+            "pub mod capability {",
+            "pub mod capability {\n    pub const PROMPT_SCRIBBLE: &str = \"prompt.scribble\";",
         ),
+        "prompt.rs" => text.replace(
+            "impl PromptKind {",
+            "impl PromptKind {\n    pub const SCRIBBLE: PromptKind = PromptKind(5);",
+        ),
+        "model.rs" => text.replace(
+            "impl ElementType {",
+            "impl ElementType {\n    pub const BF16: ElementType = ElementType(9);",
+        ),
+        "lib.rs" => text + "\n/// Added in the later release.\npub fn later() -> u32 {\n    9\n}\n",
+        _ => text,
+    }
+}
+
+/// A models folder with the classifier fixture served by the template (its sidecar names
+/// it), and the identity model, which no plugin serves.
+fn models() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("models");
+    std::fs::copy(fixture_model(CLS), dir.path().join("t.onnx")).expect("model");
+    std::fs::write(dir.path().join("t.toml"), "adapter = \"my-adapter\"\n").expect("sidecar");
+    std::fs::copy(
+        fixtures().join("models/faults/identity-image.onnx"),
+        dir.path().join("identity.onnx"),
     )
-    .expect("manifest");
+    .expect("model");
     dir
 }
 
-/// Builds the plugin template against `plugin_api` (as written for 1.0 when `old`) and
-/// returns the library, copied to `out`.
-fn build_template(plugin_api: &Path, old: bool, out: &Path) -> PathBuf {
-    let project = tempfile::tempdir().expect("temp");
-    let template = repo().join("templates/plugin");
-    std::fs::create_dir(project.path().join("src")).expect("src");
-    let source = std::fs::read_to_string(template.join("src/lib.rs")).expect("lib.rs");
-    let source = if old { before_1_1(&source) } else { source };
-    std::fs::write(project.path().join("src/lib.rs"), source).expect("lib.rs");
-    let manifest = std::fs::read_to_string(template.join("Cargo.toml"))
-        .expect("manifest")
-        .replace(
-            "path = \"../../plugin-api\"",
-            &format!("path = {:?}", plugin_api.display().to_string()),
-        );
-    std::fs::write(project.path().join("Cargo.toml"), manifest).expect("manifest");
-    // The workspace's lock file pins the same abi_stable, so nothing needs the network.
-    std::fs::copy(repo().join("Cargo.lock"), project.path().join("Cargo.lock")).expect("lock");
-    let target = repo().join("target/abi-tests");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let output = Command::new(cargo)
-        .args(["build", "--offline", "--quiet"])
-        .current_dir(project.path())
-        .env("CARGO_TARGET_DIR", &target)
-        .output()
-        .expect("run cargo");
-    assert!(
-        output.status.success(),
-        "building the template failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let built = target.join("debug").join(format!(
-        "{}my_adapter{}",
-        std::env::consts::DLL_PREFIX,
-        std::env::consts::DLL_SUFFIX
-    ));
-    std::fs::copy(&built, out).expect("copy the plugin");
-    out.to_path_buf()
+fn plugins_with(library: impl FnOnce(&Path) -> PathBuf) -> tempfile::TempDir {
+    let dir = plugins_dir(&["yolov8_detect"]);
+    library(dir.path());
+    dir
 }
 
-/// Starts a server with these plugins and the identity model (which no plugin serves), and
-/// returns the my-adapter plugins it loaded, its log, and the model's error.
-async fn serve_with(plugins: tempfile::TempDir) -> (Vec<String>, String, String) {
-    let models = tempfile::tempdir().expect("models");
-    std::fs::copy(
-        fixtures().join("models/faults/identity-image.onnx"),
-        models.path().join("identity.onnx"),
-    )
-    .expect("model");
-    let server = Server::start_in(models, plugins, &[]).await;
+/// What a server with these plugins says: the my-adapter plugin it lists, the template
+/// model's state and its answer for one image, and the identity model's error.
+struct Seen {
+    plugin: Option<Value>,
+    log: String,
+    served: Value,
+    choice: Value,
+    identity_error: String,
+}
+
+async fn serve(exe: Option<&Path>, plugins: tempfile::TempDir) -> Seen {
+    let server = match exe {
+        Some(exe) => Server::start_exe(exe, models(), plugins, &[]).await,
+        None => Server::start_in(models(), plugins, &[]).await,
+    };
     let (_, listed) = server.get("/plugins").await;
-    let files: Vec<String> = listed["plugins"]
+    let plugin = listed["plugins"]
         .as_array()
         .expect("plugins")
         .iter()
-        .filter(|p| p["name"] == "my-adapter")
-        .filter_map(|p| p["file"].as_str().map(str::to_string))
-        .collect();
-    let (_, models): (u16, Value) = server.get("/models").await;
-    let error = models["models"][0]["error"].as_str().unwrap_or_default().to_string();
-    (files, server.log(), error)
+        .find(|p| p["name"] == "my-adapter")
+        .cloned();
+    let (_, models) = server.get("/models").await;
+    let model = |name: &str| {
+        models["models"]
+            .as_array()
+            .expect("models")
+            .iter()
+            .find(|m| m["name"] == name)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let images = serve_dir(eval_images());
+    let url = format!("http://{images}/eval-a_0000.png");
+    let mut request = predict_body(&[url], "1", CHOICES);
+    request["label_config"] = json!(CHOICES.replace("<Choices ", r#"<Choices model_path="t.onnx" "#));
+    let (_, answer) = server.post("/predict", &request).await;
+    Seen {
+        plugin,
+        log: server.log(),
+        served: model("t"),
+        choice: answer["results"][0]["result"][0].clone(),
+        identity_error: model("identity")["error"].as_str().unwrap_or_default().to_string(),
+    }
+}
+
+fn assert_serves(seen: &Seen, what: &str) {
+    assert_eq!(seen.served["state"], "ready", "{what}: {:?}\n{}", seen.served, seen.log);
+    assert_eq!(seen.choice["type"], "choices", "{what} answers: {:?}", seen.choice);
+    assert!(
+        seen.choice["score"].as_f64().is_some_and(|s| s > 0.0),
+        "{what}: {:?}",
+        seen.choice
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn older_minor_plugins_load_and_other_majors_are_refused() {
-    let (current_and_next, old) = (plugins_dir(&["yolov8_detect"]), plugins_dir(&["yolov8_detect"]));
+async fn this_release_and_1x_plugins_load_and_serve() {
     let api = repo().join("plugin-api");
-    let (old_minor, next_major) = (plugin_api_copy("1.0.0", true), plugin_api_copy("2.0.0", false));
-    let (a, b) = (current_and_next.path().to_path_buf(), old.path().to_path_buf());
-    tokio::task::spawn_blocking(move || {
-        build_template(&api, false, &a.join("libtemplate_current.so"));
-        build_template(next_major.path(), false, &a.join("libtemplate_2_0.so"));
-        build_template(old_minor.path(), true, &b.join("libtemplate_1_0.so"));
+    let current = plugins_with(|dir| build_template(&api, &dir.join("libtemplate_2_0.so")));
+    let seen_2_0 = serve(None, current).await;
+    assert_serves(&seen_2_0, "the 2.0 template");
+    let plugin = seen_2_0.plugin.as_ref().expect("listed");
+    assert_eq!(plugin["api_version"], "2.0.0", "{plugin}");
+    assert!(
+        seen_2_0
+            .identity_error
+            .contains("my-adapter: the model's metadata has no `adapter = my-adapter`"),
+        "a plugin says why it does not take a model: {}",
+        seen_2_0.identity_error
+    );
+
+    let frozen = repo().join("tests/abi/template-1.1");
+    let v1_1 = plugins_with(|dir| build_frozen(&frozen, "my_adapter", &dir.join("libtemplate_1_1.so")));
+    let seen_1_1 = serve(None, v1_1).await;
+    assert_serves(&seen_1_1, "the frozen 1.1 template");
+    assert_eq!(
+        seen_1_1.plugin.as_ref().map(|p| p["api_version"].clone()),
+        Some(json!("1.1.0"))
+    );
+    assert_eq!(
+        (&seen_1_1.choice["value"], &seen_1_1.choice["score"]),
+        (&seen_2_0.choice["value"], &seen_2_0.choice["score"]),
+        "the same adapter through the 1.x shim answers the same"
+    );
+    assert!(
+        seen_1_1
+            .identity_error
+            .contains("my-adapter: the model's metadata has no"),
+        "1.1 reasons reach /models"
+    );
+
+    // plugin-api 1.0 had the same ABI; a library that says 1.0.0 loads too.
+    let api_1_0 = frozen_api_as("1.0.0");
+    let v1_0 = plugins_with(|dir| build_frozen_template_against(api_1_0.path(), &dir.join("libtemplate_1_0.so")));
+    let seen_1_0 = serve(None, v1_0).await;
+    assert_serves(&seen_1_0, "a 1.0 build");
+    assert_eq!(
+        seen_1_0.plugin.as_ref().map(|p| p["api_version"].clone()),
+        Some(json!("1.0.0"))
+    );
+    report(&format!(
+        "plugin ABI: template 2.0, 1.1 and 1.0 builds load and serve (choice {} score {})",
+        seen_2_0.choice["value"]["choices"], seen_2_0.choice["score"]
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn within_major_2_older_and_newer_minors_load_both_ways() {
+    let later = plugin_api_copy("2.9.0", later_minor);
+    let (host, template_2_0) = tokio::task::spawn_blocking({
+        let later = later.path().to_path_buf();
+        move || {
+            let host = build_host(&later);
+            let out = tempfile::tempdir().expect("out");
+            let lib = build_template(&repo().join("plugin-api"), &out.path().join("libtemplate_2_0.so"));
+            (host, (out, lib))
+        }
     })
     .await
     .expect("builds");
 
-    let (files, log, error) = serve_with(current_and_next).await;
+    // A 2.0 plugin in a host built against 2.9; a 3.0 build beside it makes the host say
+    // which plugin-api it was built against.
+    let next_major = plugin_api_copy("3.0.0", |_, text| text);
+    let plugins = plugins_with(|dir| {
+        build_template(next_major.path(), &dir.join("libtemplate_3_0.so"));
+        let copy = dir.join("libtemplate_2_0.so");
+        std::fs::copy(&template_2_0.1, &copy).expect("copy");
+        copy
+    });
+    let seen = serve(Some(&host), plugins).await;
     assert!(
-        files.len() == 1 && files[0].ends_with("libtemplate_current.so"),
-        "{files:?}"
+        seen.log.contains("incompatible with this host's plugin-api 2.9.0"),
+        "the host was built against 2.9: {}",
+        seen.log
     );
-    assert!(
-        log.contains("libtemplate_2_0.so")
-            && log.contains("built against plugin-api 2.0.0, which is incompatible with this host's plugin-api 1.1.0"),
-        "the 2.0 build is refused with a clear line:\n{log}"
-    );
-    // A 1.1 plugin says why it does not take a model.
-    assert!(
-        error.contains("my-adapter: the model's metadata has no `adapter = my-adapter`"),
-        "{error}"
-    );
+    assert_serves(&seen, "a 2.0 plugin in a 2.9 host");
 
-    let (files, log, error) = serve_with(old).await;
-    assert!(
-        files.len() == 1 && files[0].ends_with("libtemplate_1_0.so"),
-        "the 1.0 build loads: {files:?}\n{log}"
+    // A plugin built against 2.9, declaring a capability this host does not know.
+    let newer = plugins_with(|dir| {
+        build_template_with(later.path(), &dir.join("libtemplate_2_9.so"), |source| {
+            source.replace(
+                r#"PluginInfo::new(NAME, env!("CARGO_PKG_VERSION"), &["classify"])"#,
+                r#"PluginInfo::new(NAME, env!("CARGO_PKG_VERSION"), &["classify"]).with_capabilities(&[plugin_api::capability::PROMPT_SCRIBBLE])"#,
+            )
+        })
+    });
+    let seen = serve(None, newer).await;
+    assert_serves(&seen, "a 2.9 plugin in this host");
+    let plugin = seen.plugin.expect("listed");
+    assert_eq!(
+        (&plugin["api_version"], &plugin["capabilities"]),
+        (&json!("2.9.0"), &json!(["prompt.scribble"])),
+        "an unknown capability is listed and otherwise ignored"
     );
+    report("plugin ABI: a 2.0 plugin serves in a 2.9 host, a 2.9 plugin in this 2.0 host");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn another_major_is_refused_in_one_line() {
+    let next = plugin_api_copy("3.0.0", |_, text| text);
+    let plugins = plugins_with(|dir| build_template(next.path(), &dir.join("libtemplate_3_0.so")));
+    let seen = serve(None, plugins).await;
+    assert!(seen.plugin.is_none(), "{:?}", seen.plugin);
+    let refused: Vec<&str> = seen.log.lines().filter(|l| l.contains("refused")).collect();
+    assert_eq!(refused.len(), 1, "{}", seen.log);
     assert!(
-        !error.contains("my-adapter:"),
-        "a 1.0 plugin declines without a reason: {error}"
+        refused[0].contains("libtemplate_3_0.so")
+            && refused[0]
+                .contains("built against plugin-api 3.0.0, which is incompatible with this host's plugin-api 2.0.0"),
+        "{}",
+        refused[0]
     );
-    assert!(error.contains("no adapter plugin accepts"), "{error}");
 }

@@ -66,6 +66,28 @@ async fn a_panic_in_finish_fails_the_task_not_the_server() {
 }
 
 #[tokio::test]
+async fn a_panic_while_opening_a_model_fails_that_model_not_the_server() {
+    let server = Server::start_with_plugins(
+        &[(DET, "1.onnx")],
+        &[("LS_ML_TEST_FAULT", "panic-open")],
+        &["yolov8_detect", "faulty_plugin"],
+    )
+    .await;
+    let (_, models) = server.get("/models").await;
+    let model = &models["models"][0];
+    assert_eq!(model["state"], "failed", "{models}");
+    assert!(
+        model["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("faulty-test-adapter cannot open the model")
+                && e.contains("adapter panicked: faulty adapter: open panicked on purpose")),
+        "{models}"
+    );
+    let (status, health) = server.get("/health").await;
+    assert_eq!((status, health["status"].as_str()), (200, Some("UP")));
+}
+
+#[tokio::test]
 async fn non_finite_boxes_are_dropped() {
     let (_server, results) = predict_with_fault("nan-boxes").await;
     // Only the finite box (class 2, triangle) survives.

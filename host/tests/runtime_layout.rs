@@ -6,7 +6,10 @@ mod common;
 
 use clap::Parser as _;
 use common::*;
-use ls_ml_backend::{config::Config, runtime::Runtime};
+use ls_ml_backend::{
+    Config,
+    testing::{OwnedTensor, Provider, Runtime},
+};
 use plugin_api::Tensor;
 
 fn runtime(extra: &[&str]) -> Runtime {
@@ -30,16 +33,20 @@ fn input() -> Vec<Tensor> {
     let data: Vec<f32> = (0..3 * 320 * 320usize)
         .map(|i| ((i * 7919) % 251) as f32 / 255.0 * 0.3 + (i % 320) as f32 / 320.0 * 0.7)
         .collect();
-    vec![Tensor::new("images", vec![1, 3, 320, 320], data)]
+    vec![Tensor::from_values("images", &[1, 3, 320, 320], &data).expect("tensor")]
 }
 
-fn max_difference(a: &[ls_ml_backend::runtime::OwnedTensor], b: &[ls_ml_backend::runtime::OwnedTensor]) -> f32 {
+fn values(t: &OwnedTensor) -> &[f32] {
+    t.values::<f32>().expect("f32 outputs")
+}
+
+fn max_difference(a: &[OwnedTensor], b: &[OwnedTensor]) -> f32 {
     assert_eq!(a.len(), b.len());
     a.iter()
         .zip(b)
         .flat_map(|(x, y)| {
             assert_eq!(x.shape, y.shape);
-            x.data.iter().zip(&y.data).map(|(p, q)| (p - q).abs())
+            values(x).iter().zip(values(y)).map(|(p, q)| (p - q).abs())
         })
         .fold(0.0, f32::max)
 }
@@ -51,7 +58,7 @@ fn sessions_share_weights_and_agree_whichever_runs_the_call() {
     let bytes = std::fs::read(&model).expect("model");
     let loaded = runtime.load(&model, &bytes).expect("model loads");
     assert_eq!(loaded.pool.size(), 2, "two sessions run in parallel");
-    if loaded.provider == "cpu" {
+    if loaded.provider == Provider::Cpu {
         assert!(loaded.pool.has_solo(), "a solo session for lone inferences");
         assert!(
             loaded.pool.shares_weights(),
@@ -62,7 +69,7 @@ fn sessions_share_weights_and_agree_whichever_runs_the_call() {
     // Alone: the solo session (2 threads).
     let alone = loaded.pool.run_blocking(&inputs).expect("inference");
     assert!(
-        alone.iter().any(|t| t.data.iter().any(|v| *v != 0.0)),
+        alone.iter().any(|t| values(t).iter().any(|v| *v != 0.0)),
         "the model computed something"
     );
     // Three callers at once: the one-thread sessions take most calls.

@@ -1,35 +1,39 @@
-use crate::{AdapterInfo, Context, ImageRef, ModelInfo, Params, PluginError, Prepared, Region, TensorRef};
+use crate::{Context, Fit, Input, ModelInfo, Options, PluginError, PluginInfo, Prepared, Step, TensorRef};
 
-/// The trait a plugin author implements. [`crate::export_adapter!`] turns an implementation
-/// into the plugin's exported root module, with every call guarded against panics.
+/// The plugin: what a plugin author implements once per library. [`crate::export_plugin!`]
+/// turns it into the library's root module, with every call guarded against panics.
+pub trait Plugin: Send + Sync + 'static {
+    /// Name, version, tasks and capabilities.
+    fn describe(&self) -> PluginInfo;
+
+    /// How well this plugin fits a model: `Fit::score(n)` with a high `n` for an explicit
+    /// signal (metadata naming your task) and a low one for a guess from output shapes, so
+    /// that a more specific plugin can win; `Fit::no(reason)` when it cannot serve it.
+    fn inspect(&self, model: &ModelInfo) -> Fit;
+
+    /// Opens an adapter for one model. `options` are the model's own settings (its sidecar's
+    /// `[options]` table). The adapter lives as long as the model is loaded and may keep
+    /// state: parsed class names, caches, trackers.
+    fn open(&self, model: &ModelInfo, options: &Options) -> Result<Box<dyn Adapter>, PluginError>;
+}
+
+/// One model's adapter. The host calls it from several threads at once, for different
+/// predictions: state that changes must be behind a lock (or atomics).
 pub trait Adapter: Send + Sync + 'static {
-    /// Name, version and tasks of this adapter.
-    fn describe(&self) -> AdapterInfo;
+    /// Turns the frames (and prompts) into the model's input tensors, plus whatever
+    /// `finish` will need.
+    fn prepare(&self, input: &Input<'_>) -> Result<Prepared, PluginError>;
 
-    /// How well this adapter fits a model: 0 means "cannot serve it"; higher wins. Use a high
-    /// score for an explicit signal (metadata naming your task) and a low one for a guess
-    /// from output shapes, so that a more specific adapter can win.
-    fn accepts(&self, model: &ModelInfo) -> u32;
+    /// Turns the model's outputs into instances and classes in original-image pixels, one
+    /// `FrameOutput` per frame; or, for a two-stage model, asks for another inference.
+    fn finish(&self, input: &Input<'_>, outputs: &[TensorRef<'_>], context: Context) -> Result<Step, PluginError>;
 
-    /// Turns an image into the model's input tensors, plus whatever `finish` will need.
-    fn prepare(&self, model: &ModelInfo, image: ImageRef<'_>, params: &Params) -> Result<Prepared, PluginError>;
-
-    // abi:1.1 begin
-    /// Why `accepts` says 0 for this model, in a sentence for the person who dropped it in
-    /// (e.g. "the output has 3 dimensions; this adapter needs 2"). Empty means no comment.
-    /// Since plugin-api 1.1.
-    fn explain(&self, model: &ModelInfo) -> String {
-        let _ = model;
-        String::new()
+    /// A named operation beyond prepare and finish (clearing a cache, ending a video's
+    /// tracks, ...). The default answers that the adapter does not know it.
+    fn call(&self, operation: &str, args: &Options) -> Result<Options, PluginError> {
+        let _ = args;
+        Err(PluginError::unsupported(format!(
+            "this adapter has no operation `{operation}`"
+        )))
     }
-    // abi:1.1 end
-
-    /// Turns the model's outputs into regions in original-image pixels.
-    fn finish(
-        &self,
-        model: &ModelInfo,
-        outputs: &[TensorRef<'_>],
-        context: Context,
-        params: &Params,
-    ) -> Result<Vec<Region>, PluginError>;
 }

@@ -1,4 +1,4 @@
-//! What [`export_adapter!`](crate::export_adapter) expands to, kept out of the macro so that
+//! What [`export_plugin!`](crate::export_plugin) expands to, kept out of the macro so that
 //! the macro stays small and this code is checked once, here.
 
 use std::{
@@ -9,12 +9,12 @@ use std::{
 
 use abi_stable::{
     prefix_type::PrefixTypeTrait,
-    std_types::{RErr, ROk, RResult, RSlice, RVec},
+    std_types::{RErr, ROk, RResult, RSlice, RStr},
 };
 
 use crate::{
-    Adapter, AdapterInfo, AdapterModule, AdapterModuleRef, Context, ErrorKind, ImageRef, ModelInfo, Params,
-    PluginError, Prepared, Region, TensorRef,
+    Adapter, AdapterHandle, Context, ErrorKind, Fit, Input, ModelInfo, Options, Plugin, PluginError, PluginInfo,
+    PluginModule, PluginModuleRef, Prepared, Step, TensorRef,
 };
 
 /// The symbol abi_stable's loader looks up (`abi_stable::library::ROOT_MODULE_LOADER_NAME`).
@@ -22,35 +22,55 @@ use crate::{
 #[allow(dead_code)]
 pub const LOADER_SYMBOL: &str = "_1as_0lib_1header_0root_bmodule_bloader";
 
-// Each plugin links its own copy of this crate, so this static holds exactly that plugin's adapter.
-static ADAPTER: OnceLock<Box<dyn Adapter>> = OnceLock::new();
+// Each plugin links its own copy of this crate, so this static holds exactly that plugin.
+// It is the factory only: each model's state lives in the adapter `open` returns.
+static PLUGIN: OnceLock<Box<dyn Plugin>> = OnceLock::new();
 
-/// Builds the root module around the adapter that `make` constructs (once per process).
-pub fn module_for(make: impl FnOnce() -> Box<dyn Adapter>) -> AdapterModuleRef {
-    ADAPTER.get_or_init(make);
-    guarded_module()
-}
-
-/// The root module whose functions call the registered adapter, catching its panics.
-pub fn guarded_module() -> AdapterModuleRef {
-    AdapterModule {
+/// Builds the root module around the plugin that `make` constructs (once per process).
+pub fn module_for(make: impl FnOnce() -> Box<dyn Plugin>) -> PluginModuleRef {
+    PLUGIN.get_or_init(make);
+    PluginModule {
         describe,
-        accepts,
+        inspect,
+        open,
         prepare,
         finish,
+        call,
     }
     .leak_into_prefix()
 }
 
-fn guarded<T>(call: impl FnOnce(&dyn Adapter) -> Result<T, PluginError>) -> RResult<T, PluginError> {
-    let Some(adapter) = ADAPTER.get() else {
-        return RErr(PluginError::internal("the plugin's adapter was never constructed"));
-    };
-    match catch_unwind(AssertUnwindSafe(|| call(adapter.as_ref()))) {
+/// An open adapter as the handle holds it. Dropping it runs the adapter's own destructor
+/// under `catch_unwind`: the host drops handles, and a panic must not cross into it.
+struct Opened(Option<Box<dyn Adapter>>);
+
+impl Drop for Opened {
+    fn drop(&mut self) {
+        let adapter = self.0.take();
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(adapter)));
+    }
+}
+
+fn guarded<T>(call: impl FnOnce() -> Result<T, PluginError>) -> RResult<T, PluginError> {
+    match catch_unwind(AssertUnwindSafe(call)) {
         Ok(Ok(value)) => ROk(value),
         Ok(Err(error)) => RErr(error),
-        Err(payload) => RErr(PluginError::new(ErrorKind::Panic, panic_message(payload.as_ref()))),
+        Err(payload) => RErr(PluginError::new(ErrorKind::PANIC, panic_message(payload.as_ref()))),
     }
+}
+
+fn plugin() -> Result<&'static dyn Plugin, PluginError> {
+    PLUGIN
+        .get()
+        .map(|p| p.as_ref())
+        .ok_or_else(|| PluginError::internal("the plugin was never constructed"))
+}
+
+fn adapter(handle: &AdapterHandle) -> Result<&dyn Adapter, PluginError> {
+    handle
+        .get::<Opened>()
+        .and_then(|o| o.0.as_deref())
+        .ok_or_else(|| PluginError::internal("the adapter handle was made by another plugin"))
 }
 
 fn panic_message(payload: &(dyn Any + Send)) -> String {
@@ -63,58 +83,59 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
     }
 }
 
-extern "C" fn describe() -> RResult<AdapterInfo, PluginError> {
-    guarded(|a| Ok(a.describe()))
+extern "C" fn describe() -> RResult<PluginInfo, PluginError> {
+    guarded(|| Ok(plugin()?.describe()))
 }
 
-extern "C" fn accepts(model: &ModelInfo) -> RResult<u32, PluginError> {
-    guarded(|a| match a.accepts(model) {
-        // abi:1.1 begin
-        // A refusal with a reason travels as an `Unsupported` error through the same
-        // function, so the ABI stays the 1.0 one.
-        0 => match a.explain(model) {
-            why if why.trim().is_empty() => Ok(0),
-            why => Err(PluginError::unsupported(why)),
-        },
-        // abi:1.1 end
-        score => Ok(score),
+extern "C" fn inspect(model: &ModelInfo) -> RResult<Fit, PluginError> {
+    guarded(|| Ok(plugin()?.inspect(model)))
+}
+
+extern "C" fn open(model: &ModelInfo, options: &Options) -> RResult<AdapterHandle, PluginError> {
+    guarded(|| {
+        let adapter = plugin()?.open(model, options)?;
+        Ok(AdapterHandle::new(Opened(Some(adapter))))
     })
 }
 
-extern "C" fn prepare(model: &ModelInfo, image: ImageRef<'_>, params: &Params) -> RResult<Prepared, PluginError> {
-    guarded(|a| a.prepare(model, image, params))
+extern "C" fn prepare(handle: &AdapterHandle, input: &Input<'_>) -> RResult<Prepared, PluginError> {
+    guarded(|| adapter(handle)?.prepare(input))
 }
 
 extern "C" fn finish(
-    model: &ModelInfo,
+    handle: &AdapterHandle,
+    input: &Input<'_>,
     outputs: RSlice<'_, TensorRef<'_>>,
     context: Context,
-    params: &Params,
-) -> RResult<RVec<Region>, PluginError> {
-    guarded(|a| a.finish(model, outputs.as_slice(), context, params).map(RVec::from))
+) -> RResult<Step, PluginError> {
+    guarded(|| adapter(handle)?.finish(input, outputs.as_slice(), context))
 }
 
-/// Exports an [`Adapter`](crate::Adapter) as this library's plugin root module.
+extern "C" fn call(handle: &AdapterHandle, operation: RStr<'_>, args: &Options) -> RResult<Options, PluginError> {
+    guarded(|| adapter(handle)?.call(operation.as_str(), args))
+}
+
+/// Exports a [`Plugin`](crate::Plugin) as this library's root module.
 ///
-/// Pass a function or closure that builds the adapter; it runs once, when the host loads
-/// the plugin. The crate must be built as a `cdylib`.
+/// Pass a function or closure that builds the plugin; it runs once, when the host loads the
+/// library. The crate must be built as a `cdylib`.
 #[macro_export]
-macro_rules! export_adapter {
+macro_rules! export_plugin {
     ($constructor:expr) => {
         #[doc(hidden)]
-        fn __ls_ml_adapter_root_module() -> $crate::AdapterModuleRef {
+        fn __ls_ml_plugin_root_module() -> $crate::PluginModuleRef {
             $crate::__private::module_for(|| ::std::boxed::Box::new(($constructor)()))
         }
 
         #[doc(hidden)]
         #[unsafe(export_name = "_1as_0lib_1header_0root_bmodule_bloader")]
-        pub static __LS_ML_ADAPTER_LIB_HEADER: $crate::__private::abi_stable::library::LibHeader = {
+        pub static __LS_ML_PLUGIN_LIB_HEADER: $crate::__private::abi_stable::library::LibHeader = {
             extern "C" fn __load() -> $crate::__private::abi_stable::library::RootModuleResult {
-                $crate::__private::abi_stable::library::__call_root_module_loader(__ls_ml_adapter_root_module)
+                $crate::__private::abi_stable::library::__call_root_module_loader(__ls_ml_plugin_root_module)
             }
             // SAFETY: the module type named here is the one `__load` returns.
             unsafe {
-                $crate::__private::abi_stable::library::LibHeader::from_constructor::<$crate::AdapterModuleRef>(
+                $crate::__private::abi_stable::library::LibHeader::from_constructor::<$crate::PluginModuleRef>(
                     __load,
                     $crate::__private::abi_stable::library::CheckTypeLayout::Yes,
                 )

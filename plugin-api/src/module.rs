@@ -3,33 +3,38 @@ use abi_stable::{
     library::RootModule,
     package_version_strings,
     sabi_types::VersionStrings,
-    std_types::{RResult, RSlice, RVec},
+    std_types::{RResult, RSlice, RStr},
 };
 
-use crate::{AdapterInfo, Context, ImageRef, ModelInfo, Params, PluginError, Prepared, Region, TensorRef};
+use crate::{
+    AdapterHandle, Context, Fit, Input, ModelInfo, Options, PluginError, PluginInfo, Prepared, Step, TensorRef,
+};
 
-/// The root module every plugin exports: a versioned prefix struct of `extern "C"` functions.
+/// The root module every 2.x plugin exports: a prefix struct of `extern "C"` functions.
 ///
-/// Versioning: abi_stable refuses a plugin whose `plugin-api` has another major version, and
-/// checks the layout of every type reachable from here. abi_stable lets a library carry
-/// *more* prefix fields than its loader expects, never fewer, so a host that grew a field
-/// would refuse every older plugin: within a major version this struct and the types it
-/// reaches do not change. Minor versions add behaviour behind the existing functions (see
-/// `Adapter::explain`) and API that does not cross the boundary.
+/// **This struct, and every type it reaches, keeps its layout for all of 2.x.** abi_stable
+/// refuses a library whose prefix struct has fewer fields than the host's, so a host that
+/// added a field would refuse every older plugin. A later 2.x grows through what the
+/// functions carry instead: capability names, `Options` keys, new `PromptKind`,
+/// `ElementType` and `ErrorKind` numbers, and named operations through `call`. See
+/// `docs/plugins.md` for the rules, and `host/tests/plugin_abi.rs` for the builds that
+/// prove them.
 #[repr(C)]
 #[derive(StableAbi)]
-#[sabi(kind(Prefix(prefix_ref = AdapterModuleRef)))]
-pub struct AdapterModule {
-    pub describe: extern "C" fn() -> RResult<AdapterInfo, PluginError>,
-    pub accepts: extern "C" fn(&ModelInfo) -> RResult<u32, PluginError>,
-    pub prepare: extern "C" fn(&ModelInfo, ImageRef<'_>, &Params) -> RResult<Prepared, PluginError>,
-    #[sabi(last_prefix_field)]
+#[sabi(kind(Prefix(prefix_ref = PluginModuleRef)))]
+pub struct PluginModule {
+    pub describe: extern "C" fn() -> RResult<PluginInfo, PluginError>,
+    pub inspect: extern "C" fn(&ModelInfo) -> RResult<Fit, PluginError>,
+    pub open: extern "C" fn(&ModelInfo, &Options) -> RResult<AdapterHandle, PluginError>,
+    pub prepare: extern "C" fn(&AdapterHandle, &Input<'_>) -> RResult<Prepared, PluginError>,
     pub finish:
-        extern "C" fn(&ModelInfo, RSlice<'_, TensorRef<'_>>, Context, &Params) -> RResult<RVec<Region>, PluginError>,
+        extern "C" fn(&AdapterHandle, &Input<'_>, RSlice<'_, TensorRef<'_>>, Context) -> RResult<Step, PluginError>,
+    #[sabi(last_prefix_field)]
+    pub call: extern "C" fn(&AdapterHandle, RStr<'_>, &Options) -> RResult<Options, PluginError>,
 }
 
-impl RootModule for AdapterModuleRef {
-    declare_root_module_statics! {AdapterModuleRef}
+impl RootModule for PluginModuleRef {
+    declare_root_module_statics! {PluginModuleRef}
 
     const BASE_NAME: &'static str = "ls_ml_adapter";
     const NAME: &'static str = "ls-ml-backend adapter";

@@ -2,16 +2,21 @@ use serde_json::json;
 use warp::reply::Response;
 
 use super::{State, reply};
+use crate::models::LoadState;
 
 /// Cheap and always fast: Label Studio gives it one second.
 pub fn handle(state: State) -> Response {
     let statuses = state.registry.statuses();
-    let count = |s: &str| statuses.iter().filter(|m| m.state == s).count();
+    let count = |s: LoadState| statuses.iter().filter(|m| m.state == s).count();
     reply::json(&json!({
         "status": "UP",
         "model_class": "ls-ml-backend",
         "version": env!("CARGO_PKG_VERSION"),
-        "models": { "ready": count("ready"), "loading": count("loading"), "failed": count("failed") },
+        "models": {
+            "ready": count(LoadState::Ready),
+            "loading": count(LoadState::Loading),
+            "failed": count(LoadState::Failed),
+        },
         "runtime": {
             "provider": state.runtime.requested_provider().to_string(),
             "onnxruntime": state.runtime.library().display().to_string(),

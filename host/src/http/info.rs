@@ -31,7 +31,16 @@ pub fn plugins(state: State) -> Response {
         .registry
         .plugins()
         .iter()
-        .map(|p| json!({ "name": p.name(), "version": p.version(), "tasks": p.tasks(), "file": p.file.display().to_string() }))
+        .map(|p| {
+            json!({
+                "name": p.name(),
+                "version": p.version(),
+                "api_version": p.api_version(),
+                "tasks": p.tasks(),
+                "capabilities": p.capabilities(),
+                "file": p.file.display().to_string(),
+            })
+        })
         .collect();
     reply::json(&json!({ "plugins": plugins }))
 }

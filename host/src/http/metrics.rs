@@ -3,9 +3,10 @@ use std::collections::BTreeMap;
 use warp::{Reply, reply::Response};
 
 use super::State;
+use crate::models::LoadState;
 
 pub fn handle(state: State) -> Response {
-    let mut by_state: BTreeMap<&'static str, usize> = BTreeMap::new();
+    let mut by_state: BTreeMap<LoadState, usize> = BTreeMap::new();
     for model in state.registry.statuses() {
         *by_state.entry(model.state).or_default() += 1;
     }

@@ -14,7 +14,7 @@ use std::{convert::Infallible, sync::Arc, time::Instant};
 
 use warp::{Filter, Reply};
 
-use crate::{metrics::Metrics, predictor::Predictor, registry::Registry, runtime::Runtime};
+use crate::{metrics::Metrics, models::Registry, pipeline::Predictor, runtime::Runtime};
 
 pub struct AppState {
     pub predictor: Predictor,

@@ -1,10 +1,9 @@
 use bytes::Bytes;
 use log::{info, warn};
 use serde_json::json;
-use warp::http::StatusCode;
 
 use super::{State, reply};
-use crate::{labelstudio::protocol::PredictRequest, predictor::PredictError, registry::RouteError};
+use crate::labelstudio::protocol::PredictRequest;
 
 pub async fn handle(body: Bytes, state: State) -> warp::reply::Response {
     let started = std::time::Instant::now();
@@ -34,25 +33,7 @@ pub async fn handle(body: Bytes, state: State) -> warp::reply::Response {
         }
         Err(e) => {
             warn!("predict failed for all {tasks} task(s): {e}");
-            let mut response = reply::error(status_of(&e), e.to_string());
-            if matches!(e, PredictError::Busy { .. }) {
-                response.headers_mut().insert(
-                    warp::http::header::RETRY_AFTER,
-                    warp::http::HeaderValue::from_static("5"),
-                );
-            }
-            response
+            reply::api_error(&e)
         }
-    }
-}
-
-fn status_of(e: &PredictError) -> StatusCode {
-    match e {
-        PredictError::Route(e) if e.is_bad_request() => StatusCode::BAD_REQUEST,
-        PredictError::Route(RouteError::Loading { .. }) => StatusCode::SERVICE_UNAVAILABLE,
-        PredictError::Route(_) => StatusCode::NOT_FOUND,
-        PredictError::Config(_) | PredictError::NoConfig => StatusCode::BAD_REQUEST,
-        PredictError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
-        PredictError::TooManyTasks { .. } => StatusCode::PAYLOAD_TOO_LARGE,
     }
 }

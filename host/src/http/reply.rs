@@ -4,6 +4,8 @@
 use std::convert::Infallible;
 
 use serde::Serialize;
+
+use crate::{models::RouteError, pipeline::ApiError};
 use warp::{
     Rejection, Reply,
     http::StatusCode,
@@ -22,6 +24,31 @@ pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
         status,
     )
     .into_response()
+}
+
+/// The one place an API error gets its HTTP status, so that `/predict` and `/setup` answer
+/// the same status for the same error.
+pub fn status_of(e: &ApiError) -> StatusCode {
+    match e {
+        ApiError::Route(RouteError::BadModelPath { .. }) | ApiError::Config(_) | ApiError::NoConfig => {
+            StatusCode::BAD_REQUEST
+        }
+        ApiError::Route(RouteError::Loading { .. }) | ApiError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        ApiError::Route(_) => StatusCode::NOT_FOUND,
+        ApiError::TooManyTasks { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+    }
+}
+
+/// An API error as its JSON reply; a busy backend also says when to retry.
+pub fn api_error(e: &ApiError) -> Response {
+    let mut response = error(status_of(e), e.to_string());
+    if matches!(e, ApiError::Busy { .. }) {
+        response.headers_mut().insert(
+            warp::http::header::RETRY_AFTER,
+            warp::http::HeaderValue::from_static("5"),
+        );
+    }
+    response
 }
 
 pub async fn rejection(rejection: Rejection) -> Result<Response, Infallible> {

@@ -1,6 +1,6 @@
 use bytes::Bytes;
 use serde_json::json;
-use warp::{http::StatusCode, reply::Response};
+use warp::reply::Response;
 
 use super::{State, reply};
 use crate::{
@@ -8,7 +8,7 @@ use crate::{
         label_config::LabelConfig,
         protocol::{SetupRequest, project_id},
     },
-    plan::Plan,
+    pipeline::{ApiError, Plan},
 };
 
 /// Answers with the version of the model(s) that would fill the project's label config.
@@ -39,12 +39,7 @@ pub fn handle(body: Bytes, state: State) -> Response {
         Ok(plan) => reply::json(&json!({ "model_version": plan.version })),
         Err(e) => {
             log::warn!("setup for project {shown}: {e}");
-            let status = if e.is_bad_request() {
-                StatusCode::BAD_REQUEST
-            } else {
-                StatusCode::SERVICE_UNAVAILABLE
-            };
-            reply::error(status, e.to_string())
+            reply::api_error(&ApiError::Route(e))
         }
     }
 }

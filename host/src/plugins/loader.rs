@@ -11,11 +11,11 @@ use std::{
     sync::atomic::{AtomicUsize, Ordering},
 };
 
-use abi_stable::library::{LibraryError, RootModule, lib_header_from_path};
+use abi_stable::library::{LibHeader, LibraryError, RootModule, lib_header_from_path};
 use log::{info, warn};
-use plugin_api::AdapterModuleRef;
+use plugin_api::PluginModuleRef;
 
-use super::Plugin;
+use super::{Plugin, plugin::Abi, v1};
 
 /// The symbol every plugin exports; a library without it is not a plugin.
 const LOADER_SYMBOL: &[u8] = b"_1as_0lib_1header_0root_bmodule_bloader";
@@ -101,10 +101,29 @@ fn load(file: &Path) -> Result<Plugin, String> {
     let header = lib_header_from_path(&copy);
     // The mapping outlives the file on Unix, so the copy need not stay on disk.
     let _ = fs::remove_file(&copy);
-    let module = header
-        .and_then(|h| h.init_root_module::<AdapterModuleRef>())
-        .map_err(|e| explain(&e))?;
-    Plugin::new(module, file.to_path_buf()).map_err(|e| format!("it failed to describe itself: {e}"))
+    let header = header.map_err(|e| explain(&e))?;
+    let built = header.version_strings();
+    let abi = match built.parsed().map(|v| v.major) {
+        Ok(2) => Abi::V2(header.init_root_module::<PluginModuleRef>().map_err(|e| explain(&e))?),
+        Ok(1) => Abi::V1(v1::Module::new(
+            load_v1(header).map_err(|e| explain(&e))?,
+            built.version.to_string(),
+        )),
+        _ => return Err(incompatible(built.version.as_str())),
+    };
+    Plugin::new(abi, file.to_path_buf()).map_err(|e| format!("it failed to describe itself: {e}"))
+}
+
+fn load_v1(header: &'static LibHeader) -> Result<plugin_api_v1::AdapterModuleRef, LibraryError> {
+    header.init_root_module::<plugin_api_v1::AdapterModuleRef>()
+}
+
+fn incompatible(built: &str) -> String {
+    let expected = PluginModuleRef::VERSION_STRINGS.version;
+    format!(
+        "it was built against plugin-api {built}, which is incompatible with this host's plugin-api {expected} \
+         (it loads plugins built against 1.x and 2.x); rebuild it against plugin-api {expected}"
+    )
 }
 
 fn private_copy(file: &Path) -> Result<PathBuf, String> {
@@ -122,14 +141,11 @@ fn private_copy(file: &Path) -> Result<PathBuf, String> {
 
 /// One readable line for a load failure; abi_stable's own texts run to kilobytes.
 fn explain(error: &LibraryError) -> String {
-    let expected = AdapterModuleRef::VERSION_STRINGS.version;
+    let expected = PluginModuleRef::VERSION_STRINGS.version;
     match error {
         LibraryError::OpenError { err, .. } => shorten(&format!("it cannot be opened as a shared library: {err}")),
         LibraryError::GetSymbolError { .. } => "it is a shared library but not an ls-ml-backend plugin".to_string(),
-        LibraryError::IncompatibleVersionNumber { actual_version, .. } => format!(
-            "it was built against plugin-api {actual_version}, which is incompatible with this host's plugin-api {expected}; \
-             rebuild it against plugin-api {expected}"
-        ),
+        LibraryError::IncompatibleVersionNumber { actual_version, .. } => incompatible(&actual_version.to_string()),
         LibraryError::AbiInstability(_) | LibraryError::InvalidAbiHeader(_) | LibraryError::InvalidCAbi { .. } => {
             log::debug!("plugin ABI check: {error}");
             format!(

@@ -1,7 +1,11 @@
-//! Adapter plugins: finding and loading their libraries, and calling them safely.
+//! Adapter plugins: finding and loading their libraries (plugin-api 2.x, and 1.x through a
+//! shim), and calling them safely.
 
-mod adapter;
+mod catalog;
 mod loader;
+mod plugin;
+mod v1;
 
-pub use adapter::Plugin;
+pub use catalog::Catalog;
 pub use loader::{is_library_name, library_files, load_file};
+pub use plugin::{Adapter, Plugin};

@@ -39,8 +39,8 @@ pub enum RuntimeError {
 pub struct LoadedSessions {
     pub pool: SessionPool,
     pub info: ModelInfo,
-    /// `cpu` or `cuda`: the provider the sessions were built with, after any fallback.
-    pub provider: String,
+    /// The provider the sessions were built with, after any fallback.
+    pub provider: Provider,
 }
 
 pub struct Runtime {
@@ -160,7 +160,7 @@ impl Runtime {
             None => self.build_session(path, bytes, threads),
         };
         let mut sessions = Vec::with_capacity(count);
-        let mut provider = self.provider.to_string();
+        let mut provider = self.provider;
         for _ in 0..count {
             let (session, used) = build(intra_threads.max(1)).map_err(load_err)?;
             provider = used;
@@ -174,7 +174,7 @@ impl Runtime {
                 path.display()
             );
         }
-        let solo = if solo_threads > intra_threads.max(1) && provider == "cpu" {
+        let solo = if solo_threads > intra_threads.max(1) && provider == Provider::Cpu {
             Some(build(solo_threads).map_err(load_err)?.0)
         } else {
             None
@@ -216,7 +216,11 @@ impl Runtime {
     ///
     /// # Safety
     /// `optimized` must outlive the session and never change.
-    unsafe fn build_shared_session(&self, optimized: &[u8], intra_threads: usize) -> Result<(Session, String), String> {
+    unsafe fn build_shared_session(
+        &self,
+        optimized: &[u8],
+        intra_threads: usize,
+    ) -> Result<(Session, Provider), String> {
         let session = self
             .builder(intra_threads)?
             // Already optimized, for this machine.
@@ -228,7 +232,7 @@ impl Runtime {
             .map_err(|e| e.to_string())?
             .commit_from_memory(optimized)
             .map_err(|e| e.to_string())?;
-        Ok((session, "cpu".to_string()))
+        Ok((session, Provider::Cpu))
     }
 
     fn builder(&self, intra_threads: usize) -> Result<ort::session::builder::SessionBuilder, String> {
@@ -251,14 +255,14 @@ impl Runtime {
         Ok(builder)
     }
 
-    fn build_session(&self, path: &Path, bytes: &[u8], intra_threads: usize) -> Result<(Session, String), String> {
+    fn build_session(&self, path: &Path, bytes: &[u8], intra_threads: usize) -> Result<(Session, Provider), String> {
         let mut builder = self.builder(intra_threads)?;
-        let mut used = "cpu".to_string();
+        let mut used = Provider::Cpu;
         if self.provider == Provider::Cuda {
             match builder.with_execution_providers([ep::CUDA::default().build().error_on_failure()]) {
                 Ok(b) => {
                     builder = b;
-                    used = "cuda".to_string();
+                    used = Provider::Cuda;
                 }
                 Err(e) => {
                     warn!(

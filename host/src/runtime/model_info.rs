@@ -30,7 +30,7 @@ pub fn model_info(session: &Session) -> Result<ModelInfo, ort::Error> {
 fn tensor_info(outlet: &Outlet) -> TensorInfo {
     let (element_type, shape) = match outlet.dtype() {
         ValueType::Tensor { ty, shape, .. } => (element_type(*ty), shape.to_vec()),
-        _ => (ElementType::Other, Vec::new()),
+        _ => (ElementType::OTHER, Vec::new()),
     };
     TensorInfo {
         name: outlet.name().into(),
@@ -48,7 +48,7 @@ fn element_type(ty: TensorElementType) -> ElementType {
         TensorElementType::Int32 => ElementType::I32,
         TensorElementType::Uint8 => ElementType::U8,
         TensorElementType::Int8 => ElementType::I8,
-        TensorElementType::Bool => ElementType::Bool,
-        _ => ElementType::Other,
+        TensorElementType::Bool => ElementType::BOOL,
+        _ => ElementType::OTHER,
     }
 }

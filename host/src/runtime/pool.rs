@@ -23,18 +23,17 @@ use std::{
     },
 };
 
-use ort::{session::Session, value::TensorRef};
+use ort::{
+    session::{Session, SessionInputValue},
+    value::{DynValue, TensorElementType, TensorRef, ValueType},
+};
+use plugin_api::{ElementType, Tensor};
 use tokio::sync::{Semaphore, oneshot};
 
 use super::RuntimeError;
 
 /// One output, copied out of ONNX Runtime's memory so the session can serve the next call.
-#[derive(Debug, Clone)]
-pub struct OwnedTensor {
-    pub name: String,
-    pub shape: Vec<i64>,
-    pub data: Vec<f32>,
-}
+pub type OwnedTensor = Tensor;
 
 type Outcome = Result<Vec<OwnedTensor>, RuntimeError>;
 
@@ -54,7 +53,7 @@ impl Reply {
 }
 
 struct Job {
-    inputs: Vec<plugin_api::Tensor>,
+    inputs: Vec<Tensor>,
     reply: Reply,
 }
 
@@ -158,7 +157,7 @@ impl SessionPool {
     }
 
     /// Runs one inference on a free session, waiting for one if all are busy.
-    pub async fn run(&self, inputs: Vec<plugin_api::Tensor>) -> Outcome {
+    pub async fn run(&self, inputs: Vec<Tensor>) -> Outcome {
         let _permit = self.free.acquire().await.map_err(|_| RuntimeError::Closed)?;
         let (tx, rx) = oneshot::channel();
         self.dispatch(Job {
@@ -170,7 +169,7 @@ impl SessionPool {
 
     /// Runs one inference and waits for it on the calling thread (start-up warm-up, tests).
     /// Not from async code.
-    pub fn run_blocking(&self, inputs: &[plugin_api::Tensor]) -> Outcome {
+    pub fn run_blocking(&self, inputs: &[Tensor]) -> Outcome {
         let (tx, rx) = mpsc::channel();
         self.dispatch(Job {
             inputs: inputs.to_vec(),
@@ -197,11 +196,10 @@ impl SessionPool {
     }
 }
 
-fn infer(session: &mut Session, inputs: &[plugin_api::Tensor]) -> Result<Vec<OwnedTensor>, RuntimeError> {
-    let mut values = Vec::with_capacity(inputs.len());
+fn infer(session: &mut Session, inputs: &[Tensor]) -> Result<Vec<OwnedTensor>, RuntimeError> {
+    let mut values: Vec<(String, SessionInputValue<'_>)> = Vec::with_capacity(inputs.len());
     for t in inputs {
-        let value = TensorRef::from_array_view((t.shape.to_vec(), t.data.as_slice()))
-            .map_err(|e| RuntimeError::Inference(format!("input `{}`: {e}", t.name)))?;
+        let value = input_value(t).map_err(|e| RuntimeError::Inference(format!("input `{}`: {e}", t.name)))?;
         values.push((t.name.to_string(), value));
     }
     let outputs = session
@@ -209,14 +207,55 @@ fn infer(session: &mut Session, inputs: &[plugin_api::Tensor]) -> Result<Vec<Own
         .map_err(|e| RuntimeError::Inference(e.to_string()))?;
     let mut owned = Vec::with_capacity(outputs.len());
     for (name, value) in outputs.iter() {
-        let (shape, data) = value
-            .try_extract_tensor::<f32>()
-            .map_err(|e| RuntimeError::Inference(format!("output `{name}` is not an f32 tensor: {e}")))?;
-        owned.push(OwnedTensor {
-            name: name.to_string(),
-            shape: shape.to_vec(),
-            data: data.to_vec(),
-        });
+        owned.push(output_tensor(name, &value).map_err(|e| RuntimeError::Inference(format!("output `{name}`: {e}")))?);
     }
     Ok(owned)
+}
+
+/// A view of the tensor's bytes as the element type it declares.
+fn input_value(t: &Tensor) -> Result<SessionInputValue<'_>, String> {
+    fn view<'t, T: ort::value::PrimitiveTensorElementType + std::fmt::Debug + bytemuck::Pod>(
+        t: &'t Tensor,
+    ) -> Result<SessionInputValue<'t>, String> {
+        let values: &[T] = bytemuck::try_cast_slice(t.bytes()).map_err(|e| e.to_string())?;
+        Ok(TensorRef::from_array_view((t.shape.to_vec(), values))
+            .map_err(|e| e.to_string())?
+            .into())
+    }
+    match t.element_type {
+        ElementType::F32 => view::<f32>(t),
+        ElementType::F16 => view::<half::f16>(t),
+        ElementType::F64 => view::<f64>(t),
+        ElementType::I64 => view::<i64>(t),
+        ElementType::I32 => view::<i32>(t),
+        ElementType::U8 => view::<u8>(t),
+        ElementType::I8 => view::<i8>(t),
+        other => Err(format!("tensors of {other} cannot be fed to the model")),
+    }
+}
+
+/// The output copied out, in its own element type.
+fn output_tensor(name: &str, value: &DynValue) -> Result<OwnedTensor, String> {
+    fn copy<T: ort::value::PrimitiveTensorElementType + bytemuck::Pod>(
+        name: &str,
+        element_type: ElementType,
+        value: &DynValue,
+    ) -> Result<OwnedTensor, String> {
+        let (shape, data) = value.try_extract_tensor::<T>().map_err(|e| e.to_string())?;
+        Tensor::from_bytes(name, element_type, shape, bytemuck::cast_slice(data)).map_err(|e| e.to_string())
+    }
+    let ty = match value.dtype() {
+        ValueType::Tensor { ty, .. } => *ty,
+        other => return Err(format!("{other} is not a tensor")),
+    };
+    match ty {
+        TensorElementType::Float32 => copy::<f32>(name, ElementType::F32, value),
+        TensorElementType::Float16 => copy::<half::f16>(name, ElementType::F16, value),
+        TensorElementType::Float64 => copy::<f64>(name, ElementType::F64, value),
+        TensorElementType::Int64 => copy::<i64>(name, ElementType::I64, value),
+        TensorElementType::Int32 => copy::<i32>(name, ElementType::I32, value),
+        TensorElementType::Uint8 => copy::<u8>(name, ElementType::U8, value),
+        TensorElementType::Int8 => copy::<i8>(name, ElementType::I8, value),
+        other => Err(format!("tensors of {other:?} cannot be handed to an adapter")),
+    }
 }

@@ -13,6 +13,7 @@ use std::{
 
 use serde_json::Value;
 
+pub mod abi;
 pub mod label_studio;
 
 /// Prints a result line, and appends it to the file LS_ML_TEST_REPORT names, so that
@@ -106,8 +107,24 @@ impl Server {
         plugins_dir: tempfile::TempDir,
         env: &[(&str, &str)],
     ) -> Server {
+        Self::start_exe(
+            Path::new(env!("CARGO_BIN_EXE_ls-ml-backend")),
+            models_dir,
+            plugins_dir,
+            env,
+        )
+        .await
+    }
+
+    /// The same with another build of the server.
+    pub async fn start_exe(
+        exe: &Path,
+        models_dir: tempfile::TempDir,
+        plugins_dir: tempfile::TempDir,
+        env: &[(&str, &str)],
+    ) -> Server {
         let port = free_port();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ls-ml-backend"));
+        let mut cmd = Command::new(exe);
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("ML_BACKEND_ADDR", "127.0.0.1")

@@ -1,8 +1,8 @@
 //! Decoding of the YOLOv8 detection head and Ultralytics' non-maximum suppression.
 
-use plugin_api::{BoxGeometry, Geometry, ModelInfo, Params, PluginError, Region, TensorRef};
+use plugin_api::{BoxGeometry, Instance, Params, PluginError, TensorRef, sdk};
 
-use crate::{Letterbox, model::class_count_from_names};
+use crate::Letterbox;
 
 /// Ultralytics offsets boxes by class times this before one NMS pass, so that boxes of
 /// different classes never overlap: per-class NMS in a single sort.
@@ -43,7 +43,7 @@ impl<'a> Head<'a> {
                 )));
             }
         };
-        let data = output.data();
+        let data = output.f32s()?;
         if data.len() != rows * anchors {
             return Err(PluginError::invalid_input(format!(
                 "output `{}` holds {} values, but its shape {shape:?} needs {}",
@@ -146,22 +146,20 @@ pub fn nms(mut candidates: Vec<Detection>, iou: f32, max_det: usize) -> Vec<Dete
     keep.into_iter().filter_map(|i| slots[i].take()).collect()
 }
 
-/// Finds the head (`output0`, else the first output), checks that it has 4 box rows, one
-/// row per class and `extra` more rows (32 mask coefficients in a segmentation head), and
-/// returns it with the detections that survive the threshold and NMS.
+/// Finds the head (`output0`, else the first output) of one frame, checks that it has 4 box
+/// rows, one row per class and `extra` more rows (32 mask coefficients in a segmentation
+/// head), and returns it with the detections that survive the threshold and NMS. `classes`
+/// is the model's class count from its `names`, when it has them.
 pub fn detect<'a>(
-    model: &ModelInfo,
+    classes: Option<usize>,
     outputs: &[TensorRef<'a>],
     params: &Params,
     extra: usize,
 ) -> Result<(Head<'a>, Vec<Detection>), PluginError> {
-    let output = outputs
-        .iter()
-        .find(|t| t.name() == "output0")
-        .or_else(|| outputs.first())
+    let output = sdk::output(outputs, "output0", 0)
         .ok_or_else(|| PluginError::invalid_input("the model returned no outputs"))?;
     let head = Head::new(output)?;
-    let classes = class_count_from_names(model).unwrap_or(head.rows.saturating_sub(4 + extra));
+    let classes = classes.unwrap_or(head.rows.saturating_sub(4 + extra));
     if 4 + classes + extra != head.rows {
         return Err(PluginError::unsupported(format!(
             "the head has {} rows but the model names {classes} classes; this head needs 4 + classes{}",
@@ -181,21 +179,11 @@ pub fn detect<'a>(
     Ok((head, kept))
 }
 
-/// A detection as a region in original-image pixels.
-pub fn box_region(letterbox: &Letterbox, d: &Detection) -> Region {
+/// A detection as an instance with its box in original-image pixels.
+pub fn box_instance(letterbox: &Letterbox, d: &Detection) -> Instance {
     let (x1, y1) = (letterbox.unmap_x(d.x1), letterbox.unmap_y(d.y1));
     let (x2, y2) = (letterbox.unmap_x(d.x2), letterbox.unmap_y(d.y2));
-    Region {
-        class_id: d.class_id as u32,
-        score: d.score,
-        geometry: Geometry::Box(BoxGeometry {
-            x: x1,
-            y: y1,
-            width: x2 - x1,
-            height: y2 - y1,
-            rotation: 0.0,
-        }),
-    }
+    Instance::new(d.class_id as u32, d.score).with_box(BoxGeometry::from_corners(x1, y1, x2, y2))
 }
 
 #[cfg(test)]
@@ -267,7 +255,7 @@ mod tests {
     #[test]
     fn candidates_need_a_score_strictly_above_conf() {
         // 2 anchors, 2 classes: rows cx, cy, w, h, class0, class1.
-        let data = [10.0, 30.0, 20.0, 40.0, 4.0, 8.0, 2.0, 6.0, 0.25, 0.1, 0.2, 0.6];
+        let data: [f32; 12] = [10.0, 30.0, 20.0, 40.0, 4.0, 8.0, 2.0, 6.0, 0.25, 0.1, 0.2, 0.6];
         let shape = [1i64, 6, 2];
         let head = Head::new(&TensorRef::new("output0", &shape, &data)).expect("head");
         let c = head.candidates(2, 0.25).expect("candidates");
@@ -278,7 +266,7 @@ mod tests {
 
     #[test]
     fn a_wrong_head_shape_is_an_error() {
-        let data = [0.0; 6];
+        let data = [0.0f32; 6];
         let shape = [2i64, 3];
         assert!(
             Head::new(&TensorRef::new("output0", &shape, &data))

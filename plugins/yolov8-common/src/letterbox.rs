@@ -1,6 +1,9 @@
 //! Ultralytics' `LetterBox`: scale to fit, keep the aspect ratio, pad the rest with grey 114.
 
-use plugin_api::{ImageRef, PluginError, Tensor};
+use plugin_api::{
+    ElementType, ImageRef, PluginError, Tensor,
+    sdk::{Placement, rgb_to_chw},
+};
 
 use crate::resize::resize_linear;
 
@@ -73,8 +76,17 @@ impl Letterbox {
         (((y as f64 - self.pad_top as f64) / self.gain_y) as f32).clamp(0.0, self.src_h as f32)
     }
 
-    /// Letterboxes `image` into a `[1, 3, dst_h, dst_w]` RGB tensor scaled to 0..1.
+    /// Letterboxes `image` into a `[1, 3, dst_h, dst_w]` tensor named `name`.
     pub fn tensor(&self, name: &str, image: ImageRef<'_>) -> Result<Tensor, PluginError> {
+        let shape = [1, 3, self.dst_h as i64, self.dst_w as i64];
+        let mut tensor = Tensor::zeros(name, ElementType::F32, &shape)?;
+        self.write(image, tensor.values_mut::<f32>()?)?;
+        Ok(tensor)
+    }
+
+    /// Letterboxes `image` into `planes`, three `dst_w x dst_h` planes (R, G, B) scaled to 0..1,
+    /// as one item of a `[batch, 3, dst_h, dst_w]` tensor.
+    pub fn write(&self, image: ImageRef<'_>, planes: &mut [f32]) -> Result<(), PluginError> {
         let (w, h) = (image.width as usize, image.height as usize);
         if (w, h) != (self.src_w as usize, self.src_h as usize) {
             return Err(PluginError::internal(
@@ -91,30 +103,19 @@ impl Letterbox {
         }
         let (nw, nh) = (self.new_w as usize, self.new_h as usize);
         let resized = resize_linear(pixels, w, h, nw, nh);
-
-        let (dw, dh) = (self.dst_w as usize, self.dst_h as usize);
-        let plane = dw * dh;
-        let mut data = vec![PAD_VALUE as f32 / 255.0; 3 * plane];
-        let (left, top) = (self.pad_left as usize, self.pad_top as usize);
-        // `v as f32 / 255.0` for every byte value, looked up: the same numbers without a
-        // division per element.
-        let scaled: [f32; 256] = std::array::from_fn(|v| v as f32 / 255.0);
-        let (r_plane, rest) = data.split_at_mut(plane);
-        let (g_plane, b_plane) = rest.split_at_mut(plane);
-        for y in 0..nh {
-            let src_row = &resized[y * nw * 3..(y + 1) * nw * 3];
-            let start = (top + y) * dw + left;
-            let rows = r_plane[start..start + nw]
-                .iter_mut()
-                .zip(g_plane[start..start + nw].iter_mut())
-                .zip(b_plane[start..start + nw].iter_mut());
-            for (((r, g), b), px) in rows.zip(src_row.chunks_exact(3)) {
-                *r = scaled[px[0] as usize];
-                *g = scaled[px[1] as usize];
-                *b = scaled[px[2] as usize];
-            }
-        }
-        Ok(Tensor::new(name, vec![1, 3, dh as i64, dw as i64], data))
+        planes.fill(PAD_VALUE as f32 / 255.0);
+        let at = Placement {
+            dst_x: self.pad_left as usize,
+            dst_y: self.pad_top as usize,
+            ..Placement::whole(nw, nh)
+        };
+        rgb_to_chw(
+            ImageRef::new(self.new_w, self.new_h, &resized),
+            planes,
+            self.dst_w as usize,
+            self.dst_h as usize,
+            at,
+        )
     }
 }
 
@@ -169,14 +170,14 @@ mod tests {
     fn tensor_is_chw_scaled_and_padded_with_114() {
         let pixels: Vec<u8> = [255u8, 0, 0].repeat(4 * 2);
         let lb = Letterbox::plan(4, 2, 4, 4).expect("plan");
-        let t = lb.tensor("images", ImageRef::new(4, 2, &pixels)).expect("tensor");
-        assert_eq!(t.shape.as_slice(), &[1, 3, 4, 4]);
+        let mut data = vec![0.0f32; 3 * 16];
+        lb.write(ImageRef::new(4, 2, &pixels), &mut data).expect("tensor");
         let grey = 114.0 / 255.0;
         // Row 0 is padding, rows 1-2 the image, row 3 padding.
-        assert_eq!(t.data[0], grey);
-        assert_eq!(t.data[4], 1.0);
-        assert_eq!(t.data[16 + 4], 0.0);
-        assert_eq!(t.data[12], grey);
+        assert_eq!(data[0], grey);
+        assert_eq!(data[4], 1.0);
+        assert_eq!(data[16 + 4], 0.0);
+        assert_eq!(data[12], grey);
     }
 
     #[test]

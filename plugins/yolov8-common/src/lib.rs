@@ -8,6 +8,6 @@ pub mod matching;
 pub mod model;
 pub mod resize;
 
-pub use detect::{Detection, Head, box_region, detect, nms};
+pub use detect::{Detection, Head, box_instance, detect, nms};
 pub use letterbox::Letterbox;
-pub use matching::{Family, prepare_letterboxed};
+pub use matching::{Opened, frame_outputs, letterbox_input};

@@ -1,61 +1,65 @@
-//! How a YOLOv8 adapter decides whether a model is its own, and says why not, plus the
-//! letterbox `prepare` the detection and segmentation adapters share.
+//! The YOLOv8 detection and segmentation adapters: what they share from opening a model to
+//! the letterboxed input of a batch of frames.
 
-use plugin_api::{Context, ImageRef, ModelInfo, PluginError, Prepared};
+use plugin_api::{Context, ElementType, Input, ModelInfo, PluginError, Prepared, Tensor, TensorRef, sdk};
 
-use crate::{
-    Letterbox,
-    model::{image_input, task},
-};
+use crate::{Letterbox, model::image_input};
 
-/// Score for a model whose `task` metadata names the adapter's task.
-pub const EXPLICIT_MATCH: u32 = 100;
-/// Score for a model without a `task` whose outputs look like the adapter's heads.
-pub const SHAPE_MATCH: u32 = 10;
-
-/// One model family: its Ultralytics task name, a guess from the outputs for models
-/// without metadata, and how to describe those outputs to a person.
-pub struct Family {
-    pub task: &'static str,
-    pub looks_like: fn(&ModelInfo) -> bool,
-    pub heads: &'static str,
+/// What an open YOLOv8 adapter keeps for its model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Opened {
+    pub input: sdk::ImageInput,
+    /// The class count from the `names` metadata, parsed once.
+    pub classes: Option<usize>,
 }
 
-impl Family {
-    /// The `accepts` score: explicit task, else a shape guess, else 0.
-    pub fn accepts(&self, model: &ModelInfo) -> u32 {
-        if image_input(model).is_err() {
-            return 0;
-        }
-        match task(model) {
-            Some(t) if t == self.task => EXPLICIT_MATCH,
-            Some(_) => 0,
-            None if (self.looks_like)(model) => SHAPE_MATCH,
-            None => 0,
-        }
+impl Opened {
+    /// Reads the model once. A sidecar may force the adapter on a model that `inspect`
+    /// refused, so only what `prepare` cannot do without is checked here.
+    pub fn new(model: &ModelInfo) -> Result<Self, PluginError> {
+        Ok(Self {
+            input: image_input(model)?,
+            classes: sdk::class_count(model),
+        })
     }
 
-    /// Why `accepts` says 0, or nothing when it does not.
-    pub fn explain(&self, model: &ModelInfo) -> String {
-        if let Err(e) = image_input(model) {
-            return e.message.to_string();
+    /// Letterboxes every frame into one `[frames, 3, h, w]` tensor; the plans travel to
+    /// `finish`, one per frame.
+    pub fn prepare(&self, input: &Input<'_>) -> Result<Prepared, PluginError> {
+        let frames = input.frames();
+        if frames.is_empty() {
+            return Err(PluginError::invalid_input("no frames to prepare"));
         }
-        match task(model) {
-            Some(t) if t == self.task => String::new(),
-            Some(other) => format!("the model's task is `{other}`; this adapter serves `{}`", self.task),
-            None if (self.looks_like)(model) => String::new(),
-            None => format!(
-                "the model has no `task` metadata, and its outputs do not look like {}",
-                self.heads
-            ),
+        let (w, h) = (self.input.width, self.input.height);
+        let shape = [frames.len() as i64, 3, h as i64, w as i64];
+        let mut tensor = Tensor::zeros(&self.input.name, ElementType::F32, &shape)?;
+        let item = 3 * w as usize * h as usize;
+        let mut plans = Vec::with_capacity(frames.len());
+        for (frame, planes) in frames.iter().zip(tensor.values_mut::<f32>()?.chunks_exact_mut(item)) {
+            let letterbox = Letterbox::plan(frame.image.width, frame.image.height, w, h)?;
+            letterbox.write(frame.image, planes)?;
+            plans.push(letterbox);
         }
+        Ok(Prepared::new(vec![tensor], Context::new(plans)))
     }
 }
 
-/// Letterboxes the image into the model's input; the plan travels to `finish`.
-pub fn prepare_letterboxed(model: &ModelInfo, image: ImageRef<'_>) -> Result<Prepared, PluginError> {
-    let input = image_input(model)?;
-    let letterbox = Letterbox::plan(image.width, image.height, input.width, input.height)?;
-    let tensor = letterbox.tensor(&input.name, image)?;
-    Ok(Prepared::new(vec![tensor], Context::new(letterbox)))
+/// The input `frames` accept: an image input the letterbox can fill.
+pub fn letterbox_input(model: &ModelInfo) -> Result<(), PluginError> {
+    image_input(model).map(drop)
+}
+
+/// The outputs of frame `index` of a batch, each with a batch axis of 1; `shapes` keeps
+/// their shapes.
+pub fn frame_outputs<'s>(
+    outputs: &[TensorRef<'s>],
+    index: usize,
+    shapes: &'s mut Vec<Vec<i64>>,
+) -> Result<Vec<TensorRef<'s>>, PluginError> {
+    shapes.resize(outputs.len(), Vec::new());
+    outputs
+        .iter()
+        .zip(shapes.iter_mut())
+        .map(|(output, shape)| output.batch_item(index, shape))
+        .collect()
 }

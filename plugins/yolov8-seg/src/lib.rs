@@ -1,15 +1,14 @@
 //! Adapter plugin for Ultralytics YOLOv8 instance segmentation models exported to ONNX.
 //!
-//! Detection is exactly `yolov8-detect`'s (the shared `yolov8-common` crate). For every
-//! instance it returns three regions with the same class and score: the mask in
-//! original-image pixels (run-length encoded), its outline as Ultralytics' `masks.xy` draws
-//! it (traced at the model's input size, then mapped back), and the box. Instances whose
-//! mask is empty are dropped, as Ultralytics drops them.
+//! Detection is exactly `yolov8-detect`'s (the shared `yolov8-common` crate). Every
+//! instance carries its box, its mask in original-image pixels (run-length encoded) and its
+//! outline as Ultralytics' `masks.xy` draws it (traced at the model's input size, then
+//! mapped back). Instances whose mask is empty are dropped, as Ultralytics drops them.
 
 mod mask;
 
-use plugin_api::prelude::*;
-use yolov8_common::{Family, Letterbox, box_region, detect, model::output, prepare_letterboxed};
+use plugin_api::{prelude::*, sdk, sdk::Family};
+use yolov8_common::{Letterbox, Opened, box_instance, detect, frame_outputs, letterbox_input, model::output};
 
 pub use mask::{InputMask, Protos, input_mask, outline, to_original};
 
@@ -18,43 +17,63 @@ pub const MASK_COEFFICIENTS: usize = 32;
 
 const FAMILY: Family = Family {
     task: "segment",
+    input: letterbox_input,
     looks_like: looks_like_seg_heads,
     heads: "YOLOv8 segmentation heads ([1, 4 + classes + 32, anchors] and [1, 32, h, w] prototypes)",
 };
 
 #[derive(Debug, Default)]
-pub struct YoloV8Seg;
+pub struct YoloV8SegPlugin;
+
+impl Plugin for YoloV8SegPlugin {
+    fn describe(&self) -> PluginInfo {
+        PluginInfo::new("yolov8-seg", env!("CARGO_PKG_VERSION"), &["segment"]).with_capabilities(&[capability::BATCH])
+    }
+
+    fn inspect(&self, model: &ModelInfo) -> Fit {
+        FAMILY.fit(model)
+    }
+
+    fn open(&self, model: &ModelInfo, _options: &Options) -> Result<Box<dyn Adapter>, PluginError> {
+        Ok(Box::new(YoloV8Seg(Opened::new(model)?)))
+    }
+}
+
+/// One model's adapter: its input size and class count, read once.
+#[derive(Debug)]
+pub struct YoloV8Seg(pub Opened);
 
 impl Adapter for YoloV8Seg {
-    fn describe(&self) -> AdapterInfo {
-        AdapterInfo::new("yolov8-seg", env!("CARGO_PKG_VERSION"), &["segment"])
+    fn prepare(&self, input: &Input<'_>) -> Result<Prepared, PluginError> {
+        self.0.prepare(input)
     }
 
-    fn accepts(&self, model: &ModelInfo) -> u32 {
-        FAMILY.accepts(model)
+    fn finish(&self, input: &Input<'_>, outputs: &[TensorRef<'_>], context: Context) -> Result<Step, PluginError> {
+        let plans: Vec<Letterbox> = context.into_inner()?;
+        let mut frames = Vec::with_capacity(plans.len());
+        for (i, letterbox) in plans.iter().enumerate() {
+            let mut shapes = Vec::new();
+            let outputs = frame_outputs(outputs, i, &mut shapes)?;
+            frames.push(FrameOutput::instances(self.instances(
+                &outputs,
+                letterbox,
+                &input.params,
+            )?));
+        }
+        Ok(Step::Done(Output::new(frames)))
     }
+}
 
-    fn explain(&self, model: &ModelInfo) -> String {
-        FAMILY.explain(model)
-    }
-
-    fn prepare(&self, model: &ModelInfo, image: ImageRef<'_>, _params: &Params) -> Result<Prepared, PluginError> {
-        prepare_letterboxed(model, image)
-    }
-
-    fn finish(
+impl YoloV8Seg {
+    /// The instances of one frame.
+    fn instances(
         &self,
-        model: &ModelInfo,
         outputs: &[TensorRef<'_>],
-        context: Context,
+        letterbox: &Letterbox,
         params: &Params,
-    ) -> Result<Vec<Region>, PluginError> {
-        let letterbox: Letterbox = context.into_inner()?;
-        let (head, kept) = detect(model, outputs, params, MASK_COEFFICIENTS)?;
-        let protos = outputs
-            .iter()
-            .find(|t| t.name() == "output1")
-            .or_else(|| outputs.get(1))
+    ) -> Result<Vec<Instance>, PluginError> {
+        let (head, kept) = detect(self.0.classes, outputs, params, MASK_COEFFICIENTS)?;
+        let protos = sdk::output(outputs, "output1", 1)
             .ok_or_else(|| PluginError::unsupported("the model has no mask prototype output (output1)"))?;
         let protos = Protos::new(protos)?;
         if protos.channels != MASK_COEFFICIENTS {
@@ -65,7 +84,7 @@ impl Adapter for YoloV8Seg {
         }
         let first_coefficient = head.rows - MASK_COEFFICIENTS;
         let (in_w, in_h) = (letterbox.dst_w as usize, letterbox.dst_h as usize);
-        let mut regions = Vec::with_capacity(kept.len() * 2);
+        let mut instances = Vec::with_capacity(kept.len());
         let mut coeffs = [0f32; MASK_COEFFICIENTS];
         for d in &kept {
             for (k, c) in coeffs.iter_mut().enumerate() {
@@ -75,20 +94,13 @@ impl Adapter for YoloV8Seg {
             if mask.is_empty() {
                 continue;
             }
-            let boxed = box_region(&letterbox, d);
-            regions.push(Region {
-                geometry: Geometry::Mask(to_original(&mask, &letterbox)),
-                ..boxed.clone()
-            });
-            if let Some(points) = outline(&mask, &letterbox) {
-                regions.push(Region {
-                    geometry: Geometry::Polygon(points),
-                    ..boxed.clone()
-                });
+            let mut instance = box_instance(letterbox, d).with_mask(to_original(&mask, letterbox));
+            if let Some(points) = outline(&mask, letterbox) {
+                instance.polygons.push(points);
             }
-            regions.push(boxed);
+            instances.push(instance);
         }
-        Ok(regions)
+        Ok(instances)
     }
 }
 
@@ -106,4 +118,4 @@ fn looks_like_seg_heads(model: &ModelInfo) -> bool {
     )
 }
 
-plugin_api::export_adapter!(YoloV8Seg::default);
+plugin_api::export_plugin!(YoloV8SegPlugin::default);

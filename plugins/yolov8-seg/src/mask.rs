@@ -26,7 +26,7 @@ impl<'a> Protos<'a> {
                 )));
             }
         };
-        let data = output.data();
+        let data = output.f32s()?;
         if data.len() != channels * height * width {
             return Err(PluginError::invalid_input(format!(
                 "output `{}` holds {} values, but its shape {shape:?} needs {}",

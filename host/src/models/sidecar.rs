@@ -8,10 +8,14 @@
 //! iou = 0.5
 //! max_det = 100
 //! projects = [3, 7]                  # serve these Label Studio projects
+//!
+//! [options]                          # handed to the adapter when it opens the model
+//! tracker = "botsort"
 //! ```
 
-use std::path::{Path, PathBuf};
+use std::{collections::BTreeMap, path::Path};
 
+use plugin_api::Options;
 use serde::Deserialize;
 
 #[derive(Debug, Default, Clone, PartialEq, Deserialize)]
@@ -24,11 +28,9 @@ pub struct Sidecar {
     pub max_det: Option<u32>,
     #[serde(default, deserialize_with = "project_ids")]
     pub projects: Vec<String>,
-}
-
-/// The sidecar path of a model file: `models/3.onnx` -> `models/3.toml`.
-pub fn path_for(model: &Path) -> PathBuf {
-    model.with_extension("toml")
+    /// Settings for the adapter, as text: `tracker = "botsort"`, `imgsz = 640`.
+    #[serde(default)]
+    pub options: BTreeMap<String, toml::Value>,
 }
 
 impl Sidecar {
@@ -45,7 +47,28 @@ impl Sidecar {
         if sidecar.labels.as_ref().is_some_and(Vec::is_empty) {
             return Err(format!("{}: `labels` is empty", path.display()));
         }
+        if let Some((key, _)) = sidecar.options.iter().find(|(_, v)| v.is_table() || v.is_array()) {
+            return Err(format!(
+                "{}: option `{key}` must be text, a number or true/false",
+                path.display()
+            ));
+        }
         Ok(sidecar)
+    }
+
+    /// The `[options]` table as the adapter receives it.
+    pub fn adapter_options(&self) -> Options {
+        self.options
+            .iter()
+            .map(|(key, value)| match value {
+                toml::Value::String(text) => (key.clone(), text.clone()),
+                toml::Value::Integer(n) => (key.clone(), n.to_string()),
+                toml::Value::Float(x) => (key.clone(), x.to_string()),
+                toml::Value::Boolean(b) => (key.clone(), b.to_string()),
+                toml::Value::Datetime(d) => (key.clone(), d.to_string()),
+                toml::Value::Array(_) | toml::Value::Table(_) => (key.clone(), String::new()),
+            })
+            .collect()
     }
 }
 
@@ -82,13 +105,21 @@ mod tests {
                conf = 0.4
                iou = 0.5
                max_det = 10
-               projects = [3, "7"]"#,
+               projects = [3, "7"]
+               [options]
+               tracker = "botsort"
+               stride = 2"#,
         )
         .expect("parse");
         assert_eq!(s.adapter.as_deref(), Some("yolov8-detect"));
         assert_eq!(s.labels, Some(vec!["cat".to_string(), "dog".to_string()]));
         assert_eq!((s.conf, s.iou, s.max_det), (Some(0.4), Some(0.5), Some(10)));
         assert_eq!(s.projects, vec!["3", "7"]);
+        let options = s.adapter_options();
+        assert_eq!(
+            (options.get("tracker"), options.get("stride")),
+            (Some("botsort"), Some("2"))
+        );
         assert_eq!(parse("").expect("empty"), Sidecar::default());
     }
 
@@ -99,10 +130,10 @@ mod tests {
         assert!(parse("conf = 1.5").expect_err("range").contains("conf"));
         assert!(parse("labels = []").is_err());
         assert!(parse("conf = ").is_err());
-    }
-
-    #[test]
-    fn sits_beside_the_model() {
-        assert_eq!(path_for(Path::new("models/3.onnx")), PathBuf::from("models/3.toml"));
+        assert!(
+            parse("[options]\nnested = { a = 1 }")
+                .expect_err("table")
+                .contains("nested")
+        );
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use crate::{
     labelstudio::label_config::{Control, LabelConfig},
-    registry::{LoadedModel, Registry, RouteError},
+    models::{LoadedModel, Registry, RouteError},
 };
 
 /// One model and the control tags it fills.

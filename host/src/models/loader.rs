@@ -1,0 +1,118 @@
+//! Building a model from its file: sessions, adapter choice, class names, warm-up.
+//!
+//! A model is swapped in only after all of this succeeded, so a bad file never replaces a
+//! good model.
+
+use std::{fs, path::Path, sync::Arc};
+
+use plugin_api::{Frame, ImageRef, Input, Options, Params, TensorRef};
+use sha2::{Digest, Sha256};
+
+use super::{
+    LoadedModel, Overrides, files,
+    model::{Next, model_version},
+    selection,
+    sidecar::Sidecar,
+};
+use crate::{plugins::Plugin, runtime::Runtime};
+
+/// Size of the grey image run through a new model before it serves: it proves that the
+/// adapter, the session and the outputs fit together.
+const WARMUP_SIZE: u32 = 64;
+
+pub(super) struct Loader<'a> {
+    pub runtime: &'a Runtime,
+    pub plugins: Vec<Arc<Plugin>>,
+    pub fallback_labels: &'a [String],
+}
+
+impl Loader<'_> {
+    /// Builds a model from a file. `None` when the file and its sidecar hold what the serving
+    /// model was built from. Blocking.
+    pub fn load(&self, file: &Path, name: &str, serving: Option<&LoadedModel>) -> Result<Option<LoadedModel>, String> {
+        // The sessions are built from these very bytes, so the version always describes
+        // the model that runs, even if the file changes again meanwhile.
+        let bytes = fs::read(file).map_err(|e| format!("cannot read the file: {e}"))?;
+        let sidecar_path = files::sidecar_of(file);
+        let sidecar_text = match fs::read_to_string(&sidecar_path) {
+            Ok(text) => Some(text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(format!("cannot read {}: {e}", sidecar_path.display())),
+        };
+        let mut hasher = Sha256::new();
+        hasher.update(&bytes);
+        if let Some(text) = &sidecar_text {
+            hasher.update(text.as_bytes());
+        }
+        let hash = hex::encode(hasher.finalize());
+        if serving.is_some_and(|m| m.content_hash == hash) {
+            return Ok(None);
+        }
+        let sidecar = match &sidecar_text {
+            Some(text) => Sidecar::parse(&sidecar_path, text)?,
+            None => Sidecar::default(),
+        };
+        let sessions = self.runtime.load(file, &bytes).map_err(|e| e.to_string())?;
+        drop(bytes);
+        let plugin = match &sidecar.adapter {
+            Some(wanted) => selection::named(&self.plugins, wanted)?,
+            None => selection::best(&self.plugins, &sessions.info)?,
+        };
+        let class_names = sidecar
+            .labels
+            .clone()
+            .or_else(|| sessions.info.metadata("names").and_then(plugin_api::sdk::parse_names))
+            .or_else(|| (!self.fallback_labels.is_empty()).then(|| self.fallback_labels.to_vec()))
+            .ok_or_else(|| {
+                "the model has no `names` metadata: set `labels` in its .toml, or ML_LABELS, to its class names"
+                    .to_string()
+            })?;
+        let adapter = plugin
+            .open(&sessions.info, &sidecar.adapter_options())
+            .map_err(|e| format!("{} cannot open the model: {e}", plugin.name()))?;
+        let model = LoadedModel {
+            name: name.to_string(),
+            version: model_version(name, &hash, &plugin),
+            content_hash: hash,
+            adapter,
+            info: sessions.info,
+            pool: Arc::new(sessions.pool),
+            provider: sessions.provider,
+            class_names,
+            overrides: Overrides {
+                conf: sidecar.conf,
+                iou: sidecar.iou,
+                max_det: sidecar.max_det,
+            },
+            projects: sidecar.projects,
+        };
+        warm_up(&model)?;
+        Ok(Some(model))
+    }
+}
+
+/// Runs a grey image through prepare, the session and finish.
+fn warm_up(model: &LoadedModel) -> Result<(), String> {
+    let pixels = vec![114u8; (WARMUP_SIZE * WARMUP_SIZE * 3) as usize];
+    let frames = [Frame::still(ImageRef::new(WARMUP_SIZE, WARMUP_SIZE, &pixels))];
+    let options = Options::new();
+    let input = Input::new(&frames, Params::default(), &options);
+    let mut prepared = model.adapter.prepare(&input).map_err(|e| format!("warm-up: {e}"))?;
+    model.runnable(&prepared).map_err(|e| format!("warm-up: {e}"))?;
+    for done in 1.. {
+        let outputs = model
+            .pool
+            .run_blocking(&prepared.inputs)
+            .map_err(|e| format!("warm-up: {e}"))?;
+        let views: Vec<TensorRef<'_>> = outputs.iter().map(|o| o.view()).collect();
+        let step = model
+            .adapter
+            .finish(&input, &views, prepared.context)
+            .map_err(|e| format!("warm-up: the adapter cannot read the model's outputs: {e}"))?;
+        match model.next(step, done).map_err(|e| format!("warm-up: {e}"))? {
+            Next::Done(_) => return Ok(()),
+            Next::Run(next) => prepared = next,
+        }
+    }
+    Ok(())
+}

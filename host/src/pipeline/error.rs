@@ -1,0 +1,56 @@
+//! What can go wrong with a request as a whole (one API error type, mapped to an HTTP status
+//! in `http::reply`), and with one task of it (that task gets an empty result).
+
+use crate::{
+    imaging,
+    labelstudio::{label_config::ConfigError, media::MediaError},
+    models::RouteError,
+    runtime::RuntimeError,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Route(#[from] RouteError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("the request has no label_config")]
+    NoConfig,
+    #[error(
+        "the backend is busy: {queued} tasks are queued or running and this request's {tasks} do not fit in \
+         ML_QUEUE_TASKS ({limit}); retry later"
+    )]
+    Busy { tasks: usize, queued: usize, limit: usize },
+    #[error("the request holds {tasks} tasks, more than ML_QUEUE_TASKS ({limit}) allows in all; send fewer at a time")]
+    TooManyTasks { tasks: usize, limit: usize },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TaskError {
+    #[error("task data has no image under `{0}`")]
+    NoImage(String),
+    #[error(transparent)]
+    Fetch(#[from] MediaError),
+    #[error(transparent)]
+    Decode(#[from] imaging::DecodeError),
+    #[error("{0}")]
+    Plugin(#[from] plugin_api::PluginError),
+    #[error(transparent)]
+    Inference(#[from] RuntimeError),
+    #[error("a worker thread failed: {0}")]
+    Join(String),
+}
+
+impl TaskError {
+    /// The cause, as the failure metric names it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TaskError::NoImage(_) => "no_image",
+            TaskError::Fetch(_) => "fetch",
+            TaskError::Decode(_) => "decode",
+            TaskError::Plugin(_) => "adapter",
+            TaskError::Inference(_) => "inference",
+            TaskError::Join(_) => "internal",
+        }
+    }
+}

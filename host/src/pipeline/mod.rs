@@ -1,0 +1,265 @@
+//! One `/predict` request, end to end: admit it, route it to a model, then per task (in
+//! parallel, answered in order) fetch, decode, prepare, infer, finish, check what the adapter
+//! sent, and build Label Studio results. A task that fails gets an empty result in its own
+//! slot; it never moves another task's.
+
+mod admission;
+mod error;
+mod guard;
+mod plan;
+mod stage;
+
+use std::{sync::Arc, time::Instant};
+
+use futures::{StreamExt, stream};
+use log::warn;
+use plugin_api::{Frame, FrameOutput, ImageRef, Input, Options, Params, TensorRef};
+use serde_json::Value;
+
+pub use admission::Admission;
+pub use error::{ApiError, TaskError};
+pub use plan::Plan;
+pub use stage::{Stage, StageTimes};
+
+use crate::{
+    imaging::{self, RgbImage},
+    labelstudio::{
+        label_config::LabelConfig,
+        media::MediaClient,
+        protocol::{PredictRequest, Task, project_id},
+        results::{self, Found, ImageSize},
+    },
+    metrics::Metrics,
+    models::{LoadedModel, Next, Registry},
+};
+
+pub struct Outcome {
+    pub results: Vec<Value>,
+    pub model: String,
+    pub failed: usize,
+    pub times: StageTimes,
+}
+
+pub struct Predictor {
+    pub registry: Arc<Registry>,
+    pub media: MediaClient,
+    pub metrics: Arc<Metrics>,
+    pub defaults: Params,
+    pub task_concurrency: usize,
+    /// One permit per task being worked on, over all requests (ML_TASK_CONCURRENCY).
+    pub in_flight: Arc<tokio::sync::Semaphore>,
+    /// Douglas–Peucker tolerance of polygon outlines, in pixels.
+    pub polygon_tolerance: f64,
+    /// Larger images are refused before they are decoded.
+    pub max_image_pixels: u64,
+    pub admission: Admission,
+}
+
+impl Predictor {
+    pub async fn predict(&self, request: PredictRequest) -> Result<Outcome, ApiError> {
+        let _admitted = self.admission.admit(request.tasks.len())?;
+        let project = project_id(request.project.as_ref());
+        let config = LabelConfig::parse(request.label_config.as_deref().ok_or(ApiError::NoConfig)?)?;
+        let plan = Plan::build(&self.registry, project.as_deref(), Some(&config))?;
+
+        let empty = || results::prediction(Vec::new(), &plan.version);
+        let mut outcome = Outcome {
+            results: Vec::with_capacity(request.tasks.len()),
+            model: plan.model_names(),
+            failed: 0,
+            times: StageTimes::default(),
+        };
+        // Smart tools send what the user clicked in `context`; our models cannot use it, and an
+        // empty answer is what Label Studio handles best.
+        if is_interactive(request.params.context.as_ref()) {
+            outcome.results = request.tasks.iter().map(|_| empty()).collect();
+            return Ok(outcome);
+        }
+        if !plan.fills_anything() {
+            warn!(
+                "the label config has no control tag a model can fill (RectangleLabels, PolygonLabels, ... on an \
+                 Image, without model_skip): answering empty results"
+            );
+            outcome.results = request.tasks.iter().map(|_| empty()).collect();
+            return Ok(outcome);
+        }
+
+        let labels: Vec<String> = request.tasks.iter().map(Task::label).collect();
+        let plan_ref = &plan;
+        // Owned tasks keep the closure free of higher-ranked borrows, so the future stays Send.
+        let runs = stream::iter(request.tasks)
+            .map(|task| async move { self.run_task(plan_ref, &task).await })
+            .buffered(self.task_concurrency.max(1))
+            .collect::<Vec<_>>()
+            .await;
+        for (label, run) in labels.iter().zip(runs) {
+            self.metrics.task_done();
+            outcome.times.add(&run.times);
+            match run.result {
+                Ok(result) => outcome.results.push(results::prediction(result, &plan.version)),
+                Err(e) => {
+                    warn!("task {label}: {e}; its result is left empty");
+                    self.metrics.task_failed(e.kind());
+                    outcome.failed += 1;
+                    outcome.results.push(empty());
+                }
+            }
+        }
+        Ok(outcome)
+    }
+
+    async fn run_task(&self, plan: &Plan, task: &Task) -> TaskRun {
+        let mut times = StageTimes::default();
+        // Over all requests, only this many tasks hold an image (downloaded, decoded, as a
+        // tensor) at once: memory stays bounded however many requests arrive together.
+        let _slot = self.in_flight.acquire().await;
+        let started = Instant::now();
+        let result = self.run_task_inner(plan, task, &mut times).await;
+        for (stage, d) in times.by_stage().into_iter().chain([(Stage::Task, started.elapsed())]) {
+            if !d.is_zero() {
+                self.metrics.stage(stage, d);
+            }
+        }
+        TaskRun { result, times }
+    }
+
+    /// Fetches and decodes the image once, then runs each model of the plan on it.
+    async fn run_task_inner(&self, plan: &Plan, task: &Task, times: &mut StageTimes) -> Result<Vec<Value>, TaskError> {
+        let reference = task
+            .data
+            .get(&plan.image_key)
+            .and_then(Value::as_str)
+            .ok_or_else(|| TaskError::NoImage(plan.image_key.clone()))?;
+
+        let t = Instant::now();
+        let bytes = self.media.fetch(reference, task.id.as_ref()).await?;
+        times.fetch = t.elapsed();
+
+        let t = Instant::now();
+        let max_pixels = self.max_image_pixels;
+        let image = blocking(move || imaging::decode(&bytes, max_pixels)).await??;
+        times.decode = t.elapsed();
+        let image = Arc::new(image);
+        let size = ImageSize {
+            width: image.width,
+            height: image.height,
+        };
+
+        let mut out = Vec::new();
+        for group in plan.groups.iter().filter(|g| !g.controls.is_empty()) {
+            let base = group.model.params(self.defaults);
+            // The adapter keeps everything above the lowest threshold of the tags it fills;
+            // each tag then applies its own.
+            let params = Params {
+                conf: group
+                    .controls
+                    .iter()
+                    .filter_map(|c| c.score_threshold)
+                    .fold(base.conf, f32::min),
+                ..base
+            };
+            let model = Arc::clone(&group.model);
+            let found = self.run_model(&model, Arc::clone(&image), params, times).await?;
+            // Outlines and RLE cost milliseconds on big images: not on the async executor.
+            let (controls, tolerance) = (group.controls.clone(), self.polygon_tolerance);
+            let t = Instant::now();
+            let built = blocking(move || {
+                let frame = guard::sanitize(found, model.class_names.len(), params.max_det as usize, size);
+                let found = Found {
+                    frame: &frame,
+                    class_names: &model.class_names,
+                    size,
+                };
+                results::build(&found, &controls, base.conf, tolerance)
+            })
+            .await?;
+            times.finish += t.elapsed();
+            out.extend(built);
+        }
+        Ok(out)
+    }
+
+    /// Prepare, infer and finish for one image (more than one inference for a two-stage
+    /// adapter), each off the async executor.
+    async fn run_model(
+        &self,
+        model: &Arc<LoadedModel>,
+        image: Arc<RgbImage>,
+        params: Params,
+        times: &mut StageTimes,
+    ) -> Result<FrameOutput, TaskError> {
+        let still = Arc::new(Still {
+            image,
+            params,
+            options: Options::new(),
+        });
+        let (m, s) = (Arc::clone(model), Arc::clone(&still));
+        let t = Instant::now();
+        let mut prepared = blocking(move || s.with_input(|input| m.adapter.prepare(input))).await??;
+        model.runnable(&prepared)?;
+        times.prepare += t.elapsed();
+
+        let mut done = 0;
+        loop {
+            let t = Instant::now();
+            let context = prepared.context;
+            let outputs = model.pool.run(prepared.inputs.into_vec()).await?;
+            times.infer += t.elapsed();
+            done += 1;
+
+            let (m, s) = (Arc::clone(model), Arc::clone(&still));
+            let t = Instant::now();
+            let step = blocking(move || {
+                let views: Vec<TensorRef<'_>> = outputs.iter().map(|o| o.view()).collect();
+                s.with_input(|input| m.adapter.finish(input, &views, context))
+            })
+            .await??;
+            times.finish += t.elapsed();
+            match model.next(step, done)? {
+                Next::Done(output) => {
+                    return output.frames.into_iter().next().ok_or_else(|| {
+                        TaskError::Plugin(plugin_api::PluginError::internal("the adapter answered no frame"))
+                    });
+                }
+                Next::Run(next) => prepared = next,
+            }
+        }
+    }
+}
+
+/// One still image with its settings: what `prepare` and `finish` of a task both see.
+struct Still {
+    image: Arc<RgbImage>,
+    params: Params,
+    options: Options,
+}
+
+impl Still {
+    fn with_input<T>(&self, call: impl FnOnce(&Input<'_>) -> T) -> T {
+        let frames = [Frame::still(ImageRef::new(
+            self.image.width,
+            self.image.height,
+            &self.image.pixels,
+        ))];
+        call(&Input::new(&frames, self.params, &self.options))
+    }
+}
+
+/// Runs blocking work on the blocking pool.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, TaskError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| TaskError::Join(e.to_string()))
+}
+
+struct TaskRun {
+    result: Result<Vec<Value>, TaskError>,
+    times: StageTimes,
+}
+
+fn is_interactive(context: Option<&Value>) -> bool {
+    context
+        .and_then(|c| c.get("result"))
+        .and_then(Value::as_array)
+        .is_some_and(|r| !r.is_empty())
+}

@@ -1,0 +1,250 @@
+//! The server's start-up: ONNX Runtime, the plugins, the models folder, the listener and
+//! the watcher, wired together; then serving until a shutdown signal.
+
+use std::{
+    net::SocketAddr,
+    path::Path,
+    process::ExitCode,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use log::{error, info, warn};
+
+use crate::{
+    config::Config,
+    http::{self, AppState},
+    labelstudio::{auth::KeyKind, media::MediaClient},
+    metrics::Metrics,
+    models::Registry,
+    pipeline::{Admission, Predictor},
+    plugins,
+    runtime::{Runtime, RuntimeError},
+    watcher,
+};
+
+/// Why the server could not start, in words for whoever started it.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error("{0}; set ML_PLUGINS_DIR to the folder of the adapter plugins")]
+    Plugins(String),
+    #[error("the models folder {dir} does not exist and cannot be created: {source}")]
+    ModelsDir { dir: String, source: std::io::Error },
+    #[error("{0}")]
+    Media(String),
+    #[error("set both BASIC_AUTH_USER and BASIC_AUTH_PASS, or neither")]
+    BasicAuth,
+    #[error("cannot listen on {addr}: {source}; is another program using the port? Set ML_BACKEND_PORT")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot watch the models folder: {0}")]
+    Watch(notify::Error),
+    #[error("a start-up thread failed: {0}")]
+    Join(String),
+}
+
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, StartError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| StartError::Join(e.to_string()))
+}
+
+/// Creates the models folder if it is missing; whether it did. Blocking.
+fn create_models_dir(dir: &Path) -> Result<bool, StartError> {
+    if dir.is_dir() {
+        return Ok(false);
+    }
+    std::fs::create_dir_all(dir).map_err(|source| StartError::ModelsDir {
+        dir: dir.display().to_string(),
+        source,
+    })?;
+    Ok(true)
+}
+
+/// Starts everything and serves until a shutdown signal.
+pub async fn run(config: Config) -> Result<ExitCode, StartError> {
+    let started = Instant::now();
+    let (runtime, config) = blocking(move || Runtime::init(&config).map(|r| (r, config))).await??;
+    let runtime = Arc::new(runtime);
+
+    let plugins_dir = config.plugins_dir();
+    let dir = plugins_dir.clone();
+    blocking(move || plugins::library_files(&dir))
+        .await?
+        .map_err(|e| StartError::Plugins(e.to_string()))?;
+
+    let models_dir = config.models_dir.clone();
+    if blocking(move || create_models_dir(&models_dir)).await?? {
+        info!("created the models folder {}", config.models_dir.display());
+    }
+    let registry = Arc::new(Registry::new(
+        config.models_dir.clone(),
+        Arc::clone(&runtime),
+        plugins_dir.clone(),
+        config.default_model.clone(),
+        config.labels.clone(),
+    ));
+    if registry.load_new_plugins().await == 0 {
+        warn!(
+            "no adapter plugins in {}: build them (cargo build --workspace) or set ML_PLUGINS_DIR; plugins put \
+             there later are picked up while the server runs",
+            plugins_dir.display()
+        );
+    }
+    let metrics = Arc::new(Metrics::default());
+    let media = MediaClient::new(&config).map_err(StartError::Media)?;
+    match (&config.label_studio_url, media.key_kind()) {
+        (None, _) => info!(
+            "LABEL_STUDIO_URL is not set: Label Studio paths (/data/upload/...) are fetched from the address \
+             Label Studio sends in /setup"
+        ),
+        (Some(url), None) => info!(
+            "Label Studio at {url}; no LABEL_STUDIO_API_KEY, so its files are fetched with the project creator's \
+             legacy token from /setup, if legacy tokens are enabled"
+        ),
+        (Some(url), Some(kind)) => info!(
+            "Label Studio at {url}, with a {} in LABEL_STUDIO_API_KEY",
+            match kind {
+                KeyKind::Legacy => "legacy token",
+                KeyKind::Personal => "personal access token",
+            }
+        ),
+    }
+    if config.basic_auth_user.is_some() != config.basic_auth_pass.is_some() {
+        return Err(StartError::BasicAuth);
+    }
+    let basic_auth = http::basic_auth::Expected::new(config.basic_auth());
+    if basic_auth.is_on() {
+        info!("HTTP Basic auth is required on every endpoint except /health and /webhook");
+    }
+    let predictor = Predictor {
+        registry: Arc::clone(&registry),
+        media,
+        metrics: Arc::clone(&metrics),
+        defaults: plugin_api::Params {
+            conf: config.conf,
+            iou: config.iou,
+            max_det: config.max_det,
+        },
+        task_concurrency: config.tasks_in_flight(),
+        in_flight: Arc::new(tokio::sync::Semaphore::new(config.tasks_in_flight())),
+        polygon_tolerance: config.polygon_tolerance,
+        max_image_pixels: config.max_image_pixels,
+        admission: Admission::new(config.queue_tasks),
+    };
+    let state = Arc::new(AppState {
+        predictor,
+        basic_auth,
+        max_body_bytes: config.max_body_mb.max(1) * 1024 * 1024,
+        registry: Arc::clone(&registry),
+        metrics,
+        runtime,
+        started,
+    });
+
+    let addr = SocketAddr::new(config.addr, config.port);
+    let listener = http::listener::bind(addr).map_err(|source| StartError::Listen { addr, source })?;
+    info!(
+        "listening on http://{}",
+        listener
+            .local_addr()
+            .map_err(|source| StartError::Listen { addr, source })?
+    );
+
+    // Models load in the background so /health answers at once; /models shows progress.
+    let names = registry.scan().await;
+    {
+        let registry = Arc::clone(&registry);
+        tokio::spawn(async move { registry.reload_all(names).await });
+    }
+    watcher::spawn(
+        Arc::clone(&registry),
+        config.watch,
+        Duration::from_millis(config.watch_interval_ms),
+    )
+    .map_err(StartError::Watch)?;
+
+    let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = warp::serve(http::routes(state))
+        .incoming(listener)
+        .graceful(async move {
+            shutdown_signal().await;
+            let _ = stopping.send(());
+        })
+        .run();
+    let grace = Duration::from_secs(config.shutdown_timeout_secs);
+    tokio::select! {
+        () = server => {
+            info!("stopped");
+            Ok(ExitCode::SUCCESS)
+        }
+        () = async move {
+            if stopped.await.is_ok() {
+                tokio::time::sleep(grace).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        } => {
+            error!(
+                "requests were still running {} s after the signal (ML_SHUTDOWN_TIMEOUT); stopping without them",
+                grace.as_secs()
+            );
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// Asks a local server for /health: exit 0 if it answers 200 within two seconds.
+pub async fn health_check(port: u16) -> ExitCode {
+    let url = format!("http://127.0.0.1:{port}/health");
+    let answer = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .map(|client| client.get(&url).send());
+    match answer {
+        Ok(request) => match request.await {
+            Ok(r) if r.status().is_success() => ExitCode::SUCCESS,
+            Ok(r) => {
+                error!("{url} answered {}", r.status());
+                ExitCode::FAILURE
+            }
+            Err(e) => {
+                error!("{url} did not answer: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Err(e) => {
+            error!("cannot build an HTTP client: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            error!("cannot listen for Ctrl-C: {e}");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                error!("cannot listen for SIGTERM: {e}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    info!("shutting down: finishing requests in flight");
+}
