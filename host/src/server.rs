@@ -93,7 +93,11 @@ pub async fn run(config: Config) -> Result<ExitCode, StartError> {
         );
     }
     let metrics = Arc::new(Metrics::default());
-    let media = MediaClient::new(&config).map_err(StartError::Media)?;
+    // It checks LOCAL_FILES_DOCUMENT_ROOT on the file system.
+    let media_config = config.clone();
+    let media = blocking(move || MediaClient::new(&media_config))
+        .await?
+        .map_err(StartError::Media)?;
     match (&config.label_studio_url, media.key_kind()) {
         (None, _) => info!(
             "LABEL_STUDIO_URL is not set: Label Studio paths (/data/upload/...) are fetched from the address \

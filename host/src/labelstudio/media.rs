@@ -60,6 +60,7 @@ pub enum MediaError {
 
 /// Where a task's image comes from.
 #[derive(Debug, PartialEq)]
+#[cfg(test)]
 pub enum Source {
     Http { url: Url, presign: bool },
     LocalFile(PathBuf),
@@ -72,6 +73,60 @@ struct SetupHints {
     /// The project creator's legacy token, used only when LABEL_STUDIO_API_KEY is unset.
     credentials: Option<Arc<Credentials>>,
     token: Option<Secret>,
+}
+
+/// A `/data/local-files/?d=...` URL as a path under the document root, if it is one. A
+/// path that would leave the root is an error, not a download. Looks at no file.
+fn local_candidate(root: &Path, url: &Url) -> Result<Option<PathBuf>, MediaError> {
+    if !url.path().ends_with("/data/local-files/") && !url.path().ends_with("/data/local-files") {
+        return Ok(None);
+    }
+    let Some((_, d)) = url.query_pairs().find(|(k, _)| k == "d") else {
+        return Ok(None);
+    };
+    let relative = Path::new(d.as_ref());
+    if relative
+        .components()
+        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        return Err(leaves_root(url));
+    }
+    Ok(Some(root.join(relative)))
+}
+
+fn leaves_root(url: &Url) -> MediaError {
+    MediaError::Unsupported {
+        url: url.to_string(),
+        reason: "the path leaves LOCAL_FILES_DOCUMENT_ROOT".into(),
+    }
+}
+
+/// The candidate's real path if the file is there and really inside the root (symbolic
+/// links may point anywhere); None when it is not mounted here, for Label Studio to serve.
+/// Blocking.
+fn checked_local(root: &Path, url: &Url, candidate: PathBuf) -> Result<Option<PathBuf>, MediaError> {
+    match candidate.canonicalize() {
+        Ok(real) if real.starts_with(root) => Ok(Some(real)),
+        Ok(_) => Err(leaves_root(url)),
+        Err(_) => Ok(None),
+    }
+}
+
+/// Reads a local file within the size limit. Blocking.
+fn read_local(path: &Path, max_bytes: u64) -> Result<Bytes, MediaError> {
+    let shown = path.display().to_string();
+    let fail = |e: std::io::Error| MediaError::LocalFile {
+        path: shown.clone(),
+        message: e.to_string(),
+    };
+    let len = std::fs::metadata(path).map_err(fail)?.len();
+    if len > max_bytes {
+        return Err(MediaError::TooLarge {
+            url: shown,
+            limit: max_bytes,
+        });
+    }
+    Ok(Bytes::from(std::fs::read(path).map_err(fail)?))
 }
 
 pub struct MediaClient {
@@ -176,8 +231,22 @@ impl MediaClient {
             .or_else(|| self.setup.read().unwrap_or_else(|e| e.into_inner()).credentials.clone())
     }
 
-    /// Where a task's image reference points. `task_id` is needed for cloud URIs only.
+    /// Where a task's image reference points (what `fetch` does, without fetching).
+    /// `task_id` is needed for cloud URIs only. Blocking: a `/data/local-files/` URL is looked up under LOCAL_FILES_DOCUMENT_ROOT.
+    #[cfg(test)]
     pub fn resolve(&self, reference: &str, task_id: Option<&Value>) -> Result<Source, MediaError> {
+        let (url, presign) = self.resolve_url(reference, task_id)?;
+        if let Some(root) = &self.local_root
+            && let Some(candidate) = local_candidate(root, &url)?
+            && let Some(path) = checked_local(root, &url, candidate)?
+        {
+            return Ok(Source::LocalFile(path));
+        }
+        Ok(Source::Http { url, presign })
+    }
+
+    /// The URL a reference stands for, without looking at any file.
+    fn resolve_url(&self, reference: &str, task_id: Option<&Value>) -> Result<(Url, bool), MediaError> {
         let reference = reference.trim();
         let unsupported = |reason: String| MediaError::Unsupported {
             url: Url::parse(reference).map_or_else(|_| reference.to_string(), |u| redact(&u)),
@@ -187,10 +256,7 @@ impl MediaClient {
         match scheme.as_deref() {
             Some("http" | "https") => {
                 let url = Url::parse(reference).map_err(|e| unsupported(e.to_string()))?;
-                if let Some(path) = self.local_file(&url)? {
-                    return Ok(Source::LocalFile(path));
-                }
-                Ok(Source::Http { url, presign: false })
+                Ok((url, false))
             }
             Some("s3" | "gs" | "gcs" | "azure-blob") => {
                 let ls = self
@@ -206,7 +272,7 @@ impl MediaClient {
                     .join(&format!("tasks/{id}/presign/"))
                     .map_err(|e| unsupported(e.to_string()))?;
                 url.query_pairs_mut().append_pair("fileuri", &encoded);
-                Ok(Source::Http { url, presign: true })
+                Ok((url, true))
             }
             Some(other) => Err(unsupported(format!(
                 "the scheme `{other}` is not supported; use http(s), a Label Studio path, or s3://, gs://, azure-blob://"
@@ -226,77 +292,40 @@ impl MediaClient {
                 let url = ls
                     .join(path.trim_start_matches('/'))
                     .map_err(|e| unsupported(e.to_string()))?;
-                if let Some(path) = self.local_file(&url)? {
-                    return Ok(Source::LocalFile(path));
-                }
-                Ok(Source::Http { url, presign: false })
+                Ok((url, false))
             }
         }
     }
 
-    /// A `/data/local-files/?d=...` URL as a file under LOCAL_FILES_DOCUMENT_ROOT, when that is
-    /// set and the file is there. A path that would leave the root is an error, not a download.
-    fn local_file(&self, url: &Url) -> Result<Option<PathBuf>, MediaError> {
-        let Some(root) = &self.local_root else {
-            return Ok(None);
-        };
-        if !url.path().ends_with("/data/local-files/") && !url.path().ends_with("/data/local-files") {
-            return Ok(None);
-        }
-        let Some((_, d)) = url.query_pairs().find(|(k, _)| k == "d") else {
-            return Ok(None);
-        };
-        let refuse = || MediaError::Unsupported {
-            url: url.to_string(),
-            reason: "the path leaves LOCAL_FILES_DOCUMENT_ROOT".into(),
-        };
-        let relative = Path::new(d.as_ref());
-        if relative
-            .components()
-            .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
-        {
-            return Err(refuse());
-        }
-        let path = root.join(relative);
-        match path.canonicalize() {
-            // Symbolic links may point anywhere; what counts is where the file really is.
-            Ok(real) if real.starts_with(root) => Ok(Some(real)),
-            Ok(_) => Err(refuse()),
-            // Not mounted here after all: let Label Studio serve it.
-            Err(_) => Ok(None),
-        }
-    }
-
-    /// Downloads (or reads) a task's image.
+    /// Downloads (or reads) a task's image. Files under LOCAL_FILES_DOCUMENT_ROOT are
+    /// checked and read on a blocking thread.
     pub async fn fetch(&self, reference: &str, task_id: Option<&Value>) -> Result<Bytes, MediaError> {
-        match self.resolve(reference, task_id)? {
-            Source::LocalFile(path) => self.read_local(path).await,
-            Source::Http { url, presign } => {
-                let key = url.to_string();
-                if let Some(hit) = self.cache.get(&key) {
-                    return Ok(hit);
-                }
-                let bytes = self.download(url, presign).await?;
-                self.cache.insert(&key, bytes.clone());
-                Ok(bytes)
+        let (url, presign) = self.resolve_url(reference, task_id)?;
+        if let Some(root) = &self.local_root
+            && let Some(candidate) = local_candidate(root, &url)?
+        {
+            let (root, url, max_bytes) = (root.clone(), url.clone(), self.max_bytes);
+            let read = tokio::task::spawn_blocking(move || {
+                checked_local(&root, &url, candidate)?
+                    .map(|path| read_local(&path, max_bytes))
+                    .transpose()
+            })
+            .await
+            .map_err(|e| MediaError::LocalFile {
+                path: reference.to_string(),
+                message: e.to_string(),
+            })??;
+            if let Some(bytes) = read {
+                return Ok(bytes);
             }
         }
-    }
-
-    async fn read_local(&self, path: PathBuf) -> Result<Bytes, MediaError> {
-        let shown = path.display().to_string();
-        let fail = |e: std::io::Error| MediaError::LocalFile {
-            path: shown.clone(),
-            message: e.to_string(),
-        };
-        let len = tokio::fs::metadata(&path).await.map_err(fail)?.len();
-        if len > self.max_bytes {
-            return Err(MediaError::TooLarge {
-                url: shown,
-                limit: self.max_bytes,
-            });
+        let key = url.to_string();
+        if let Some(hit) = self.cache.get(&key) {
+            return Ok(hit);
         }
-        Ok(Bytes::from(tokio::fs::read(&path).await.map_err(fail)?))
+        let bytes = self.download(url, presign).await?;
+        self.cache.insert(&key, bytes.clone());
+        Ok(bytes)
     }
 
     async fn download(&self, mut url: Url, presign: bool) -> Result<Bytes, MediaError> {
