@@ -10,6 +10,9 @@
 //!    and 8, with 1 and 16 tasks per request, for eval-a images and for 1920x1080 JPEGs; one
 //!    100-task request; the server's peak RSS with detection and segmentation loaded.
 //! 4. The Python anchor: Ultralytics `YOLO(onnx).predict` on the same files, if installed.
+//! 5. Dynamic batching: the dynamic-batch model at ML_MAX_BATCH 1, 4 and 16, 16-task
+//!    requests from 4 clients (`--only-batching` runs just this; with ML_PROVIDER=cuda it
+//!    measures the GPU).
 //!
 //! Prints a table with the ratios, writes `results.json` and `chart.svg` into `--out`.
 
@@ -58,6 +61,9 @@ struct Args {
     /// Paired rounds for the goal ratios.
     #[arg(long, default_value_t = 5)]
     rounds: usize,
+    /// Measure dynamic batching only (ML_MAX_BATCH 1, 4, 16) and print its table.
+    #[arg(long)]
+    only_batching: bool,
 }
 
 const CONFIG: &str = r#"<View><Image name="image" value="$image"/><RectangleLabels name="label" toName="image">
@@ -343,6 +349,16 @@ impl ServerProcess {
 }
 
 async fn start_server(repo: &Path, models: &Path, log: Option<&Path>) -> anyhow::Result<ServerProcess> {
+    start_server_with(repo, models, log, 2, &[]).await
+}
+
+async fn start_server_with(
+    repo: &Path,
+    models: &Path,
+    log: Option<&Path>,
+    ready: u64,
+    env: &[(&str, String)],
+) -> anyhow::Result<ServerProcess> {
     let exe = std::env::current_exe()?;
     let dir = exe.parent().context("bench folder")?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
@@ -353,6 +369,7 @@ async fn start_server(repo: &Path, models: &Path, log: Option<&Path>) -> anyhow:
         .env("ML_PLUGINS_DIR", dir)
         .env("ORT_DYLIB_PATH", repo.join("vendor/onnxruntime/libonnxruntime.so"))
         .env("RUST_LOG", if log.is_some() { "info" } else { "warn" })
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(Stdio::null())
         .stderr(match log {
             Some(path) => Stdio::from(std::fs::File::create(path)?),
@@ -366,7 +383,7 @@ async fn start_server(repo: &Path, models: &Path, log: Option<&Path>) -> anyhow:
         if let Ok(r) = http.get(format!("http://127.0.0.1:{port}/health")).send().await
             && let Ok(v) = r.json::<Value>().await
             && v["models"]["loading"] == 0
-            && v["models"]["ready"].as_u64() >= Some(2)
+            && v["models"]["ready"].as_u64() >= Some(ready)
         {
             return Ok(server);
         }
@@ -465,6 +482,42 @@ async fn load(port: u16, urls: &[String], clients: usize, tasks: usize, seconds:
     let (p50, p95, p99) = summary(ms);
     json!({"clients": clients, "tasks": tasks, "p50_ms": p50, "p95_ms": p95, "p99_ms": p99,
            "images_per_s": images / seconds as f64, "failed": failed})
+}
+
+/// Throughput and latency of 16-task requests from 4 clients on the dynamic-batch model, one
+/// server per ML_MAX_BATCH.
+async fn measure_batching(repo: &Path, model: &Path, urls: &[String], seconds: u64) -> anyhow::Result<Vec<Value>> {
+    let mut rows = Vec::new();
+    for max_batch in [1usize, 4, 16] {
+        let models = tempfile::tempdir()?;
+        std::fs::copy(model, models.path().join("1.onnx"))?;
+        let env = [
+            ("ML_MAX_BATCH", max_batch.to_string()),
+            ("ML_BATCH_WAIT_MS", "2".to_string()),
+            // Enough tasks in flight to fill a batch of 16.
+            ("ML_TASK_CONCURRENCY", "64".to_string()),
+        ];
+        let server = start_server_with(repo, models.path(), None, 1, &env).await?;
+        let mut row = load(server.1, urls, 4, 16, seconds).await;
+        row["max_batch"] = json!(max_batch);
+        eprintln!("  {row}");
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+fn print_batching(rows: &[Value]) {
+    println!("dynamic batching (dynamic-batch model, 4 clients x 16-task requests, ML_BATCH_WAIT_MS=2):");
+    println!("{:>9} {:>9} {:>9} {:>10}", "max_batch", "p50 ms", "p95 ms", "images/s");
+    for r in rows {
+        println!(
+            "{:>9} {:>9.1} {:>9.1} {:>10.1}",
+            r["max_batch"].as_u64().unwrap_or(0),
+            r["p50_ms"].as_f64().unwrap_or(f64::NAN),
+            r["p95_ms"].as_f64().unwrap_or(f64::NAN),
+            r["images_per_s"].as_f64().unwrap_or(f64::NAN)
+        );
+    }
 }
 
 fn anchor(python: &Path, repo: &Path, model: &Path, eval: &Path) -> Value {
@@ -588,6 +641,16 @@ async fn main() -> anyhow::Result<()> {
     full_hd(&eval, hd_dir.path())?;
     let eval_server = serve(eval_dir.clone());
     let hd_server = serve(hd_dir.path().to_path_buf());
+    let eval_urls: Vec<String> = eval
+        .iter()
+        .filter_map(|p| Some(format!("http://{eval_server}/{}", p.file_name()?.to_str()?)))
+        .collect();
+    let dynamic = fixtures.join("models/yolov8n-shapes-det-320-dynamic.onnx");
+    if args.only_batching {
+        eprintln!("measuring dynamic batching...");
+        print_batching(&measure_batching(&repo, &dynamic, &eval_urls, args.seconds).await?);
+        return Ok(());
+    }
 
     let config = Config::parse_from([
         "ls-ml-bench",
@@ -614,10 +677,6 @@ async fn main() -> anyhow::Result<()> {
         models.path().join("2.onnx"),
     )?;
     let server = start_server(&repo, models.path(), args.server_log.as_deref()).await?;
-    let eval_urls: Vec<String> = eval
-        .iter()
-        .filter_map(|p| Some(format!("http://{eval_server}/{}", p.file_name()?.to_str()?)))
-        .collect();
     let hd_urls: Vec<String> = (0..10).map(|i| format!("http://{hd_server}/hd_{i:02}.jpg")).collect();
     let mut rows = Vec::new();
     for (set, urls) in [("eval-a", &eval_urls), ("1080p", &hd_urls)] {
@@ -654,6 +713,9 @@ async fn main() -> anyhow::Result<()> {
     let peak_rss = server.peak_rss_mib();
     drop(server);
 
+    eprintln!("measuring dynamic batching...");
+    let batching = measure_batching(&repo, &dynamic, &eval_urls, args.seconds).await?;
+
     eprintln!("measuring the Python anchor...");
     let anchor = anchor(&args.python, &repo, &det, &eval_dir);
 
@@ -687,6 +749,7 @@ async fn main() -> anyhow::Result<()> {
         "hundred_task_request_ms": hundred_ms,
         "peak_rss_mib": peak_rss,
         "anchor": anchor,
+        "batching": batching,
         "ratios": ratios,
     });
     std::fs::create_dir_all(&args.out)?;
@@ -732,6 +795,7 @@ async fn main() -> anyhow::Result<()> {
             r["throughput_vs_raw"].as_f64().unwrap_or(f64::NAN),
         );
     }
+    print_batching(&batching);
     println!("ratios: {}", serde_json::to_string_pretty(&ratios)?);
     Ok(())
 }

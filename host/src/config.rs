@@ -154,6 +154,17 @@ pub struct Config {
     #[arg(long, env = "ML_TASK_CONCURRENCY")]
     pub task_concurrency: Option<usize>,
 
+    /// Most tasks one inference may carry: tasks (of one request or of several) that reach a
+    /// model within ML_BATCH_WAIT_MS run as one batch, for models with a dynamic batch axis
+    /// whose plugin declares `batch`. 1 turns batching off, the default: on CPU cores it
+    /// brought no gain (docs/bench); on a GPU it has not been measured here yet.
+    #[arg(long, env = "ML_MAX_BATCH", default_value_t = 1)]
+    pub max_batch: usize,
+
+    /// Milliseconds a task waits for others to fill its batch (with ML_MAX_BATCH above 1).
+    #[arg(long, env = "ML_BATCH_WAIT_MS", default_value_t = 2)]
+    pub batch_wait_ms: u64,
+
     /// Largest image download, in bytes.
     #[arg(long, env = "ML_MAX_IMAGE_BYTES", default_value_t = 64 * 1024 * 1024)]
     pub max_image_bytes: u64,

@@ -16,7 +16,7 @@ use crate::{
     http::{self, AppState},
     labelstudio::{auth::KeyKind, media::MediaClient},
     metrics::Metrics,
-    models::Registry,
+    models::{BatchSettings, Registry},
     pipeline::{Admission, Predictor},
     plugins,
     runtime::{Runtime, RuntimeError},
@@ -84,6 +84,10 @@ pub async fn run(config: Config) -> Result<ExitCode, StartError> {
         plugins_dir.clone(),
         config.default_model.clone(),
         config.labels.clone(),
+        BatchSettings {
+            max_batch: config.max_batch.max(1),
+            wait: Duration::from_millis(config.batch_wait_ms),
+        },
     ));
     if registry.load_new_plugins().await == 0 {
         warn!(

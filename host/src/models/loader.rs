@@ -5,16 +5,20 @@
 
 use std::{fs, path::Path, sync::Arc};
 
-use plugin_api::{Frame, ImageRef, Input, Options, Params, TensorRef};
+use log::warn;
+use plugin_api::{Options, Params, capability};
 use sha2::{Digest, Sha256};
 
 use super::{
-    LoadedModel, Overrides, files,
-    model::{Next, model_version},
+    LoadedModel, Overrides,
+    batcher::{BatchSettings, Batcher},
+    files,
+    model::model_version,
+    run::Engine,
     selection,
     sidecar::Sidecar,
 };
-use crate::{plugins::Plugin, runtime::Runtime};
+use crate::{imaging::RgbImage, plugins::Plugin, runtime::Runtime};
 
 /// Size of the grey image run through a new model before it serves: it proves that the
 /// adapter, the session and the outputs fit together.
@@ -24,6 +28,7 @@ pub(super) struct Loader<'a> {
     pub runtime: &'a Runtime,
     pub plugins: Vec<Arc<Plugin>>,
     pub fallback_labels: &'a [String],
+    pub batching: BatchSettings,
 }
 
 impl Loader<'_> {
@@ -70,13 +75,32 @@ impl Loader<'_> {
         let adapter = plugin
             .open(&sessions.info, &sidecar.adapter_options())
             .map_err(|e| format!("{} cannot open the model: {e}", plugin.name()))?;
+        let engine = Engine {
+            adapter: Arc::new(adapter),
+            pool: Arc::new(sessions.pool),
+        };
+        warm_up(&engine, 1)?;
+        let dynamic_batch = sessions
+            .info
+            .inputs
+            .first()
+            .is_some_and(|i| i.shape.first().is_some_and(|d| *d < 0));
+        let batcher = (self.batching.max_batch > 1 && plugin.has(capability::BATCH) && dynamic_batch)
+            .then(|| match warm_up(&engine, 2) {
+                Ok(()) => Some(Batcher::start(engine.clone(), self.batching)),
+                Err(e) => {
+                    warn!("{name}: tasks are not batched: a batch of two failed ({e})");
+                    None
+                }
+            })
+            .flatten();
         let model = LoadedModel {
             name: name.to_string(),
             version: model_version(name, &hash, &plugin),
             content_hash: hash,
-            adapter,
+            engine,
+            batcher,
             info: sessions.info,
-            pool: Arc::new(sessions.pool),
             provider: sessions.provider,
             class_names,
             overrides: Overrides {
@@ -86,33 +110,21 @@ impl Loader<'_> {
             },
             projects: sidecar.projects,
         };
-        warm_up(&model)?;
         Ok(Some(model))
     }
 }
 
-/// Runs a grey image through prepare, the session and finish.
-fn warm_up(model: &LoadedModel) -> Result<(), String> {
-    let pixels = vec![114u8; (WARMUP_SIZE * WARMUP_SIZE * 3) as usize];
-    let frames = [Frame::still(ImageRef::new(WARMUP_SIZE, WARMUP_SIZE, &pixels))];
-    let options = Options::new();
-    let input = Input::new(&frames, Params::default(), &options);
-    let mut prepared = model.adapter.prepare(&input).map_err(|e| format!("warm-up: {e}"))?;
-    model.runnable(&prepared).map_err(|e| format!("warm-up: {e}"))?;
-    for done in 1.. {
-        let outputs = model
-            .pool
-            .run_blocking(&prepared.inputs)
-            .map_err(|e| format!("warm-up: {e}"))?;
-        let views: Vec<TensorRef<'_>> = outputs.iter().map(|o| o.view()).collect();
-        let step = model
-            .adapter
-            .finish(&input, &views, prepared.context)
-            .map_err(|e| format!("warm-up: the adapter cannot read the model's outputs: {e}"))?;
-        match model.next(step, done).map_err(|e| format!("warm-up: {e}"))? {
-            Next::Done(_) => return Ok(()),
-            Next::Run(next) => prepared = next,
-        }
-    }
-    Ok(())
+/// Runs `frames` grey images through prepare, the session and finish, on the calling
+/// (blocking) thread.
+fn warm_up(engine: &Engine, frames: usize) -> Result<(), String> {
+    let grey = Arc::new(RgbImage {
+        width: WARMUP_SIZE,
+        height: WARMUP_SIZE,
+        pixels: vec![114u8; (WARMUP_SIZE * WARMUP_SIZE * 3) as usize],
+    });
+    let images = vec![grey; frames];
+    tokio::runtime::Handle::current()
+        .block_on(engine.run(images, Params::default(), Options::new()))
+        .map(drop)
+        .map_err(|e| format!("warm-up: {e}"))
 }

@@ -1,19 +1,23 @@
 //! Models: the folder's naming rules, loading a model file, choosing its adapter, the table
 //! of slots with their load states, and routing a request to a model.
 
+mod batcher;
 mod files;
 mod loader;
 mod model;
 mod registry;
 mod routing;
+mod run;
 mod selection;
 mod sidecar;
 mod status;
 mod table;
 
+pub use batcher::BatchSettings;
 pub use files::{Fingerprint, model_of};
-pub use model::{LoadedModel, Next, Overrides};
+pub use model::{LoadedModel, Overrides};
 pub use registry::Registry;
 pub use routing::RouteError;
+pub use run::RunError;
 pub use status::ModelStatus;
 pub use table::LoadState;

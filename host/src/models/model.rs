@@ -2,13 +2,13 @@
 
 use std::sync::Arc;
 
-use plugin_api::{ModelInfo, Params};
+use plugin_api::{FrameOutput, ModelInfo, Options, Params};
 
-use crate::{
-    config::Provider,
-    plugins::{Adapter, Plugin},
-    runtime::SessionPool,
+use super::{
+    batcher::Batcher,
+    run::{Engine, RunError, RunTimes},
 };
+use crate::{config::Provider, imaging::RgbImage, plugins::Plugin, runtime::SessionPool};
 
 pub struct LoadedModel {
     /// The file name without `.onnx`; `3.onnx` is the model of project 3.
@@ -16,10 +16,11 @@ pub struct LoadedModel {
     /// Changes exactly when the file's content or the adapter changes, so that Label Studio
     /// asks for new predictions then, and only then.
     pub version: String,
-    /// The plugin's adapter for this model; dropped with the model.
-    pub adapter: Adapter,
+    /// The plugin's adapter for this model (dropped with the model) and its sessions.
+    pub engine: Engine,
+    /// Present when tasks are batched for this model.
+    pub batcher: Option<Batcher>,
     pub info: ModelInfo,
-    pub pool: Arc<SessionPool>,
     /// Where the sessions really run (the CPU after a CUDA fallback).
     pub provider: Provider,
     /// Class names by class id: from the sidecar, else the `names` metadata, else ML_LABELS.
@@ -42,7 +43,22 @@ pub struct Overrides {
 
 impl LoadedModel {
     pub fn plugin(&self) -> &Arc<Plugin> {
-        self.adapter.plugin()
+        self.engine.adapter.plugin()
+    }
+
+    pub fn pool(&self) -> &SessionPool {
+        &self.engine.pool
+    }
+
+    /// Runs the model on one image: in the next batch when batching is on.
+    pub async fn predict(&self, image: Arc<RgbImage>, params: Params) -> Result<(FrameOutput, RunTimes), RunError> {
+        match &self.batcher {
+            Some(batcher) => batcher.run(image, params).await,
+            None => {
+                let (frames, times) = self.engine.run(vec![image], params, Options::new()).await?;
+                Ok((frames.into_iter().next().unwrap_or_default(), times))
+            }
+        }
     }
 
     /// The server-wide defaults with this model's own settings applied.
@@ -63,47 +79,4 @@ impl LoadedModel {
 pub fn model_version(name: &str, content_hash: &str, plugin: &Plugin) -> String {
     let short = &content_hash[..content_hash.len().min(8)];
     format!("{name}-{short}-{}-{}", plugin.name(), plugin.version())
-}
-
-/// Inferences one prediction may chain (a two-stage model runs two).
-pub const MAX_INFERENCES: usize = 4;
-
-/// What comes after `finish`.
-pub enum Next {
-    Done(plugin_api::Output),
-    Run(plugin_api::Prepared),
-}
-
-impl LoadedModel {
-    /// Checks that the inference an adapter asks for is one this model can run: the host
-    /// runs the model's one ONNX file.
-    pub fn runnable(&self, prepared: &plugin_api::Prepared) -> Result<(), plugin_api::PluginError> {
-        if prepared.graph.is_empty() {
-            Ok(())
-        } else {
-            Err(plugin_api::PluginError::unsupported(format!(
-                "the adapter asks for graph `{}`, but this model is one ONNX file",
-                prepared.graph
-            )))
-        }
-    }
-
-    /// The answer, or the next inference of a two-stage adapter; `done` inferences ran so far.
-    pub fn next(&self, step: plugin_api::Step, done: usize) -> Result<Next, plugin_api::PluginError> {
-        match step {
-            plugin_api::Step::Done(output) => Ok(Next::Done(output)),
-            plugin_api::Step::Run(_) if !self.plugin().has(plugin_api::capability::TWO_STAGE) => {
-                Err(plugin_api::PluginError::internal(
-                    "the adapter asked for another inference without declaring `two-stage`",
-                ))
-            }
-            plugin_api::Step::Run(_) if done >= MAX_INFERENCES => Err(plugin_api::PluginError::internal(format!(
-                "the adapter asked for more than {MAX_INFERENCES} inferences for one prediction"
-            ))),
-            plugin_api::Step::Run(prepared) => {
-                self.runnable(&prepared)?;
-                Ok(Next::Run(prepared))
-            }
-        }
-    }
 }

@@ -20,7 +20,7 @@ use std::{
 use log::{error, info, warn};
 
 use super::{
-    Fingerprint, LoadedModel, ModelStatus, RouteError, files,
+    BatchSettings, Fingerprint, LoadedModel, ModelStatus, RouteError, files,
     loader::Loader,
     routing, status,
     table::{Load, Slot, Table},
@@ -36,6 +36,7 @@ pub struct Registry {
     plugins: Catalog,
     default_model: Option<String>,
     fallback_labels: Vec<String>,
+    batching: BatchSettings,
     table: RwLock<Table>,
     generation: AtomicU64,
 }
@@ -58,6 +59,7 @@ impl Registry {
         plugins_dir: PathBuf,
         default_model: Option<String>,
         fallback_labels: Vec<String>,
+        batching: BatchSettings,
     ) -> Self {
         let default_model = default_model.map(|m| m.trim_end_matches(".onnx").to_string());
         Self {
@@ -66,6 +68,7 @@ impl Registry {
             plugins: Catalog::new(plugins_dir),
             default_model,
             fallback_labels,
+            batching,
             table: RwLock::new(Table::new()),
             generation: AtomicU64::new(0),
         }
@@ -232,6 +235,7 @@ impl Registry {
             runtime: &self.runtime,
             plugins: self.plugins.all(),
             fallback_labels: &self.fallback_labels,
+            batching: self.batching,
         };
         let result = loader.load(file, name, serving.as_deref());
         let mut table = self.write();

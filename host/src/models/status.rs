@@ -28,6 +28,9 @@ pub struct ModelStatus {
     pub class_names: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sessions: Option<usize>,
+    /// Whether tasks are batched for this model (ML_MAX_BATCH).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch: Option<bool>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub projects: Vec<String>,
 }
@@ -51,7 +54,8 @@ pub(super) fn statuses(table: &Table) -> Vec<ModelStatus> {
                 model_version: m.map(|m| m.version.clone()),
                 input_shape: m.map(|m| m.input_shape()),
                 class_names: m.map(|m| m.class_names.clone()),
-                sessions: m.map(|m| m.pool.size()),
+                sessions: m.map(|m| m.pool().size()),
+                batch: m.map(|m| m.batcher.is_some()),
                 projects: m.map(|m| m.projects.clone()).unwrap_or_default(),
             }
         })

@@ -4,7 +4,7 @@
 use crate::{
     imaging,
     labelstudio::{label_config::ConfigError, media::MediaError},
-    models::RouteError,
+    models::{RouteError, RunError},
     runtime::RuntimeError,
 };
 
@@ -39,6 +39,16 @@ pub enum TaskError {
     Inference(#[from] RuntimeError),
     #[error("a worker thread failed: {0}")]
     Join(String),
+}
+
+impl From<RunError> for TaskError {
+    fn from(e: RunError) -> Self {
+        match e {
+            RunError::Plugin(e) => TaskError::Plugin(e),
+            RunError::Inference(e) => TaskError::Inference(e),
+            RunError::Join(e) => TaskError::Join(e),
+        }
+    }
 }
 
 impl TaskError {

@@ -13,7 +13,7 @@ use std::{sync::Arc, time::Instant};
 
 use futures::{StreamExt, stream};
 use log::warn;
-use plugin_api::{Frame, FrameOutput, ImageRef, Input, Options, Params, TensorRef};
+use plugin_api::Params;
 use serde_json::Value;
 
 pub use admission::Admission;
@@ -22,7 +22,7 @@ pub use plan::Plan;
 pub use stage::{Stage, StageTimes};
 
 use crate::{
-    imaging::{self, RgbImage},
+    imaging,
     labelstudio::{
         label_config::LabelConfig,
         media::MediaClient,
@@ -30,7 +30,7 @@ use crate::{
         results::{self, Found, ImageSize},
     },
     metrics::Metrics,
-    models::{LoadedModel, Next, Registry},
+    models::Registry,
 };
 
 pub struct Outcome {
@@ -159,7 +159,10 @@ impl Predictor {
                 ..base
             };
             let model = Arc::clone(&group.model);
-            let found = self.run_model(&model, Arc::clone(&image), params, times).await?;
+            let (found, run) = model.predict(Arc::clone(&image), params).await?;
+            times.prepare += run.prepare;
+            times.infer += run.infer;
+            times.finish += run.finish;
             // Outlines and RLE cost milliseconds on big images: not on the async executor.
             let (controls, tolerance) = (group.controls.clone(), self.polygon_tolerance);
             let t = Instant::now();
@@ -177,71 +180,6 @@ impl Predictor {
             out.extend(built);
         }
         Ok(out)
-    }
-
-    /// Prepare, infer and finish for one image (more than one inference for a two-stage
-    /// adapter), each off the async executor.
-    async fn run_model(
-        &self,
-        model: &Arc<LoadedModel>,
-        image: Arc<RgbImage>,
-        params: Params,
-        times: &mut StageTimes,
-    ) -> Result<FrameOutput, TaskError> {
-        let still = Arc::new(Still {
-            image,
-            params,
-            options: Options::new(),
-        });
-        let (m, s) = (Arc::clone(model), Arc::clone(&still));
-        let t = Instant::now();
-        let mut prepared = blocking(move || s.with_input(|input| m.adapter.prepare(input))).await??;
-        model.runnable(&prepared)?;
-        times.prepare += t.elapsed();
-
-        let mut done = 0;
-        loop {
-            let t = Instant::now();
-            let context = prepared.context;
-            let outputs = model.pool.run(prepared.inputs.into_vec()).await?;
-            times.infer += t.elapsed();
-            done += 1;
-
-            let (m, s) = (Arc::clone(model), Arc::clone(&still));
-            let t = Instant::now();
-            let step = blocking(move || {
-                let views: Vec<TensorRef<'_>> = outputs.iter().map(|o| o.view()).collect();
-                s.with_input(|input| m.adapter.finish(input, &views, context))
-            })
-            .await??;
-            times.finish += t.elapsed();
-            match model.next(step, done)? {
-                Next::Done(output) => {
-                    return output.frames.into_iter().next().ok_or_else(|| {
-                        TaskError::Plugin(plugin_api::PluginError::internal("the adapter answered no frame"))
-                    });
-                }
-                Next::Run(next) => prepared = next,
-            }
-        }
-    }
-}
-
-/// One still image with its settings: what `prepare` and `finish` of a task both see.
-struct Still {
-    image: Arc<RgbImage>,
-    params: Params,
-    options: Options,
-}
-
-impl Still {
-    fn with_input<T>(&self, call: impl FnOnce(&Input<'_>) -> T) -> T {
-        let frames = [Frame::still(ImageRef::new(
-            self.image.width,
-            self.image.height,
-            &self.image.pixels,
-        ))];
-        call(&Input::new(&frames, self.params, &self.options))
     }
 }
 
