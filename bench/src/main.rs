@@ -25,9 +25,10 @@ use std::{
 
 use anyhow::{Context as _, bail};
 use clap::Parser;
+use labelstudio_protocol::{label_config::LabelConfig, results};
 use ls_ml_backend::{
     Config,
-    testing::{self as imaging, LabelConfig, Runtime, results},
+    testing::{self as imaging, Runtime},
 };
 use plugin_api::{FrameOutput, ImageRef, Params, TensorRef};
 use serde_json::{Value, json};

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use ls_ml_backend::testing::brush;
+use labelstudio_protocol::brush;
 use plugin_api::Mask;
 
 const WIDTH: u32 = 1920;

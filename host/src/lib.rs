@@ -3,8 +3,8 @@
 //! The binary (`main.rs`) only sets up the process and calls [`server::run`]. The modules:
 //!
 //! - `http`: the thin warp routes, and the one place errors get their HTTP status;
-//! - `labelstudio`: what Label Studio sends and gets (the protocol, label configs, media,
-//!   result JSON);
+//! - `labelstudio`: getting task media from Label Studio and elsewhere (the protocol itself,
+//!   label configs and result JSON are the `labelstudio-protocol` crate);
 //! - `pipeline`: one prediction request: admission, the per-task stages, checking what an
 //!   adapter sent;
 //! - `models`: the models folder, loading, adapter choice, the table of models and routing;
@@ -25,14 +25,14 @@ mod watcher;
 
 pub use config::Config;
 
-/// What the integration tests and the benchmark check from outside the server, and nothing
-/// else: each is a piece with an outside reference to compare against.
+/// What the integration tests and the benchmark use from inside the server, and nothing else:
+/// the listener (for their own loopback servers), the image decoder and the runtime, each
+/// compared against an outside reference. The Label Studio protocol is its own crate.
 pub mod testing {
     pub use crate::{
         config::Provider,
         http::listener::bind,
         imaging::decode,
-        labelstudio::{brush, label_config::LabelConfig, protocol::PredictRequest, results},
         runtime::{OwnedTensor, Runtime},
     };
 }

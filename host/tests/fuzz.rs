@@ -2,7 +2,7 @@
 //! must give a value or an error, never a panic, and the brush RLE must round-trip. They run
 //! a few hundred cases each in CI; PROPTEST_CASES raises that for a longer session.
 
-use ls_ml_backend::testing::{LabelConfig, PredictRequest, brush};
+use labelstudio_protocol::{brush, label_config::LabelConfig, protocol::PredictRequest};
 use plugin_api::Mask;
 use plugin_api::sdk::parse_names;
 use proptest::prelude::*;

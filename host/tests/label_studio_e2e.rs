@@ -273,7 +273,7 @@ async fn segmentation_fills_polygon_and_brush_projects() {
                         .iter()
                         .map(|v| v.as_u64().expect("byte") as u8)
                         .collect();
-                    let decoded = ls_ml_backend::testing::brush::decode(&rle).expect("stored RLE decodes");
+                    let decoded = labelstudio_protocol::brush::decode(&rle).expect("stored RLE decodes");
                     assert_eq!(decoded.len(), w * h * 4, "the stored mask covers the image");
                 } else {
                     assert!(r["value"]["points"].as_array().is_some_and(|p| p.len() >= 3));

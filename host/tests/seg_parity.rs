@@ -10,7 +10,7 @@ mod common;
 use std::{collections::HashMap, process::Command};
 
 use common::*;
-use ls_ml_backend::testing::brush;
+use labelstudio_protocol::brush;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 

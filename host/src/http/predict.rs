@@ -3,7 +3,7 @@ use log::{info, warn};
 use serde_json::json;
 
 use super::{State, reply};
-use crate::labelstudio::protocol::PredictRequest;
+use labelstudio_protocol::protocol::PredictRequest;
 
 pub async fn handle(body: Bytes, state: State) -> warp::reply::Response {
     let started = std::time::Instant::now();

@@ -2,14 +2,13 @@ use bytes::Bytes;
 use serde_json::json;
 use warp::reply::Response;
 
-use super::{State, reply};
-use crate::{
-    labelstudio::{
-        label_config::LabelConfig,
-        protocol::{SetupRequest, project_id},
-    },
-    pipeline::{ApiError, Plan},
+use labelstudio_protocol::{
+    label_config::LabelConfig,
+    protocol::{SetupRequest, project_id},
 };
+
+use super::{State, reply};
+use crate::pipeline::{ApiError, Plan};
 
 /// Answers with the version of the model(s) that would fill the project's label config.
 /// Loads nothing: Label Studio calls this before every prediction batch and gives it three

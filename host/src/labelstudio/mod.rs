@@ -1,11 +1,7 @@
-//! Everything that speaks Label Studio: request types, the label config, result JSON, and
-//! getting task media from Label Studio, its storages or elsewhere.
+//! Getting task media from Label Studio, its storages or elsewhere, with Label Studio's
+//! tokens. The protocol itself is the `labelstudio-protocol` crate.
 
 pub mod auth;
-pub mod brush;
-pub mod label_config;
 pub mod media;
 mod media_cache;
 pub mod media_policy;
-pub mod protocol;
-pub mod results;

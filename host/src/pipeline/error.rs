@@ -1,9 +1,11 @@
 //! What can go wrong with a request as a whole (one API error type, mapped to an HTTP status
 //! in `http::reply`), and with one task of it (that task gets an empty result).
 
+use labelstudio_protocol::label_config::ConfigError;
+
 use crate::{
     imaging,
-    labelstudio::{label_config::ConfigError, media::MediaError},
+    labelstudio::media::MediaError,
     models::{RouteError, RunError},
     runtime::RuntimeError,
 };

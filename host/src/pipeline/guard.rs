@@ -3,7 +3,7 @@
 
 use plugin_api::{BoxGeometry, FrameOutput, Instance, Mask};
 
-use crate::labelstudio::results::ImageSize;
+use labelstudio_protocol::results::ImageSize;
 
 /// Keeps instances and classes with known class ids and finite numbers, masks that cover the
 /// image exactly, and at most `max_det` of each.

@@ -21,17 +21,13 @@ pub use error::{ApiError, TaskError};
 pub use plan::Plan;
 pub use stage::{Stage, StageTimes};
 
-use crate::{
-    imaging,
-    labelstudio::{
-        label_config::LabelConfig,
-        media::MediaClient,
-        protocol::{PredictRequest, Task, project_id},
-        results::{self, Found, ImageSize},
-    },
-    metrics::Metrics,
-    models::Registry,
+use labelstudio_protocol::{
+    label_config::LabelConfig,
+    protocol::{PredictRequest, Task, project_id},
+    results::{self, Found, ImageSize},
 };
+
+use crate::{imaging, labelstudio::media::MediaClient, metrics::Metrics, models::Registry};
 
 pub struct Outcome {
     pub results: Vec<Value>,

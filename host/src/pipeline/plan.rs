@@ -7,10 +7,9 @@
 
 use std::sync::Arc;
 
-use crate::{
-    labelstudio::label_config::{Control, LabelConfig},
-    models::{LoadedModel, Registry, RouteError},
-};
+use labelstudio_protocol::label_config::{Control, LabelConfig};
+
+use crate::models::{LoadedModel, Registry, RouteError};
 
 /// One model and the control tags it fills.
 pub struct Group {

@@ -166,53 +166,57 @@ pub fn build_frozen_template_against(plugin_api: &Path, out: &Path) -> PathBuf {
     )
 }
 
-/// Builds the host against the plugin-api in `plugin_api` (a later release, say) and
-/// returns its executable. It builds in the workspace's own target folder, under another
-/// package name, so that it reuses every compiled dependency and replaces nothing.
+/// Builds the host (and the protocol crate, which uses plugin-api types) against the
+/// plugin-api in `plugin_api` (a later release, say) and returns its executable. It builds in
+/// the workspace's own target folder, under another package name, so that it reuses every
+/// compiled dependency and replaces nothing.
 pub fn build_host(plugin_api: &Path) -> PathBuf {
     let workspace = tempfile::tempdir().expect("temp");
-    let host = workspace.path().join("host");
-    std::fs::create_dir_all(&host).expect("host");
     let repo = repo().canonicalize().expect("repo");
     let copy = |from: &Path, to: &Path| {
         let status = Command::new("cp").arg("-r").arg(from).arg(to).status().expect("cp");
         assert!(status.success());
     };
-    copy(&repo.join("host/src"), &host.join("src"));
+    for crate_dir in ["host", "protocol"] {
+        std::fs::create_dir_all(workspace.path().join(crate_dir)).expect("crate dir");
+        copy(
+            &repo.join(crate_dir).join("src"),
+            &workspace.path().join(crate_dir).join("src"),
+        );
+    }
     let manifest = std::fs::read_to_string(repo.join("host/Cargo.toml"))
         .expect("manifest")
         .replace("name = \"ls-ml-backend\"", "name = \"ls-ml-backend-next\"")
         .replace("default-run = \"ls-ml-backend\"", "")
         .replace(
-            "plugin-api.workspace = true",
-            &format!("plugin-api = {{ path = {:?} }}", plugin_api.display().to_string()),
-        )
-        .replace(
-            "mask-geometry.workspace = true",
-            &format!(
-                "mask-geometry = {{ path = {:?} }}",
-                repo.join("geometry").display().to_string()
-            ),
-        )
-        .replace("abi_stable.workspace = true", "abi_stable = \"=0.11.3\"")
-        .replace(
             "path = \"../compat/plugin-api-1.1\"",
             &format!("path = {:?}", repo.join("compat/plugin-api-1.1").display().to_string()),
         )
-        .replace("edition.workspace = true", "edition = \"2024\"")
-        .replace("license.workspace = true", "")
         // Its benches and tests stay with the real host.
         .split("[[bench]]")
         .next()
         .expect("manifest")
         .to_string()
         + "\n[lib]\nname = \"ls_ml_backend\"\n";
-    std::fs::write(host.join("Cargo.toml"), manifest).expect("host manifest");
+    std::fs::write(workspace.path().join("host/Cargo.toml"), manifest).expect("host manifest");
+    std::fs::copy(
+        repo.join("protocol/Cargo.toml"),
+        workspace.path().join("protocol/Cargo.toml"),
+    )
+    .expect("manifest");
     let root = std::fs::read_to_string(repo.join("Cargo.toml")).expect("workspace manifest");
     let profiles = &root[root.find("[profile").expect("profiles")..];
+    let path = |p: &Path| format!("{:?}", p.display().to_string());
     std::fs::write(
         workspace.path().join("Cargo.toml"),
-        format!("[workspace]\nresolver = \"3\"\nmembers = [\"host\"]\n\n{profiles}"),
+        format!(
+            "[workspace]\nresolver = \"3\"\nmembers = [\"host\", \"protocol\"]\n\n\
+             [workspace.package]\nedition = \"2024\"\nversion = \"0.1.0\"\nlicense = \"Apache-2.0\"\n\n\
+             [workspace.dependencies]\nabi_stable = \"=0.11.3\"\nplugin-api = {{ path = {} }}\n\
+             mask-geometry = {{ path = {} }}\nlabelstudio-protocol = {{ path = \"protocol\" }}\n\n{profiles}",
+            path(plugin_api),
+            path(&repo.join("geometry")),
+        ),
     )
     .expect("workspace manifest");
     std::fs::copy(repo.join("Cargo.lock"), workspace.path().join("Cargo.lock")).expect("lock");

@@ -187,7 +187,7 @@ pub fn prediction(result: Vec<Value>, model_version: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::labelstudio::label_config::LabelConfig;
+    use crate::label_config::LabelConfig;
     use plugin_api::{ClassScore, Point};
 
     const SIZE: ImageSize = ImageSize {

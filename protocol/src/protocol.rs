@@ -4,7 +4,7 @@
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
-use crate::config::Secret;
+use crate::Secret;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct PredictRequest {
