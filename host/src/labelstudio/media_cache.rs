@@ -2,22 +2,19 @@
 //! asking for predictions on the same tasks again (another model version, a retry after an
 //! error) does not download every image again.
 
-use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use bytes::Bytes;
+use lru::LruCache;
 
 pub struct MediaCache {
     capacity: u64,
     inner: Mutex<Inner>,
 }
 
-#[derive(Default)]
 struct Inner {
-    entries: HashMap<String, (Bytes, u64)>,
-    /// Last use -> key; the first entry is the least recently used.
-    by_use: BTreeMap<u64, String>,
-    clock: u64,
+    /// Bounded by bytes below, not by count, so the LRU itself is unbounded.
+    entries: LruCache<String, Bytes>,
     bytes: u64,
 }
 
@@ -25,19 +22,16 @@ impl MediaCache {
     pub fn new(capacity: u64) -> Self {
         Self {
             capacity,
-            inner: Mutex::new(Inner::default()),
+            inner: Mutex::new(Inner {
+                entries: LruCache::unbounded(),
+                bytes: 0,
+            }),
         }
     }
 
     pub fn get(&self, key: &str) -> Option<Bytes> {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        inner.clock += 1;
-        let now = inner.clock;
-        let (bytes, used) = inner.entries.get_mut(key)?;
-        let (bytes, before) = (bytes.clone(), std::mem::replace(used, now));
-        inner.by_use.remove(&before);
-        inner.by_use.insert(now, key.to_string());
-        Some(bytes)
+        inner.entries.get(key).cloned()
     }
 
     pub fn insert(&self, key: &str, bytes: Bytes) {
@@ -47,23 +41,17 @@ impl MediaCache {
             return;
         }
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        inner.clock += 1;
-        let now = inner.clock;
-        if let Some((old, used)) = inner.entries.remove(key) {
-            inner.by_use.remove(&used);
+        if let Some(old) = inner.entries.pop(key) {
             inner.bytes -= old.len() as u64;
         }
         while inner.bytes + size > self.capacity {
-            let Some((_, oldest)) = inner.by_use.pop_first() else {
+            let Some((_, oldest)) = inner.entries.pop_lru() else {
                 break;
             };
-            if let Some((old, _)) = inner.entries.remove(&oldest) {
-                inner.bytes -= old.len() as u64;
-            }
+            inner.bytes -= oldest.len() as u64;
         }
         inner.bytes += size;
-        inner.entries.insert(key.to_string(), (bytes, now));
-        inner.by_use.insert(now, key.to_string());
+        inner.entries.put(key.to_string(), bytes);
     }
 
     #[cfg(test)]
