@@ -1,10 +1,17 @@
 #!/usr/bin/env python3
-"""Writes the tiny, deliberately unusable ONNX models in tests/fixtures/models/faults/.
+"""Writes the tiny, deliberately unusable ONNX models in tests/fixtures/models/faults/, and
+the typed-tensor model tests/fixtures/models/typed-io.onnx.
 
-Each is a valid ONNX file that no adapter can serve, for the reliability tests:
+Each fault model is a valid ONNX file that no adapter can serve, for the reliability tests:
   identity-image.onnx   an image in, the same image out: not a model any plugin knows
   rank3-input.onnx      says task=detect, but its input is [1, 320, 320] (no channel axis)
   mismatched-head.onnx  says task=detect with 3 classes, but its head has 10 rows (needs 7)
+
+typed-io.onnx takes f16, i64 and u8 inputs and answers in f16, i64 and f32, so the runtime's
+typed tensors are tested on a real model (host/tests/runtime_layout.rs):
+  half [1, 4] f16, ids [1, 4] i64, bytes [1, 4] u8
+  doubled = half + half (f16), squares = ids * ids (i64),
+  total = f32(half) + f32(ids) + f32(bytes) (f32)
 
 Needs `pip install onnx numpy`. Run from the repository root.
 """
@@ -64,4 +71,27 @@ save(
     [shape, head, starts, ends, axes],
     metadata={"task": "detect", "names": NAMES, "imgsz": "[64, 64]"},
 )
-print("wrote", sorted(os.listdir(OUT)))
+
+def typed(name, elem, shape):
+    return helper.make_tensor_value_info(name, elem, shape)
+
+
+graph = helper.make_graph(
+    [
+        helper.make_node("Add", ["half", "half"], ["doubled"]),
+        helper.make_node("Mul", ["ids", "ids"], ["squares"]),
+        helper.make_node("Cast", ["half"], ["half_f32"], to=TensorProto.FLOAT),
+        helper.make_node("Cast", ["ids"], ["ids_f32"], to=TensorProto.FLOAT),
+        helper.make_node("Cast", ["bytes"], ["bytes_f32"], to=TensorProto.FLOAT),
+        helper.make_node("Add", ["half_f32", "ids_f32"], ["partial"]),
+        helper.make_node("Add", ["partial", "bytes_f32"], ["total"]),
+    ],
+    "typed-io",
+    [typed("half", TensorProto.FLOAT16, [1, 4]), typed("ids", TensorProto.INT64, [1, 4]), typed("bytes", TensorProto.UINT8, [1, 4])],
+    [typed("doubled", TensorProto.FLOAT16, [1, 4]), typed("squares", TensorProto.INT64, [1, 4]), typed("total", TensorProto.FLOAT, [1, 4])],
+)
+model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="ls-ml-backend tests")
+model.ir_version = 8
+onnx.checker.check_model(model)
+onnx.save(model, "tests/fixtures/models/typed-io.onnx")
+print("wrote", sorted(os.listdir(OUT)), "and typed-io.onnx")

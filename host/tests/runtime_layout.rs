@@ -4,29 +4,9 @@
 
 mod common;
 
-use clap::Parser as _;
 use common::*;
-use ls_ml_backend::{
-    Config,
-    testing::{OwnedTensor, Provider, Runtime},
-};
+use ls_ml_backend::testing::{OwnedTensor, Provider};
 use plugin_api::Tensor;
-
-fn runtime(extra: &[&str]) -> Runtime {
-    let mut args = vec!["ls-ml-backend".to_string()];
-    // scripts/cuda-check.sh points ORT_DYLIB_PATH at the GPU build; otherwise the vendored one.
-    if std::env::var_os("ORT_DYLIB_PATH").is_none() {
-        args.push("--ort-dylib-path".into());
-        args.push(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../vendor/onnxruntime/libonnxruntime.so")
-                .display()
-                .to_string(),
-        );
-    }
-    args.extend(extra.iter().map(|s| s.to_string()));
-    Runtime::init(&Config::parse_from(args)).expect("ONNX Runtime starts")
-}
 
 /// A deterministic, image-like input: a gradient with some texture.
 fn input() -> Vec<Tensor> {

@@ -220,6 +220,18 @@ async fn whole_request_errors_are_json_with_a_clear_message() {
         detail.contains("3.onnx") && detail.contains("ML_DEFAULT_MODEL"),
         "{detail}"
     );
+    // /setup answers the same status and message for the same error.
+    let (status, setup) = server
+        .post("/setup", &json!({"project": "3.1", "schema": RECT_CONFIG}))
+        .await;
+    assert_eq!((status, &setup["detail"]), (404, &body["detail"]), "{setup}");
+    // And a bad model_path is the request's fault in both.
+    let bad = RECT_CONFIG.replace("<RectangleLabels ", r#"<RectangleLabels model_path="../a.onnx" "#);
+    let (predict_status, _) = server
+        .post("/predict", &predict_body(&["http://x/a.png".into()], "3.1", &bad))
+        .await;
+    let (setup_status, _) = server.post("/setup", &json!({"project": "3.1", "schema": bad})).await;
+    assert_eq!((predict_status, setup_status), (400, 400));
 
     let (status, body) = server.get("/nope").await;
     assert_eq!(status, 404);

@@ -483,3 +483,21 @@ pub fn reference_dets(image: &Value) -> Vec<Det> {
 pub fn load_json(path: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(path).expect("read json")).expect("parse json")
 }
+
+/// The ONNX Runtime environment, as the server starts it, with these extra flags.
+pub fn runtime(extra: &[&str]) -> ls_ml_backend::testing::Runtime {
+    use clap::Parser as _;
+    let mut args = vec!["ls-ml-backend".to_string()];
+    // scripts/cuda-check.sh points ORT_DYLIB_PATH at the GPU build; otherwise the vendored one.
+    if std::env::var_os("ORT_DYLIB_PATH").is_none() {
+        args.push("--ort-dylib-path".into());
+        args.push(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../vendor/onnxruntime/libonnxruntime.so")
+                .display()
+                .to_string(),
+        );
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    ls_ml_backend::testing::Runtime::init(&ls_ml_backend::Config::parse_from(args)).expect("ONNX Runtime starts")
+}
