@@ -6,8 +6,10 @@ pub mod detect;
 pub mod letterbox;
 pub mod matching;
 pub mod model;
+pub mod plugin;
 pub mod resize;
 
 pub use detect::{Detection, Head, box_instance, detect, nms};
 pub use letterbox::Letterbox;
 pub use matching::{Opened, frame_outputs, letterbox_input};
+pub use plugin::{FrameDecoder, LetterboxAdapter, YoloPlugin};

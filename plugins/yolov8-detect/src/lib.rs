@@ -4,8 +4,12 @@
 //! grey padding, the `[batch, 4 + classes, anchors]` head, per-class NMS, and boxes mapped
 //! back to original-image pixels with per-axis gains.
 
+use std::marker::PhantomData;
+
 use plugin_api::{prelude::*, sdk::Family};
-use yolov8_common::{Letterbox, Opened, box_instance, detect, frame_outputs, letterbox_input, model::output};
+use yolov8_common::{
+    FrameDecoder, Letterbox, Opened, YoloPlugin, box_instance, detect, letterbox_input, model::output,
+};
 
 const FAMILY: Family = Family {
     task: "detect",
@@ -14,44 +18,29 @@ const FAMILY: Family = Family {
     heads: "a YOLOv8 detection head [1, 4 + classes, anchors]",
 };
 
+/// Detection: boxes after NMS.
 #[derive(Debug, Default)]
-pub struct YoloV8DetectPlugin;
+pub struct DetectDecoder;
 
-impl Plugin for YoloV8DetectPlugin {
-    fn describe(&self) -> PluginInfo {
-        PluginInfo::new("yolov8-detect", env!("CARGO_PKG_VERSION"), &["detect"]).with_capabilities(&[capability::BATCH])
-    }
-
-    fn inspect(&self, model: &ModelInfo) -> Fit {
-        FAMILY.fit(model)
-    }
-
-    fn open(&self, model: &ModelInfo, _options: &Options) -> Result<Box<dyn Adapter>, PluginError> {
-        Ok(Box::new(YoloV8Detect(Opened::new(model)?)))
+impl FrameDecoder for DetectDecoder {
+    fn instances(
+        &self,
+        opened: &Opened,
+        outputs: &[TensorRef<'_>],
+        letterbox: &Letterbox,
+        params: &Params,
+    ) -> Result<Vec<Instance>, PluginError> {
+        let (_, kept) = detect(opened.classes, outputs, params, 0)?;
+        Ok(kept.iter().map(|d| box_instance(letterbox, d)).collect())
     }
 }
 
-/// One model's adapter: its input size and class count, read once.
-#[derive(Debug)]
-pub struct YoloV8Detect(pub Opened);
-
-impl Adapter for YoloV8Detect {
-    fn prepare(&self, input: &Input<'_>) -> Result<Prepared, PluginError> {
-        self.0.prepare(input)
-    }
-
-    fn finish(&self, input: &Input<'_>, outputs: &[TensorRef<'_>], context: Context) -> Result<Step, PluginError> {
-        let plans: Vec<Letterbox> = context.into_inner()?;
-        let mut frames = Vec::with_capacity(plans.len());
-        for (i, letterbox) in plans.iter().enumerate() {
-            let mut shapes = Vec::new();
-            let outputs = frame_outputs(outputs, i, &mut shapes)?;
-            let (_, kept) = detect(self.0.classes, &outputs, &input.params, 0)?;
-            frames.push(FrameOutput::instances(
-                kept.iter().map(|d| box_instance(letterbox, d)).collect(),
-            ));
-        }
-        Ok(Step::Done(Output::new(frames)))
+pub fn plugin() -> YoloPlugin<DetectDecoder> {
+    YoloPlugin {
+        name: "yolov8-detect",
+        version: env!("CARGO_PKG_VERSION"),
+        family: FAMILY,
+        decoder: PhantomData,
     }
 }
 
@@ -66,4 +55,4 @@ fn looks_like_detect_head(model: &ModelInfo) -> bool {
     }
 }
 
-plugin_api::export_plugin!(YoloV8DetectPlugin::default);
+plugin_api::export_plugin!(plugin);

@@ -7,8 +7,12 @@
 
 mod mask;
 
+use std::marker::PhantomData;
+
 use plugin_api::{prelude::*, sdk, sdk::Family};
-use yolov8_common::{Letterbox, Opened, box_instance, detect, frame_outputs, letterbox_input, model::output};
+use yolov8_common::{
+    FrameDecoder, Letterbox, Opened, YoloPlugin, box_instance, detect, letterbox_input, model::output,
+};
 
 pub use mask::{InputMask, Protos, input_mask, outline, to_original};
 
@@ -22,57 +26,28 @@ const FAMILY: Family = Family {
     heads: "YOLOv8 segmentation heads ([1, 4 + classes + 32, anchors] and [1, 32, h, w] prototypes)",
 };
 
+pub fn plugin() -> YoloPlugin<SegDecoder> {
+    YoloPlugin {
+        name: "yolov8-seg",
+        version: env!("CARGO_PKG_VERSION"),
+        family: FAMILY,
+        decoder: PhantomData,
+    }
+}
+
+/// Segmentation: boxes after NMS, each with its mask and outline.
 #[derive(Debug, Default)]
-pub struct YoloV8SegPlugin;
+pub struct SegDecoder;
 
-impl Plugin for YoloV8SegPlugin {
-    fn describe(&self) -> PluginInfo {
-        PluginInfo::new("yolov8-seg", env!("CARGO_PKG_VERSION"), &["segment"]).with_capabilities(&[capability::BATCH])
-    }
-
-    fn inspect(&self, model: &ModelInfo) -> Fit {
-        FAMILY.fit(model)
-    }
-
-    fn open(&self, model: &ModelInfo, _options: &Options) -> Result<Box<dyn Adapter>, PluginError> {
-        Ok(Box::new(YoloV8Seg(Opened::new(model)?)))
-    }
-}
-
-/// One model's adapter: its input size and class count, read once.
-#[derive(Debug)]
-pub struct YoloV8Seg(pub Opened);
-
-impl Adapter for YoloV8Seg {
-    fn prepare(&self, input: &Input<'_>) -> Result<Prepared, PluginError> {
-        self.0.prepare(input)
-    }
-
-    fn finish(&self, input: &Input<'_>, outputs: &[TensorRef<'_>], context: Context) -> Result<Step, PluginError> {
-        let plans: Vec<Letterbox> = context.into_inner()?;
-        let mut frames = Vec::with_capacity(plans.len());
-        for (i, letterbox) in plans.iter().enumerate() {
-            let mut shapes = Vec::new();
-            let outputs = frame_outputs(outputs, i, &mut shapes)?;
-            frames.push(FrameOutput::instances(self.instances(
-                &outputs,
-                letterbox,
-                &input.params,
-            )?));
-        }
-        Ok(Step::Done(Output::new(frames)))
-    }
-}
-
-impl YoloV8Seg {
-    /// The instances of one frame.
+impl FrameDecoder for SegDecoder {
     fn instances(
         &self,
+        opened: &Opened,
         outputs: &[TensorRef<'_>],
         letterbox: &Letterbox,
         params: &Params,
     ) -> Result<Vec<Instance>, PluginError> {
-        let (head, kept) = detect(self.0.classes, outputs, params, MASK_COEFFICIENTS)?;
+        let (head, kept) = detect(opened.classes, outputs, params, MASK_COEFFICIENTS)?;
         let protos = sdk::output(outputs, "output1", 1)
             .ok_or_else(|| PluginError::unsupported("the model has no mask prototype output (output1)"))?;
         let protos = Protos::new(protos)?;
@@ -118,4 +93,4 @@ fn looks_like_seg_heads(model: &ModelInfo) -> bool {
     )
 }
 
-plugin_api::export_plugin!(YoloV8SegPlugin::default);
+plugin_api::export_plugin!(plugin);
