@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The CUDA check, for a machine with an NVIDIA GPU: builds, runs the parity and server tests
-# with ML_PROVIDER=cuda against the onnxruntime-gpu libraries, and prints CPU vs CUDA latency
-# and the provider each model really used. Writes docs/cuda-check.md.
+# with ML_PROVIDER=cuda against the onnxruntime-gpu libraries, and prints CPU vs CUDA latency,
+# the provider each model really used, and throughput at ML_MAX_BATCH 1, 4 and 16. Writes
+# docs/cuda-check.md.
 #
 # Needs: the NVIDIA driver, the CUDA 13 and cuDNN 9 runtime libraries on the loader path
 # (CUDA_LIBS, colon-separated, is added to LD_LIBRARY_PATH: e.g. the lib folders of the
@@ -19,7 +20,7 @@ trap 'rm -rf "$out"' EXIT
 
 echo "== tests with ML_PROVIDER=cuda"
 ORT_DYLIB_PATH="$gpu_ort" ML_PROVIDER=cuda cargo test --locked -p ls-ml-backend \
-    --test parity --test seg_parity --test cls_parity --test server --test hot_reload --test reliability \
+    --test parity --test seg_parity --test cls_parity --test server --test hot_reload --test reliability --test batching \
     2>&1 | tee "$out/tests.log" | grep -E "^test |test result|parity" || true
 tests_ok=$(grep -c "test result: ok" "$out/tests.log" || true)
 tests_failed=$(grep -c "test result: FAILED" "$out/tests.log" || true)
@@ -72,6 +73,11 @@ PY
 latency cpu "$PWD/vendor/onnxruntime/libonnxruntime.so" | tee "$out/latency.txt"
 latency cuda "$gpu_ort" | tee -a "$out/latency.txt"
 
+echo "== dynamic batching on the GPU (ML_MAX_BATCH 1, 4, 16): the figures that choose its CUDA default"
+cargo build --release --locked -p ls-ml-backend -p yolov8-detect -p ls-ml-bench
+ML_PROVIDER=cuda ORT_DYLIB_PATH="$gpu_ort" target/release/ls-ml-bench --repo . --only-batching 2>/dev/null \
+    | tee "$out/batching.txt"
+
 {
     echo "# CUDA check"
     echo
@@ -82,6 +88,7 @@ latency cuda "$gpu_ort" | tee -a "$out/latency.txt"
     echo '```'
     grep -E "parity|test result" "$out/tests.log" || true
     cat "$out/latency.txt"
+    cat "$out/batching.txt"
     echo '```'
 } > docs/cuda-check.md
 cat docs/cuda-check.md

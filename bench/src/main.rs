@@ -368,7 +368,12 @@ async fn start_server_with(
         .env("ML_BACKEND_PORT", port.to_string())
         .env("ML_MODELS_DIR", models)
         .env("ML_PLUGINS_DIR", dir)
-        .env("ORT_DYLIB_PATH", repo.join("vendor/onnxruntime/libonnxruntime.so"))
+        // scripts/cuda-check.sh points it at the GPU build.
+        .env(
+            "ORT_DYLIB_PATH",
+            std::env::var_os("ORT_DYLIB_PATH")
+                .unwrap_or_else(|| repo.join("vendor/onnxruntime/libonnxruntime.so").into()),
+        )
         .env("RUST_LOG", if log.is_some() { "info" } else { "warn" })
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(Stdio::null())
