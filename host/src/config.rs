@@ -141,6 +141,10 @@ pub struct Config {
     #[arg(long, env = "ML_MAX_IMAGE_PIXELS", default_value_t = 64_000_000)]
     pub max_image_pixels: u64,
 
+    /// Largest model upload through the management API (`PUT /models/NAME`), in MiB.
+    #[arg(long, env = "ML_MAX_MODEL_MB", default_value_t = 512)]
+    pub max_model_mb: u64,
+
     /// Largest /predict (or other) request body, in MiB.
     #[arg(long, env = "ML_MAX_BODY_MB", default_value_t = 64)]
     pub max_body_mb: u64,

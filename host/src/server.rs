@@ -126,6 +126,11 @@ pub async fn run(config: Config) -> Result<ExitCode, StartError> {
     if basic_auth.is_on() {
         info!("HTTP Basic auth is required on every endpoint except /health and /webhook");
     }
+    let writes = http::WritePolicy {
+        basic_auth: basic_auth.is_on(),
+        loopback: config.addr.is_loopback(),
+        user: config.basic_auth_user.clone(),
+    };
     let predictor = Predictor {
         registry: Arc::clone(&registry),
         media,
@@ -145,6 +150,8 @@ pub async fn run(config: Config) -> Result<ExitCode, StartError> {
         predictor,
         basic_auth,
         max_body_bytes: config.max_body_mb.max(1) * 1024 * 1024,
+        max_model_bytes: config.max_model_mb.max(1) * 1024 * 1024,
+        writes,
         registry: Arc::clone(&registry),
         metrics,
         runtime,

@@ -4,6 +4,7 @@ pub mod basic_auth;
 mod health;
 mod info;
 pub mod listener;
+mod manage;
 mod metrics;
 mod predict;
 mod reply;
@@ -22,6 +23,10 @@ pub struct AppState {
     /// Largest request body (ML_MAX_BODY_MB). Label Studio sends all selected tasks in one
     /// /predict, each with its annotations, so the default is generous.
     pub max_body_bytes: u64,
+    /// Largest model upload (ML_MAX_MODEL_MB).
+    pub max_model_bytes: u64,
+    /// Who may change models through the API, and from where.
+    pub writes: manage::WritePolicy,
     pub registry: Arc<Registry>,
     pub metrics: Arc<Metrics>,
     pub runtime: Arc<Runtime>,
@@ -29,6 +34,8 @@ pub struct AppState {
 }
 
 pub type State = Arc<AppState>;
+
+pub use manage::WritePolicy;
 
 pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     let with_state = {
@@ -77,6 +84,47 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Infa
         .and(auth.clone())
         .and(with_state.clone())
         .then(info::reload);
+    // The management API; changes pass the write guard too (see `manage`).
+    let writes = manage::write_guard(state.writes.clone());
+    let upload = warp::path!("models" / String)
+        .and(warp::put())
+        .and(auth.clone())
+        .and(writes.clone())
+        .and(warp::header::optional::<u64>("content-length"))
+        .and(warp::body::stream())
+        .and(with_state.clone())
+        .then(|name, length, body, state| manage::upload(name, length, Box::pin(body), state));
+    let download = warp::path!("models" / String / "file")
+        .and(warp::get())
+        .and(auth.clone())
+        .and(with_state.clone())
+        .then(manage::download);
+    let delete = warp::path!("models" / String)
+        .and(warp::delete())
+        .and(auth.clone())
+        .and(writes.clone())
+        .and(with_state.clone())
+        .then(manage::delete);
+    let settings = warp::path!("models" / String / "config")
+        .and(warp::get())
+        .and(auth.clone())
+        .and(with_state.clone())
+        .then(manage::settings);
+    let set_settings = warp::path!("models" / String / "config")
+        .and(warp::put())
+        .and(auth.clone())
+        .and(writes.clone())
+        .and(body)
+        .and(with_state.clone())
+        .then(manage::set_settings);
+    let try_model = warp::path!("models" / String / "try")
+        .and(warp::post())
+        .and(auth.clone())
+        .and(writes)
+        .and(warp::header::optional::<String>("content-type"))
+        .and(body)
+        .and(with_state.clone())
+        .then(manage::try_model);
     let plugins = warp::path!("plugins")
         .and(warp::get())
         .and(auth.clone())
@@ -96,6 +144,12 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Infa
         .or(versions)
         .or(models)
         .or(reload)
+        .or(upload)
+        .or(download)
+        .or(delete)
+        .or(settings)
+        .or(set_settings)
+        .or(try_model)
         .or(plugins)
         .or(metrics)
         .recover(reply::rejection)

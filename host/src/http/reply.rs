@@ -36,6 +36,7 @@ pub fn status_of(e: &ApiError) -> StatusCode {
         ApiError::Route(RouteError::Loading { .. }) | ApiError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
         ApiError::Route(_) => StatusCode::NOT_FOUND,
         ApiError::TooManyTasks { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        ApiError::Try(_) => StatusCode::UNPROCESSABLE_ENTITY,
     }
 }
 
@@ -55,7 +56,8 @@ pub async fn rejection(rejection: Rejection) -> Result<Response, Infallible> {
     let reply = if rejection.is_not_found() {
         error(
             StatusCode::NOT_FOUND,
-            "no such endpoint; this backend serves /health, /setup, /predict, /webhook, /versions, /metrics, /models and /plugins",
+            "no such endpoint; this backend serves /health, /setup, /predict, /webhook, /versions, /metrics, /models \
+             (and /models/NAME, /models/NAME/file, /models/NAME/config, /models/NAME/try) and /plugins",
         )
     } else if rejection.find::<super::basic_auth::Unauthorized>().is_some() {
         let mut reply = error(
@@ -68,6 +70,8 @@ pub async fn rejection(rejection: Rejection) -> Result<Response, Infallible> {
             warp::http::HeaderValue::from_static("Basic realm=\"ls-ml-backend\""),
         );
         reply
+    } else if let Some(super::manage::Forbidden(why)) = rejection.find() {
+        error(StatusCode::FORBIDDEN, why.clone())
     } else if rejection.find::<PayloadTooLarge>().is_some() {
         error(
             StatusCode::PAYLOAD_TOO_LARGE,

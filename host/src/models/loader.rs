@@ -35,10 +35,22 @@ impl Loader<'_> {
     /// Builds a model from a file. `None` when the file and its sidecar hold what the serving
     /// model was built from. Blocking.
     pub fn load(&self, file: &Path, name: &str, serving: Option<&LoadedModel>) -> Result<Option<LoadedModel>, String> {
+        self.load_with_sidecar(file, &files::sidecar_of(file), name, serving)
+    }
+
+    /// The same with the sidecar at `sidecar_path` (an upload is checked in a staging file
+    /// with the sidecar of the name it will have).
+    pub fn load_with_sidecar(
+        &self,
+        file: &Path,
+        sidecar_path: &Path,
+        name: &str,
+        serving: Option<&LoadedModel>,
+    ) -> Result<Option<LoadedModel>, String> {
         // The sessions are built from these very bytes, so the version always describes
         // the model that runs, even if the file changes again meanwhile.
         let bytes = fs::read(file).map_err(|e| format!("cannot read the file: {e}"))?;
-        let sidecar_path = files::sidecar_of(file);
+        let sidecar_path = sidecar_path.to_path_buf();
         let sidecar_text = match fs::read_to_string(&sidecar_path) {
             Ok(text) => Some(text),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
@@ -104,8 +116,8 @@ impl Loader<'_> {
             provider: sessions.provider,
             class_names,
             overrides: Overrides {
-                conf: sidecar.conf,
-                iou: sidecar.iou,
+                conf: sidecar.conf.map(|v| v as f32),
+                iou: sidecar.iou.map(|v| v as f32),
                 max_det: sidecar.max_det,
             },
             projects: sidecar.projects,

@@ -4,6 +4,7 @@
 mod batcher;
 mod files;
 mod loader;
+mod manage;
 mod model;
 mod registry;
 mod routing;
@@ -15,6 +16,7 @@ mod table;
 
 pub use batcher::BatchSettings;
 pub use files::{Fingerprint, model_of};
+pub use manage::{ManageError, checked_name};
 pub use model::{LoadedModel, Overrides};
 pub use registry::Registry;
 pub use routing::RouteError;

@@ -32,13 +32,15 @@ use crate::{
 
 pub struct Registry {
     dir: PathBuf,
-    runtime: Arc<Runtime>,
-    plugins: Catalog,
+    pub(super) runtime: Arc<Runtime>,
+    pub(super) plugins: Catalog,
     default_model: Option<String>,
-    fallback_labels: Vec<String>,
-    batching: BatchSettings,
+    pub(super) fallback_labels: Vec<String>,
+    pub(super) batching: BatchSettings,
     table: RwLock<Table>,
     generation: AtomicU64,
+    /// Uploads are checked and installed one at a time.
+    pub(super) installing: tokio::sync::Mutex<()>,
 }
 
 /// Runs blocking work off the async executor.
@@ -71,6 +73,7 @@ impl Registry {
             batching,
             table: RwLock::new(Table::new()),
             generation: AtomicU64::new(0),
+            installing: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -294,6 +297,11 @@ impl Registry {
 
     pub fn statuses(&self) -> Vec<ModelStatus> {
         status::statuses(&self.read())
+    }
+
+    /// One model's status, if the table has it.
+    pub fn status_of(&self, name: &str) -> Option<ModelStatus> {
+        self.statuses().into_iter().find(|s| s.name == name)
     }
 
     fn read(&self) -> RwLockReadGuard<'_, Table> {

@@ -16,44 +16,110 @@
 use std::{collections::BTreeMap, path::Path};
 
 use plugin_api::Options;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
-#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Sidecar {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub adapter: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub labels: Option<Vec<String>>,
-    pub conf: Option<f32>,
-    pub iou: Option<f32>,
+    // f64, so that `0.3` reads back as 0.3 in the file and the API (the model uses f32).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conf: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iou: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_det: Option<u32>,
-    #[serde(default, deserialize_with = "project_ids")]
+    #[serde(default, deserialize_with = "project_ids", skip_serializing_if = "Vec::is_empty")]
     pub projects: Vec<String>,
     /// Settings for the adapter, as text: `tracker = "botsort"`, `imgsz = 640`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub options: BTreeMap<String, toml::Value>,
 }
+
+/// The settings a sidecar may hold, for messages about unknown ones.
+const KEYS: [&str; 7] = ["adapter", "labels", "conf", "iou", "max_det", "projects", "options"];
 
 impl Sidecar {
     /// Parses a sidecar; the error says which file and what is wrong.
     pub fn parse(path: &Path, text: &str) -> Result<Sidecar, String> {
         let sidecar: Sidecar = toml::from_str(text).map_err(|e| format!("{}: {}", path.display(), e.message()))?;
-        for (key, value) in [("conf", sidecar.conf), ("iou", sidecar.iou)] {
+        match sidecar.problems().into_iter().next() {
+            Some((_, problem)) => Err(format!("{}: {problem}", path.display())),
+            None => Ok(sidecar),
+        }
+    }
+
+    /// What is wrong with the values, by setting; the rules of the file and of the API.
+    fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut problems = Vec::new();
+        for (key, value) in [("conf", self.conf), ("iou", self.iou)] {
             if let Some(v) = value
                 && !(0.0..=1.0).contains(&v)
             {
-                return Err(format!("{}: `{key}` must be between 0 and 1, not {v}", path.display()));
+                problems.push((key, format!("`{key}` must be between 0 and 1, not {v}")));
             }
         }
-        if sidecar.labels.as_ref().is_some_and(Vec::is_empty) {
-            return Err(format!("{}: `labels` is empty", path.display()));
+        if self.labels.as_ref().is_some_and(Vec::is_empty) {
+            problems.push(("labels", "`labels` is empty".to_string()));
         }
-        if let Some((key, _)) = sidecar.options.iter().find(|(_, v)| v.is_table() || v.is_array()) {
-            return Err(format!(
-                "{}: option `{key}` must be text, a number or true/false",
-                path.display()
+        if let Some((key, _)) = self.options.iter().find(|(_, v)| v.is_table() || v.is_array()) {
+            problems.push((
+                "options",
+                format!("option `{key}` must be text, a number or true/false"),
             ));
         }
-        Ok(sidecar)
+        problems
+    }
+
+    /// A sidecar from the JSON the management API receives, checked setting by setting:
+    /// every problem is reported under the name of its setting.
+    pub fn from_json(value: &Value) -> Result<Sidecar, BTreeMap<String, String>> {
+        let Some(object) = value.as_object() else {
+            return Err(BTreeMap::from([(
+                "".to_string(),
+                "the configuration must be a JSON object".to_string(),
+            )]));
+        };
+        let mut errors = BTreeMap::new();
+        for key in object.keys().filter(|k| !KEYS.contains(&k.as_str())) {
+            errors.insert(
+                key.clone(),
+                format!("unknown setting `{key}`; a model's settings are {}", KEYS.join(", ")),
+            );
+        }
+        let mut checked = Map::new();
+        for key in KEYS {
+            let Some(value) = object.get(key) else { continue };
+            // Each setting on its own, so that one mistake does not hide the others.
+            let single = Value::Object(Map::from_iter([(key.to_string(), value.clone())]));
+            match serde_json::from_value::<Sidecar>(single) {
+                Ok(_) => {
+                    checked.insert(key.to_string(), value.clone());
+                }
+                Err(e) => {
+                    errors.insert(key.to_string(), format!("`{key}`: {e}"));
+                }
+            }
+        }
+        let sidecar: Sidecar = serde_json::from_value(Value::Object(checked)).unwrap_or_default();
+        for (key, problem) in sidecar.problems() {
+            errors.insert(key.to_string(), problem);
+        }
+        if errors.is_empty() { Ok(sidecar) } else { Err(errors) }
+    }
+
+    /// The sidecar as a `NAME.toml` file.
+    pub fn to_toml(&self) -> Result<String, String> {
+        toml::to_string(self).map_err(|e| format!("cannot write the settings as TOML: {e}"))
+    }
+
+    /// The adapter's options as a JSON value, for the API.
+    pub fn to_json(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
     }
 
     /// The `[options]` table as the adapter receives it.
@@ -121,6 +187,22 @@ mod tests {
             (Some("botsort"), Some("2"))
         );
         assert_eq!(parse("").expect("empty"), Sidecar::default());
+    }
+
+    #[test]
+    fn api_settings_are_checked_one_by_one_and_round_trip_through_toml() {
+        let errors = Sidecar::from_json(&serde_json::json!({
+            "conf": 1.5, "iou": "high", "confidence": 0.4, "labels": ["a", "b"]
+        }))
+        .expect_err("three mistakes");
+        assert_eq!(errors.len(), 3, "{errors:?}");
+        assert!(errors["conf"].contains("between 0 and 1"), "{errors:?}");
+        assert!(errors["iou"].contains("iou"), "{errors:?}");
+        assert!(errors["confidence"].contains("unknown setting"), "{errors:?}");
+        let good = Sidecar::from_json(&serde_json::json!({"labels": ["a", "b"], "conf": 0.3, "projects": [3]}))
+            .expect("valid");
+        let again = parse(&good.to_toml().expect("toml")).expect("parses back");
+        assert_eq!(again, good);
     }
 
     #[test]

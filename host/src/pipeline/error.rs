@@ -25,6 +25,8 @@ pub enum ApiError {
     Busy { tasks: usize, queued: usize, limit: usize },
     #[error("the request holds {tasks} tasks, more than ML_QUEUE_TASKS ({limit}) allows in all; send fewer at a time")]
     TooManyTasks { tasks: usize, limit: usize },
+    #[error("the image could not be tried: {0}")]
+    Try(#[from] TaskError),
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -8,6 +8,7 @@ mod error;
 mod guard;
 mod plan;
 mod stage;
+mod try_model;
 
 use std::{sync::Arc, time::Instant};
 
@@ -20,6 +21,7 @@ pub use admission::Admission;
 pub use error::{ApiError, TaskError};
 pub use plan::Plan;
 pub use stage::{Stage, StageTimes};
+pub use try_model::TryRequest;
 
 use labelstudio_protocol::{
     label_config::LabelConfig,

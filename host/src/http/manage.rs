@@ -1,0 +1,325 @@
+//! The management API: upload, download and delete models, read and write their settings,
+//! try a model on an image. Thin routes over `models` and `pipeline`.
+//!
+//! Who may change models: with Basic auth on, whoever passes it (every route needs it).
+//! Without it, only a server bound to a loopback address takes changes; any other answers
+//! 403 saying how to turn them on. A browser's cross-site request is refused whatever the
+//! credentials, so a form on another site cannot delete a model.
+
+use bytes::Buf;
+use futures::{Stream, StreamExt};
+use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt;
+use warp::{
+    Filter, Rejection,
+    http::{HeaderMap, StatusCode},
+    reply::Response,
+};
+
+use super::{State, reply};
+use crate::models::{ManageError, checked_name};
+
+/// Where changes are allowed from.
+#[derive(Debug, Clone)]
+pub struct WritePolicy {
+    pub basic_auth: bool,
+    /// The server listens on a loopback address only.
+    pub loopback: bool,
+    /// The Basic-auth user, for the log lines of changes.
+    pub user: Option<String>,
+}
+
+impl WritePolicy {
+    fn who(&self) -> String {
+        match &self.user {
+            Some(user) => format!("user `{user}`"),
+            None => "a local client".to_string(),
+        }
+    }
+}
+
+/// The rejection for a change that is not allowed; answered with 403 and the reason.
+#[derive(Debug)]
+pub struct Forbidden(pub String);
+
+impl warp::reject::Reject for Forbidden {}
+
+/// Passes requests that may change models (see the module's comment).
+pub fn write_guard(policy: WritePolicy) -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    warp::header::headers_cloned()
+        .and_then(move |headers: HeaderMap| {
+            let verdict = allowed(&policy, &headers);
+            async move { verdict.map_err(|why| warp::reject::custom(Forbidden(why))) }
+        })
+        .untuple_one()
+}
+
+fn allowed(policy: &WritePolicy, headers: &HeaderMap) -> Result<(), String> {
+    if !policy.basic_auth && !policy.loopback {
+        return Err(
+            "changing models through the API needs HTTP Basic auth when the server listens beyond this machine: set \
+             BASIC_AUTH_USER and BASIC_AUTH_PASS (or listen on 127.0.0.1)"
+                .to_string(),
+        );
+    }
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if header("sec-fetch-site").is_some_and(|site| site.eq_ignore_ascii_case("cross-site")) {
+        return Err("a cross-site request may not change models".to_string());
+    }
+    if let (Some(origin), Some(host)) = (header("origin"), header("host")) {
+        let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+        if !origin_host.eq_ignore_ascii_case(host) {
+            return Err(format!(
+                "a request from {origin} may not change models on {host} (another origin)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn error(e: &ManageError) -> Response {
+    let status = match e {
+        ManageError::BadName { .. } | ManageError::Settings(_) => StatusCode::BAD_REQUEST,
+        ManageError::NotFound(_) => StatusCode::NOT_FOUND,
+        ManageError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        ManageError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        ManageError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    let mut response = reply::error(status, e.to_string());
+    if let Some(fields) = e.fields() {
+        let body = json!({ "status": status.as_u16(), "detail": e.to_string(), "errors": fields });
+        response = warp::reply::with_status(warp::reply::json(&body), status).into_response();
+    }
+    response
+}
+
+use warp::Reply as _;
+
+/// `PUT /models/NAME`: the body is the `.onnx` file.
+pub async fn upload(
+    name: String,
+    length: Option<u64>,
+    mut body: impl Stream<Item = Result<impl Buf, warp::Error>> + Unpin,
+    state: State,
+) -> Response {
+    let limit = state.max_model_bytes;
+    let too_large = ManageError::TooLarge {
+        limit_mb: limit / (1024 * 1024),
+    };
+    let name = match checked_name(&name) {
+        Ok(name) => name,
+        Err(e) => {
+            drain(&mut body).await;
+            return error(&e);
+        }
+    };
+    if length.is_some_and(|n| n > limit) {
+        drain(&mut body).await;
+        return error(&too_large);
+    }
+    let staged = state.registry.staging_file(&name);
+    match receive(&staged, &mut body, limit).await {
+        Ok(true) => {}
+        Ok(false) => {
+            let _ = tokio::fs::remove_file(&staged).await;
+            drain(&mut body).await;
+            return error(&too_large);
+        }
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&staged).await;
+            return error(&ManageError::Io(format!("the upload broke off: {e}")));
+        }
+    }
+    match state.registry.install(&name, staged, &state.writes.who()).await {
+        Ok(status) => reply::json(&status),
+        Err(e) => error(&e),
+    }
+}
+
+/// Most bytes of a refused upload read (and dropped) before answering: a client that is
+/// still sending would otherwise see its connection closed instead of the answer.
+const DRAIN_LIMIT: u64 = 64 * 1024 * 1024;
+
+async fn drain(body: &mut (impl Stream<Item = Result<impl Buf, warp::Error>> + Unpin)) {
+    let mut read = 0u64;
+    while read < DRAIN_LIMIT {
+        match body.next().await {
+            Some(Ok(chunk)) => read += chunk.remaining() as u64,
+            _ => break,
+        }
+    }
+}
+
+/// Writes the body to `path`; false when it grew past `limit`.
+async fn receive(
+    path: &std::path::Path,
+    body: &mut (impl Stream<Item = Result<impl Buf, warp::Error>> + Unpin),
+    limit: u64,
+) -> Result<bool, String> {
+    let mut file = tokio::fs::File::create(path).await.map_err(|e| e.to_string())?;
+    let mut written = 0u64;
+    while let Some(chunk) = body.next().await {
+        let mut chunk = chunk.map_err(|e| e.to_string())?;
+        written += chunk.remaining() as u64;
+        if written > limit {
+            return Ok(false);
+        }
+        while chunk.has_remaining() {
+            let part = chunk.chunk();
+            file.write_all(part).await.map_err(|e| e.to_string())?;
+            let n = part.len();
+            chunk.advance(n);
+        }
+    }
+    file.flush().await.map_err(|e| e.to_string())?;
+    Ok(true)
+}
+
+/// `GET /models/NAME/file`: the `.onnx` file.
+pub async fn download(name: String, state: State) -> Response {
+    let name = match checked_name(&name) {
+        Ok(name) => name,
+        Err(e) => return error(&e),
+    };
+    let file = match state.registry.model_file(&name).await {
+        Ok(file) => file,
+        Err(e) => return error(&e),
+    };
+    match tokio::fs::read(&file).await {
+        Ok(bytes) => {
+            let mut response = Response::new(bytes.into());
+            let headers = response.headers_mut();
+            headers.insert(
+                warp::http::header::CONTENT_TYPE,
+                warp::http::HeaderValue::from_static("application/octet-stream"),
+            );
+            if let Ok(value) = warp::http::HeaderValue::from_str(&format!("attachment; filename=\"{name}.onnx\"")) {
+                headers.insert(warp::http::header::CONTENT_DISPOSITION, value);
+            }
+            response
+        }
+        Err(e) => error(&ManageError::Io(format!("cannot read {}: {e}", file.display()))),
+    }
+}
+
+/// `DELETE /models/NAME`.
+pub async fn delete(name: String, state: State) -> Response {
+    let name = match checked_name(&name) {
+        Ok(name) => name,
+        Err(e) => return error(&e),
+    };
+    match state.registry.delete(&name, &state.writes.who()).await {
+        Ok(()) => reply::json(&json!({ "deleted": name })),
+        Err(e) => error(&e),
+    }
+}
+
+/// `GET /models/NAME/config`: the model's settings (its `NAME.toml`), as JSON.
+pub async fn settings(name: String, state: State) -> Response {
+    let outcome = match checked_name(&name) {
+        Ok(name) => state.registry.settings(&name).await,
+        Err(e) => Err(e),
+    };
+    match outcome {
+        Ok(settings) => reply::json(&settings),
+        Err(e) => error(&e),
+    }
+}
+
+/// `PUT /models/NAME/config`: new settings, checked one by one; the model reloads.
+pub async fn set_settings(name: String, body: bytes::Bytes, state: State) -> Response {
+    let json: Value = match reply::parse_body(&body) {
+        Ok(json) => json,
+        Err(response) => return *response,
+    };
+    let outcome = match checked_name(&name) {
+        Ok(name) => state.registry.set_settings(&name, &json, &state.writes.who()).await,
+        Err(e) => Err(e),
+    };
+    match outcome {
+        Ok(status) => reply::json(&status),
+        Err(e) => error(&e),
+    }
+}
+
+/// `POST /models/NAME/try`: an image as the body (or JSON with `url`), with optional
+/// thresholds and a label config in the query or the JSON.
+pub async fn try_model(name: String, content_type: Option<String>, body: bytes::Bytes, state: State) -> Response {
+    let name = match checked_name(&name) {
+        Ok(name) => name,
+        Err(e) => return error(&e),
+    };
+    let is_json = content_type.is_some_and(|t| t.trim().starts_with("application/json"));
+    let request = if is_json {
+        match reply::parse_body::<crate::pipeline::TryRequest>(&body) {
+            Ok(request) => request,
+            Err(response) => return *response,
+        }
+    } else {
+        crate::pipeline::TryRequest::image(body)
+    };
+    match state.predictor.try_model(&name, request).await {
+        Ok(answer) => reply::json(&answer),
+        Err(e) => reply::api_error(&e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.insert(*k, warp::http::HeaderValue::from_static(v));
+        }
+        map
+    }
+
+    const LOCAL: WritePolicy = WritePolicy {
+        basic_auth: false,
+        loopback: true,
+        user: None,
+    };
+
+    #[test]
+    fn cross_site_changes_are_refused() {
+        assert!(
+            allowed(&LOCAL, &headers(&[("host", "127.0.0.1:9090")])).is_ok(),
+            "curl sends no origin"
+        );
+        assert!(
+            allowed(
+                &LOCAL,
+                &headers(&[("host", "127.0.0.1:9090"), ("origin", "http://127.0.0.1:9090")])
+            )
+            .is_ok()
+        );
+        assert!(
+            allowed(
+                &LOCAL,
+                &headers(&[("host", "127.0.0.1:9090"), ("origin", "https://evil.example")])
+            )
+            .is_err()
+        );
+        assert!(allowed(&LOCAL, &headers(&[("sec-fetch-site", "cross-site")])).is_err());
+    }
+
+    #[test]
+    fn beyond_loopback_changes_need_basic_auth() {
+        let open = WritePolicy {
+            loopback: false,
+            ..LOCAL
+        };
+        assert!(
+            allowed(&open, &HeaderMap::new())
+                .unwrap_err()
+                .contains("BASIC_AUTH_USER")
+        );
+        let with_auth = WritePolicy {
+            basic_auth: true,
+            ..open
+        };
+        assert!(allowed(&with_auth, &HeaderMap::new()).is_ok());
+    }
+}

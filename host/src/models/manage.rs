@@ -1,0 +1,228 @@
+//! Managing the models folder through the API: installing an uploaded model after it proved
+//! it loads, downloading and deleting a model, reading and writing its sidecar. Every change
+//! lands in the folder the way a person's `mv` would, and the registry reloads the name, so
+//! hot reload's guarantees hold: a bad file or setting never replaces a good model.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::{LoadState, ModelStatus, Registry, files, loader::Loader, sidecar::Sidecar};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManageError {
+    #[error("the model name `{name}` is refused: {reason}")]
+    BadName { name: String, reason: &'static str },
+    #[error("there is no model `{0}`")]
+    NotFound(String),
+    #[error("the model was not installed: {0}; whatever served under this name keeps serving")]
+    Refused(String),
+    #[error("the upload is larger than ML_MAX_MODEL_MB ({limit_mb} MiB)")]
+    TooLarge { limit_mb: u64 },
+    #[error("the settings were not saved: {}", describe(.0))]
+    Settings(BTreeMap<String, String>),
+    #[error("{0}")]
+    Io(String),
+}
+
+fn describe(errors: &BTreeMap<String, String>) -> String {
+    errors.values().cloned().collect::<Vec<_>>().join("; ")
+}
+
+impl ManageError {
+    /// Problems by setting, for a settings error.
+    pub fn fields(&self) -> Option<&BTreeMap<String, String>> {
+        match self {
+            ManageError::Settings(errors) => Some(errors),
+            _ => None,
+        }
+    }
+}
+
+/// A model name as the API takes it: the rules of `model_path` (a file name, no path), and
+/// without `.onnx`.
+pub fn checked_name(raw: &str) -> Result<String, ManageError> {
+    // A URL path segment as the client wrote it: `..%2Fx` is `../x`.
+    let name = percent_encoding::percent_decode_str(raw).decode_utf8_lossy();
+    let refuse = |reason| ManageError::BadName {
+        name: name.to_string(),
+        reason,
+    };
+    let plain = files::name_in_model_path(&name).map_err(refuse)?;
+    if plain != name.trim() || plain.contains(char::is_whitespace) {
+        return Err(refuse("give the name without `.onnx` or spaces"));
+    }
+    Ok(plain.to_string())
+}
+
+static UPLOADS: AtomicU64 = AtomicU64::new(0);
+
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, ManageError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ManageError::Io(format!("a worker thread failed: {e}")))
+}
+
+/// SHA-256 of a file, in hex (for the log line of a change). Blocking.
+fn content_hash(path: &Path) -> String {
+    std::fs::read(path)
+        .map(|bytes| hex::encode(Sha256::digest(&bytes)))
+        .unwrap_or_else(|_| "-".to_string())
+}
+
+impl Registry {
+    /// Where an upload for `name` is written first: a hidden `.part` file in the models
+    /// folder, which the watcher and the scans ignore, on the same file system as its final
+    /// place so that installing it is one rename.
+    pub fn staging_file(&self, name: &str) -> PathBuf {
+        let n = UPLOADS.fetch_add(1, Ordering::Relaxed);
+        self.dir()
+            .join(format!(".{name}.upload-{}-{n}.part", std::process::id()))
+    }
+
+    /// Installs the uploaded file `staged` as model `name` once it has loaded completely in a
+    /// staging slot that serves nothing (with the sidecar the name has); then the registry
+    /// loads it as it would any new file. One install at a time, so concurrent uploads to a
+    /// name end with one of them, whole.
+    pub async fn install(self: &Arc<Self>, name: &str, staged: PathBuf, who: &str) -> Result<ModelStatus, ManageError> {
+        let _one_at_a_time = self.installing.lock().await;
+        let registry = Arc::clone(self);
+        let (target, name_owned) = (self.file_of(name), name.to_string());
+        let checked = blocking(move || {
+            let loader = Loader {
+                runtime: &registry.runtime,
+                plugins: registry.plugins.all(),
+                fallback_labels: &registry.fallback_labels,
+                batching: registry.batching,
+            };
+            let outcome = loader
+                .load_with_sidecar(&staged, &files::sidecar_of(&target), &name_owned, None)
+                .map(drop)
+                .and_then(|()| {
+                    let hash = content_hash(&staged);
+                    std::fs::rename(&staged, &target)
+                        .map(|()| hash)
+                        .map_err(|e| format!("cannot move it into place: {e}"))
+                });
+            if outcome.is_err() {
+                let _ = std::fs::remove_file(&staged);
+            }
+            outcome
+        })
+        .await?;
+        let hash = checked.map_err(ManageError::Refused)?;
+        log::info!("model {name} installed by {who} through the API (sha256 {hash})");
+        self.reload(name).await;
+        self.settled(name).await
+    }
+
+    /// The model's status once its latest load has finished: the watcher may have started
+    /// another load of the same file meanwhile.
+    async fn settled(&self, name: &str) -> Result<ModelStatus, ManageError> {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            let status = self
+                .status_of(name)
+                .ok_or_else(|| ManageError::NotFound(name.to_string()))?;
+            if status.state != LoadState::Loading || tokio::time::Instant::now() > deadline {
+                return Ok(status);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The model file's path, if the model exists.
+    pub async fn model_file(&self, name: &str) -> Result<PathBuf, ManageError> {
+        let file = self.file_of(name);
+        let probe = file.clone();
+        if blocking(move || probe.is_file()).await? {
+            Ok(file)
+        } else {
+            Err(ManageError::NotFound(name.to_string()))
+        }
+    }
+
+    /// Deletes the model file and its sidecar; requests in flight finish with the model.
+    pub async fn delete(self: &Arc<Self>, name: &str, who: &str) -> Result<(), ManageError> {
+        let file = self.model_file(name).await?;
+        let hash = blocking(move || {
+            let hash = content_hash(&file);
+            std::fs::remove_file(&file)
+                .map_err(|e| ManageError::Io(format!("cannot delete {}: {e}", file.display())))?;
+            match std::fs::remove_file(files::sidecar_of(&file)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(ManageError::Io(format!(
+                    "the model is deleted, but its settings file is not: {e}"
+                ))),
+                _ => Ok(hash),
+            }
+        })
+        .await??;
+        log::info!("model {name} deleted by {who} through the API (sha256 {hash})");
+        self.reload(name).await;
+        Ok(())
+    }
+
+    /// The model's settings (its sidecar; empty without one), as JSON.
+    pub async fn settings(&self, name: &str) -> Result<Value, ManageError> {
+        let file = self.model_file(name).await?;
+        blocking(move || {
+            let path = files::sidecar_of(&file);
+            match std::fs::read_to_string(&path) {
+                Ok(text) => Sidecar::parse(&path, &text)
+                    .map(|s| s.to_json())
+                    .map_err(ManageError::Io),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Sidecar::default().to_json()),
+                Err(e) => Err(ManageError::Io(format!("cannot read {}: {e}", path.display()))),
+            }
+        })
+        .await?
+    }
+
+    /// Replaces the model's settings after checking each of them; the model reloads with
+    /// them, and keeps serving its previous version if they do not load.
+    pub async fn set_settings(
+        self: &Arc<Self>,
+        name: &str,
+        json: &Value,
+        who: &str,
+    ) -> Result<ModelStatus, ManageError> {
+        let sidecar = Sidecar::from_json(json).map_err(ManageError::Settings)?;
+        let text = sidecar.to_toml().map_err(ManageError::Io)?;
+        let file = self.model_file(name).await?;
+        let staged = self.staging_file(name).with_extension("toml.part");
+        blocking(move || {
+            let path = files::sidecar_of(&file);
+            std::fs::write(&staged, text)
+                .and_then(|()| std::fs::rename(&staged, &path))
+                .map_err(|e| {
+                    let _ = std::fs::remove_file(&staged);
+                    ManageError::Io(format!("cannot write {}: {e}", path.display()))
+                })
+        })
+        .await??;
+        log::info!("model {name}: settings changed by {who} through the API: {json}");
+        self.reload(name).await;
+        self.settled(name).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_model_path_rules() {
+        assert_eq!(checked_name("det").ok().as_deref(), Some("det"));
+        for bad in ["../det", "a/b", ".hidden", "", "det.onnx", "a b", "..%2Fdet", "a%20b"] {
+            assert!(checked_name(bad).is_err(), "{bad:?}");
+        }
+    }
+}
