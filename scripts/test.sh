@@ -17,6 +17,8 @@ scripts/setup-build-tools.sh
 scripts/setup-onnxruntime.sh
 # The end-to-end tests drive a real Label Studio; installed once into .venv-ls/.
 scripts/setup-label-studio.sh
+# The web page's test drives a real Chromium.
+scripts/setup-browser.sh
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # The container files, with real linters (no Docker engine needed).

@@ -242,9 +242,15 @@ pub async fn set_settings(name: String, body: bytes::Bytes, state: State) -> Res
     }
 }
 
-/// `POST /models/NAME/try`: an image as the body (or JSON with `url`), with optional
-/// thresholds and a label config in the query or the JSON.
-pub async fn try_model(name: String, content_type: Option<String>, body: bytes::Bytes, state: State) -> Response {
+/// `POST /models/NAME/try`: an image as the body (thresholds in the query: `?conf=0.1`), or
+/// JSON with `url`, thresholds and a label config.
+pub async fn try_model(
+    name: String,
+    query: std::collections::HashMap<String, String>,
+    content_type: Option<String>,
+    body: bytes::Bytes,
+    state: State,
+) -> Response {
     let name = match checked_name(&name) {
         Ok(name) => name,
         Err(e) => return error(&e),
@@ -256,7 +262,10 @@ pub async fn try_model(name: String, content_type: Option<String>, body: bytes::
             Err(response) => return *response,
         }
     } else {
-        crate::pipeline::TryRequest::image(body)
+        let conf = query.get("conf").and_then(|v| v.parse().ok());
+        let iou = query.get("iou").and_then(|v| v.parse().ok());
+        let max_det = query.get("max_det").and_then(|v| v.parse().ok());
+        crate::pipeline::TryRequest::image(body, conf, iou, max_det)
     };
     match state.predictor.try_model(&name, request).await {
         Ok(answer) => reply::json(&answer),

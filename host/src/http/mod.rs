@@ -9,6 +9,7 @@ mod metrics;
 mod predict;
 mod reply;
 mod setup;
+mod ui;
 mod webhook;
 
 use std::{convert::Infallible, sync::Arc, time::Instant};
@@ -47,6 +48,18 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Infa
     // credentials, and /health must answer whoever asks whether we are up.
     let auth = basic_auth::guard(state.basic_auth.clone());
 
+    // A browser at `/` is sent to the page; everyone else gets /health's JSON there.
+    let to_page = warp::get()
+        .and(warp::path::end())
+        .and(warp::header::optional::<String>("accept"))
+        .and_then(|accept: Option<String>| async move {
+            if ui::wants_page(accept.as_deref()) {
+                Ok(warp::redirect::found(warp::http::Uri::from_static("/ui")))
+            } else {
+                Err(warp::reject::not_found())
+            }
+        });
+    let page = warp::path!("ui").and(warp::get()).and(auth.clone()).map(ui::page);
     let health = warp::get()
         .and(
             warp::path("health")
@@ -121,6 +134,7 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Infa
         .and(warp::post())
         .and(auth.clone())
         .and(writes)
+        .and(warp::query::<std::collections::HashMap<String, String>>())
         .and(warp::header::optional::<String>("content-type"))
         .and(body)
         .and(with_state.clone())
@@ -137,7 +151,9 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Infa
         .map(metrics::handle);
 
     let log_state = Arc::clone(&state);
-    health
+    to_page
+        .or(page)
+        .or(health)
         .or(setup)
         .or(predict)
         .or(webhook)

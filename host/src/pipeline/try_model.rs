@@ -30,9 +30,12 @@ pub struct TryRequest {
 }
 
 impl TryRequest {
-    pub fn image(bytes: Bytes) -> Self {
+    pub fn image(bytes: Bytes, conf: Option<f32>, iou: Option<f32>, max_det: Option<u32>) -> Self {
         Self {
             image: Some(bytes),
+            conf,
+            iou,
+            max_det,
             ..Self::default()
         }
     }

@@ -184,6 +184,8 @@ pub fn build_host(plugin_api: &Path) -> PathBuf {
             &workspace.path().join(crate_dir).join("src"),
         );
     }
+    // The web page the host embeds.
+    copy(&repo.join("host/ui"), &workspace.path().join("host/ui"));
     let manifest = std::fs::read_to_string(repo.join("host/Cargo.toml"))
         .expect("manifest")
         .replace("name = \"ls-ml-backend\"", "name = \"ls-ml-backend-next\"")

@@ -1,0 +1,287 @@
+//! The web page in a real browser: Debian's Chromium, driven through chromedriver
+//! (`scripts/setup-browser.sh` installs both). Open `/`, upload the detection fixture and
+//! watch it become ready, change its labels and see the version change, try it on an eval-a
+//! image and compare the drawn boxes with the API's, delete it. A screenshot of each step goes
+//! to `target/ui-screenshots/`.
+
+mod common;
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use common::*;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+
+const DET: &str = "yolov8n-shapes-det-320.onnx";
+const IMAGE: &str = "eval-a_0000.png";
+
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn browser() -> (Driver, Client) {
+    let port = free_port();
+    let driver = Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver (scripts/setup-browser.sh installs it)");
+    let driver = Driver(driver);
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,1000"]
+        }),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(capabilities.clone())
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+        {
+            Ok(client) => return (driver, client),
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("chromedriver did not start a browser: {e}"),
+        }
+    }
+}
+
+fn shots() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/ui-screenshots");
+    std::fs::create_dir_all(&dir).expect("screenshots dir");
+    dir
+}
+
+async fn shot(client: &Client, name: &str) {
+    let png = client.screenshot().await.expect("screenshot");
+    std::fs::write(shots().join(format!("{name}.png")), png).expect("write screenshot");
+}
+
+/// Waits until `check` holds, polling the page.
+async fn until<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn row_text(client: &Client, column: usize) -> String {
+    match client
+        .find(Locator::Css(&format!("tr[data-model=\"det\"] td:nth-child({column})")))
+        .await
+    {
+        Ok(cell) => cell.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upload_configure_try_and_delete_in_a_real_browser() {
+    let server = Server::start_in(
+        tempfile::tempdir().expect("models"),
+        plugins_dir(&["yolov8_detect"]),
+        &[],
+    )
+    .await;
+    let (_driver, client) = browser().await;
+
+    // 1. A browser at / lands on the page.
+    client.goto(&server.url("/")).await.expect("open /");
+    let url = client.current_url().await.expect("url");
+    assert_eq!(url.path(), "/ui");
+    until("the empty models table", || async {
+        client.find(Locator::Css("#model-rows")).await.is_ok() && row_text(&client, 1).await.is_empty()
+    })
+    .await;
+    shot(&client, "1-open").await;
+
+    // 2. Upload the detection fixture and watch it become ready.
+    let upload = tempfile::tempdir().expect("upload dir");
+    let file = upload.path().join("det.onnx");
+    std::fs::copy(fixture_model(DET), &file).expect("copy");
+    client
+        .find(Locator::Css("#upload-file"))
+        .await
+        .expect("file input")
+        .send_keys(&file.display().to_string())
+        .await
+        .expect("choose the file");
+    client
+        .find(Locator::Css("#upload-button"))
+        .await
+        .expect("button")
+        .click()
+        .await
+        .expect("upload");
+    until("the model to be ready", || async {
+        row_text(&client, 2).await == "ready"
+    })
+    .await;
+    let version = row_text(&client, 5).await;
+    assert!(version.starts_with("det-"), "{version}");
+    shot(&client, "2-uploaded").await;
+
+    // 3. Change its labels: the version changes.
+    client
+        .find(Locator::Css("tr[data-model=\"det\"] button"))
+        .await
+        .expect("configure")
+        .click()
+        .await
+        .expect("open the settings");
+    let labels = client.find(Locator::Css("#cfg-labels")).await.expect("labels field");
+    labels.clear().await.expect("clear");
+    labels.send_keys("ring, box, wedge").await.expect("type labels");
+    client
+        .find(Locator::Css("#cfg-save"))
+        .await
+        .expect("save")
+        .click()
+        .await
+        .expect("save");
+    until("the new version", || async {
+        let now = row_text(&client, 5).await;
+        !now.is_empty() && now != version && row_text(&client, 7).await == "ring, box, wedge"
+    })
+    .await;
+    shot(&client, "3-configured").await;
+
+    // 4. Try it on an image: the drawn boxes are the API's.
+    client
+        .find(Locator::Css("#try-model option[value=\"det\"]"))
+        .await
+        .expect("the model in the list")
+        .click()
+        .await
+        .expect("pick it");
+    client
+        .find(Locator::Css("#try-file"))
+        .await
+        .expect("image input")
+        .send_keys(
+            &eval_images()
+                .join(IMAGE)
+                .canonicalize()
+                .expect("image path")
+                .display()
+                .to_string(),
+        )
+        .await
+        .expect("choose the image");
+    client
+        .find(Locator::Css("#try-button"))
+        .await
+        .expect("run")
+        .click()
+        .await
+        .expect("run");
+    until("the drawn boxes", || async {
+        client
+            .find_all(Locator::Css("#try-overlay rect.box"))
+            .await
+            .is_ok_and(|boxes| !boxes.is_empty())
+    })
+    .await;
+    let mut drawn = Vec::new();
+    for rect in client
+        .find_all(Locator::Css("#try-overlay rect.box"))
+        .await
+        .expect("boxes")
+    {
+        let number = |v: Option<String>| v.and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::NAN);
+        let (x, y) = (
+            number(rect.attr("x").await.expect("x")),
+            number(rect.attr("y").await.expect("y")),
+        );
+        let (w, h) = (
+            number(rect.attr("width").await.expect("w")),
+            number(rect.attr("height").await.expect("h")),
+        );
+        let label = rect.attr("data-label").await.expect("label").unwrap_or_default();
+        drawn.push((label, [x, y, x + w, y + h]));
+    }
+    let image = std::fs::read(eval_images().join(IMAGE)).expect("image");
+    let api: Value = server
+        .http
+        .post(server.url("/models/det/try?conf=0.25"))
+        .header("content-type", "image/png")
+        .body(image)
+        .send()
+        .await
+        .expect("try")
+        .json()
+        .await
+        .expect("json");
+    let expected: Vec<(String, [f64; 4])> = api["instances"]
+        .as_array()
+        .expect("instances")
+        .iter()
+        .map(|i| {
+            let b = &i["box"];
+            let n = |k: &str| b[k].as_f64().unwrap_or(f64::NAN);
+            (
+                i["label"].as_str().unwrap_or_default().to_string(),
+                [n("x"), n("y"), n("x") + n("width"), n("y") + n("height")],
+            )
+        })
+        .collect();
+    assert_eq!(drawn.len(), expected.len(), "drawn {drawn:?}\nAPI {expected:?}");
+    for (label, xyxy) in &expected {
+        assert!(
+            drawn.iter().any(|(l, d)| l == label && iou(d, xyxy) > 0.999),
+            "{label} {xyxy:?} is not drawn: {drawn:?}"
+        );
+    }
+    assert!(
+        expected
+            .iter()
+            .all(|(label, _)| ["ring", "box", "wedge"].contains(&label.as_str()))
+    );
+    client
+        .execute("document.getElementById('try').scrollIntoView()", Vec::new())
+        .await
+        .expect("scroll");
+    shot(&client, "4-tried").await;
+    report(&format!(
+        "web page: upload, configure, try ({} boxes drawn as the API's), delete in Chromium",
+        drawn.len()
+    ));
+
+    // 5. Delete it, confirming the dialog.
+    client
+        .find(Locator::Css("tr[data-model=\"det\"] button.danger"))
+        .await
+        .expect("delete")
+        .click()
+        .await
+        .expect("delete");
+    client.accept_alert().await.expect("confirm");
+    until("the model to be gone", || async {
+        client.find(Locator::Css("tr[data-model=\"det\"]")).await.is_err()
+    })
+    .await;
+    shot(&client, "5-deleted").await;
+    assert!(!server.models_dir.path().join("det.onnx").exists());
+    client.close().await.expect("close the browser");
+}
