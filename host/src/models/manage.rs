@@ -208,9 +208,14 @@ impl Registry {
                 })
         })
         .await??;
-        log::info!("model {name}: settings changed by {who} through the API: {json}");
         self.reload(name).await;
-        self.settled(name).await
+        let status = self.settled(name).await?;
+        // The version carries the hash of the model file and its settings.
+        log::info!(
+            "model {name}: settings changed by {who} through the API: {json}; version now {}",
+            status.model_version.as_deref().unwrap_or("(not serving)")
+        );
+        Ok(status)
     }
 }
 
