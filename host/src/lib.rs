@@ -22,6 +22,7 @@ mod plugins;
 mod runtime;
 pub mod server;
 mod watcher;
+mod worker;
 
 pub use config::Config;
 

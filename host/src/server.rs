@@ -21,6 +21,7 @@ use crate::{
     plugins,
     runtime::{Runtime, RuntimeError},
     watcher,
+    worker::{WorkerFailed, off_executor as blocking},
 };
 
 /// Why the server could not start, in words for whoever started it.
@@ -40,14 +41,8 @@ pub enum StartError {
     Listen { addr: SocketAddr, source: std::io::Error },
     #[error("cannot watch the models folder: {0}")]
     Watch(notify::Error),
-    #[error("a start-up thread failed: {0}")]
-    Join(String),
-}
-
-async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, StartError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| StartError::Join(e.to_string()))
+    #[error("start-up: {0}")]
+    Worker(#[from] WorkerFailed),
 }
 
 /// Creates the models folder if it is missing; whether it did. Blocking.

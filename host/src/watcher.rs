@@ -147,7 +147,7 @@ async fn is_stable(file: &Path) -> bool {
 
 /// The file's fingerprint, read on a blocking thread.
 async fn fingerprint(file: PathBuf) -> Option<Fingerprint> {
-    tokio::task::spawn_blocking(move || Fingerprint::of(&file))
+    crate::worker::off_executor(move || Fingerprint::of(&file))
         .await
         .ok()
         .flatten()

@@ -86,6 +86,26 @@ where
     }
 }
 
+async fn click(client: &Client, css: &str) {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("clicking {css}: {e}"));
+}
+
+async fn type_into(client: &Client, css: &str, text: &str) {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .send_keys(text)
+        .await
+        .unwrap_or_else(|e| panic!("typing into {css}: {e}"));
+}
+
 async fn row_text(client: &Client, column: usize) -> String {
     match client
         .find(Locator::Css(&format!("tr[data-model=\"det\"] td:nth-child({column})")))
@@ -120,20 +140,8 @@ async fn upload_configure_try_and_delete_in_a_real_browser() {
     let upload = tempfile::tempdir().expect("upload dir");
     let file = upload.path().join("det.onnx");
     std::fs::copy(fixture_model(DET), &file).expect("copy");
-    client
-        .find(Locator::Css("#upload-file"))
-        .await
-        .expect("file input")
-        .send_keys(&file.display().to_string())
-        .await
-        .expect("choose the file");
-    client
-        .find(Locator::Css("#upload-button"))
-        .await
-        .expect("button")
-        .click()
-        .await
-        .expect("upload");
+    type_into(&client, "#upload-file", &file.display().to_string()).await;
+    click(&client, "#upload-button").await;
     until("the model to be ready", || async {
         row_text(&client, 2).await == "ready"
     })
@@ -143,23 +151,11 @@ async fn upload_configure_try_and_delete_in_a_real_browser() {
     shot(&client, "2-uploaded").await;
 
     // 3. Change its labels: the version changes.
-    client
-        .find(Locator::Css("tr[data-model=\"det\"] button"))
-        .await
-        .expect("configure")
-        .click()
-        .await
-        .expect("open the settings");
+    click(&client, "tr[data-model=\"det\"] button").await;
     let labels = client.find(Locator::Css("#cfg-labels")).await.expect("labels field");
     labels.clear().await.expect("clear");
     labels.send_keys("ring, box, wedge").await.expect("type labels");
-    client
-        .find(Locator::Css("#cfg-save"))
-        .await
-        .expect("save")
-        .click()
-        .await
-        .expect("save");
+    click(&client, "#cfg-save").await;
     until("the new version", || async {
         let now = row_text(&client, 5).await;
         !now.is_empty() && now != version && row_text(&client, 7).await == "ring, box, wedge"
@@ -168,34 +164,10 @@ async fn upload_configure_try_and_delete_in_a_real_browser() {
     shot(&client, "3-configured").await;
 
     // 4. Try it on an image: the drawn boxes are the API's.
-    client
-        .find(Locator::Css("#try-model option[value=\"det\"]"))
-        .await
-        .expect("the model in the list")
-        .click()
-        .await
-        .expect("pick it");
-    client
-        .find(Locator::Css("#try-file"))
-        .await
-        .expect("image input")
-        .send_keys(
-            &eval_images()
-                .join(IMAGE)
-                .canonicalize()
-                .expect("image path")
-                .display()
-                .to_string(),
-        )
-        .await
-        .expect("choose the image");
-    client
-        .find(Locator::Css("#try-button"))
-        .await
-        .expect("run")
-        .click()
-        .await
-        .expect("run");
+    click(&client, "#try-model option[value=\"det\"]").await;
+    let image = eval_images().join(IMAGE).canonicalize().expect("image path");
+    type_into(&client, "#try-file", &image.display().to_string()).await;
+    click(&client, "#try-button").await;
     until("the drawn boxes", || async {
         client
             .find_all(Locator::Css("#try-overlay rect.box"))
@@ -269,13 +241,7 @@ async fn upload_configure_try_and_delete_in_a_real_browser() {
     ));
 
     // 5. Delete it, confirming the dialog.
-    client
-        .find(Locator::Css("tr[data-model=\"det\"] button.danger"))
-        .await
-        .expect("delete")
-        .click()
-        .await
-        .expect("delete");
+    click(&client, "tr[data-model=\"det\"] button.danger").await;
     client.accept_alert().await.expect("confirm");
     until("the model to be gone", || async {
         client.find(Locator::Css("tr[data-model=\"det\"]")).await.is_err()

@@ -2,6 +2,8 @@
 
 use abi_stable::{StableAbi, std_types::RSlice};
 
+use crate::PluginError;
+
 /// A decoded image: RGB, 8 bits per channel, row-major, `width * height * 3` bytes, already
 /// turned upright according to its EXIF orientation. Borrowed from the host for one call.
 #[repr(C)]
@@ -23,6 +25,20 @@ impl<'a> ImageRef<'a> {
 
     pub fn pixels(&self) -> &'a [u8] {
         self.pixels.as_slice()
+    }
+
+    /// The pixels, checked to hold exactly `width * height` RGB triples.
+    pub fn rgb(&self) -> Result<&'a [u8], PluginError> {
+        let (w, h) = (self.width as usize, self.height as usize);
+        let pixels = self.pixels();
+        if w == 0 || h == 0 || pixels.len() != w * h * 3 {
+            return Err(PluginError::invalid_input(format!(
+                "the image holds {} bytes, but {w}x{h} RGB needs {}",
+                pixels.len(),
+                w * h * 3
+            )));
+        }
+        Ok(pixels)
     }
 
     /// The pixel at `(x, y)`, or None outside the image or when the buffer is short.

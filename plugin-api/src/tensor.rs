@@ -15,28 +15,16 @@ pub trait Element: bytemuck::Pod {
     const TYPE: ElementType;
 }
 
-impl Element for f32 {
-    const TYPE: ElementType = ElementType::F32;
+macro_rules! elements {
+    ($($rust:ty => $element:ident),*) => {
+        $(impl Element for $rust {
+            const TYPE: ElementType = ElementType::$element;
+        })*
+    };
 }
-impl Element for f64 {
-    const TYPE: ElementType = ElementType::F64;
-}
-impl Element for i64 {
-    const TYPE: ElementType = ElementType::I64;
-}
-impl Element for i32 {
-    const TYPE: ElementType = ElementType::I32;
-}
-impl Element for u8 {
-    const TYPE: ElementType = ElementType::U8;
-}
-impl Element for i8 {
-    const TYPE: ElementType = ElementType::I8;
-}
-/// f16 travels as its IEEE 754 bits.
-impl Element for u16 {
-    const TYPE: ElementType = ElementType::F16;
-}
+
+// f16 travels as its IEEE 754 bits, in a u16.
+elements!(f32 => F32, f64 => F64, i64 => I64, i32 => I32, u8 => U8, i8 => I8, u16 => F16);
 
 fn elements(shape: &[i64]) -> Result<usize, PluginError> {
     shape.iter().try_fold(1usize, |n, &d| {

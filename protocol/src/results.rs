@@ -199,8 +199,15 @@ mod tests {
         LabelConfig::parse(xml).expect("config").controls
     }
 
-    fn names() -> Vec<String> {
-        vec!["cat".into(), "dog".into()]
+    /// The results for `frame` of a model whose classes are `cat` and `dog`.
+    fn build_for(frame: &FrameOutput, controls: &[Control], tolerance: f64) -> Vec<Value> {
+        let names = vec!["cat".to_string(), "dog".to_string()];
+        let found = Found {
+            frame,
+            class_names: &names,
+            size: SIZE,
+        };
+        build(&found, controls, 0.25, tolerance)
     }
 
     #[test]
@@ -222,13 +229,7 @@ mod tests {
         let c = controls(
             r#"<View><Image name="img" value="$image"/><RectangleLabels name="label" toName="img"><Label value="Cat" predicted_values="cat"/></RectangleLabels></View>"#,
         );
-        let names = names();
-        let found = Found {
-            frame: &frame,
-            class_names: &names,
-            size: SIZE,
-        };
-        let out = build(&found, &c, 0.25, 1.0);
+        let out = build_for(&frame, &c, 1.0);
         assert_eq!(out.len(), 1);
         let r = &out[0];
         assert_eq!(r["type"], "rectanglelabels");
@@ -280,13 +281,7 @@ mod tests {
                <PolygonLabels name="poly" toName="img"><Label value="cat"/><Label value="dog"/></PolygonLabels>
                <BrushLabels name="brush" toName="img"><Label value="cat"/><Label value="dog"/></BrushLabels></View>"#,
         );
-        let names = names();
-        let found = Found {
-            frame: &frame,
-            class_names: &names,
-            size: SIZE,
-        };
-        let out = build(&found, &c, 0.25, 1.0);
+        let out = build_for(&frame, &c, 1.0);
         let of_type = |t: &str| out.iter().filter(|r| r["type"] == t).collect::<Vec<_>>();
         assert_eq!(of_type("rectanglelabels").len(), 2, "{out:?}");
         assert_eq!(of_type("polygonlabels").len(), 1, "the dog has no mask and no outline");
@@ -341,13 +336,7 @@ mod tests {
                <PolygonLabels name="poly" toName="img"><Label value="cat"/></PolygonLabels>
                <Choices name="kind" toName="img"><Choice value="cat"/><Choice value="dog"/></Choices></View>"#,
         );
-        let names = names();
-        let found = Found {
-            frame: &frame,
-            class_names: &names,
-            size: SIZE,
-        };
-        let out = build(&found, &c, 0.25, 0.0);
+        let out = build_for(&frame, &c, 0.0);
         assert_eq!(out.len(), 2, "{out:?}");
         assert_eq!(out[0]["type"], "polygonlabels");
         assert!(out[0]["value"]["points"].as_array().is_some_and(|p| p.len() >= 4));

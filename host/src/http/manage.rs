@@ -83,7 +83,7 @@ fn error(e: &ManageError) -> Response {
         ManageError::NotFound(_) => StatusCode::NOT_FOUND,
         ManageError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
         ManageError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-        ManageError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        ManageError::Io(_) | ManageError::Worker(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };
     let mut response = reply::error(status, e.to_string());
     if let Some(fields) = e.fields() {

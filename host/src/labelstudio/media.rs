@@ -305,7 +305,7 @@ impl MediaClient {
             && let Some(candidate) = local_candidate(root, &url)?
         {
             let (root, url, max_bytes) = (root.clone(), url.clone(), self.max_bytes);
-            let read = tokio::task::spawn_blocking(move || {
+            let read = crate::worker::off_executor(move || {
                 checked_local(&root, &url, candidate)?
                     .map(|path| read_local(&path, max_bytes))
                     .transpose()

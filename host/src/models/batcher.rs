@@ -46,10 +46,10 @@ impl Batcher {
         let (reply, answer) = oneshot::channel();
         self.queue
             .send(Item { image, params, reply })
-            .map_err(|_| RunError::Join("the model's batcher has stopped".into()))?;
+            .map_err(|_| RunError::Batcher("the model's batcher has stopped".into()))?;
         answer
             .await
-            .map_err(|_| RunError::Join("the model's batcher dropped a task".into()))?
+            .map_err(|_| RunError::Batcher("the model's batcher dropped a task".into()))?
     }
 }
 

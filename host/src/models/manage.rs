@@ -16,6 +16,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::{LoadState, ModelStatus, Registry, files, loader::Loader, sidecar::Sidecar};
+use crate::worker::{WorkerFailed, off_executor as blocking};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManageError {
@@ -31,6 +32,8 @@ pub enum ManageError {
     Settings(BTreeMap<String, String>),
     #[error("{0}")]
     Io(String),
+    #[error(transparent)]
+    Worker(#[from] WorkerFailed),
 }
 
 fn describe(errors: &BTreeMap<String, String>) -> String {
@@ -64,12 +67,6 @@ pub fn checked_name(raw: &str) -> Result<String, ManageError> {
 }
 
 static UPLOADS: AtomicU64 = AtomicU64::new(0);
-
-async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, ManageError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| ManageError::Io(format!("a worker thread failed: {e}")))
-}
 
 /// SHA-256 of a file, in hex (for the log line of a change). Blocking.
 fn content_hash(path: &Path) -> String {

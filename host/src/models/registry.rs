@@ -28,6 +28,7 @@ use super::{
 use crate::{
     plugins::{Catalog, Plugin},
     runtime::Runtime,
+    worker::off_executor,
 };
 
 pub struct Registry {
@@ -43,15 +44,13 @@ pub struct Registry {
     pub(super) installing: tokio::sync::Mutex<()>,
 }
 
-/// Runs blocking work off the async executor.
+/// Runs blocking work off the async executor; a failed worker is logged, and the caller
+/// goes on as if nothing was found.
 async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
-    match tokio::task::spawn_blocking(work).await {
-        Ok(value) => Some(value),
-        Err(e) => {
-            error!("a blocking task of the model registry failed: {e}");
-            None
-        }
-    }
+    off_executor(work)
+        .await
+        .inspect_err(|e| error!("the model registry: {e}"))
+        .ok()
 }
 
 impl Registry {

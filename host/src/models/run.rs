@@ -15,6 +15,7 @@ use crate::{
     imaging::RgbImage,
     plugins::Adapter,
     runtime::{RuntimeError, SessionPool},
+    worker::{WorkerFailed, off_executor as blocking},
 };
 
 /// Inferences one prediction may chain (a two-stage model runs two).
@@ -26,8 +27,10 @@ pub enum RunError {
     Plugin(#[from] PluginError),
     #[error(transparent)]
     Inference(#[from] RuntimeError),
-    #[error("a worker thread failed: {0}")]
-    Join(String),
+    #[error(transparent)]
+    Worker(#[from] WorkerFailed),
+    #[error("{0}")]
+    Batcher(String),
 }
 
 /// Time spent in each step of a run.
@@ -73,12 +76,6 @@ impl Stills {
             .collect();
         call(&Input::new(&frames, self.params, &self.options))
     }
-}
-
-async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, RunError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| RunError::Join(e.to_string()))
 }
 
 impl Engine {

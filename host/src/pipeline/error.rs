@@ -8,6 +8,7 @@ use crate::{
     labelstudio::media::MediaError,
     models::{RouteError, RunError},
     runtime::RuntimeError,
+    worker::WorkerFailed,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -41,8 +42,8 @@ pub enum TaskError {
     Plugin(#[from] plugin_api::PluginError),
     #[error(transparent)]
     Inference(#[from] RuntimeError),
-    #[error("a worker thread failed: {0}")]
-    Join(String),
+    #[error(transparent)]
+    Worker(#[from] WorkerFailed),
 }
 
 impl From<RunError> for TaskError {
@@ -50,7 +51,8 @@ impl From<RunError> for TaskError {
         match e {
             RunError::Plugin(e) => TaskError::Plugin(e),
             RunError::Inference(e) => TaskError::Inference(e),
-            RunError::Join(e) => TaskError::Join(e),
+            RunError::Worker(e) => TaskError::Worker(e),
+            RunError::Batcher(e) => TaskError::Worker(WorkerFailed(e)),
         }
     }
 }
@@ -64,7 +66,7 @@ impl TaskError {
             TaskError::Decode(_) => "decode",
             TaskError::Plugin(_) => "adapter",
             TaskError::Inference(_) => "inference",
-            TaskError::Join(_) => "internal",
+            TaskError::Worker(_) => "internal",
         }
     }
 }

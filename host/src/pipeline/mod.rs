@@ -29,7 +29,9 @@ use labelstudio_protocol::{
     results::{self, Found, ImageSize},
 };
 
-use crate::{imaging, labelstudio::media::MediaClient, metrics::Metrics, models::Registry};
+use crate::{
+    imaging, labelstudio::media::MediaClient, metrics::Metrics, models::Registry, worker::off_executor as blocking,
+};
 
 pub struct Outcome {
     pub results: Vec<Value>,
@@ -179,13 +181,6 @@ impl Predictor {
         }
         Ok(out)
     }
-}
-
-/// Runs blocking work on the blocking pool.
-async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, TaskError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| TaskError::Join(e.to_string()))
 }
 
 struct TaskRun {

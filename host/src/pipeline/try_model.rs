@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{ApiError, Predictor, TaskError, guard};
-use crate::imaging;
+use crate::{imaging, worker::off_executor};
 
 /// What to try: an image (the request body) or a URL, with optional thresholds and a label
 /// config to build Label Studio results for.
@@ -70,9 +70,9 @@ impl Predictor {
             _ => return Err(ApiError::Try(TaskError::NoImage("the body (or `url`)".into()))),
         };
         let max_pixels = self.max_image_pixels;
-        let image = tokio::task::spawn_blocking(move || imaging::decode(&bytes, max_pixels))
+        let image = off_executor(move || imaging::decode(&bytes, max_pixels))
             .await
-            .map_err(|e| TaskError::Join(e.to_string()))?
+            .map_err(TaskError::from)?
             .map_err(TaskError::from)?;
         let size = ImageSize {
             width: image.width,

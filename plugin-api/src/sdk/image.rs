@@ -41,14 +41,7 @@ pub fn rgb_to_chw(
     at: Placement,
 ) -> Result<(), PluginError> {
     let (w, h) = (image.width as usize, image.height as usize);
-    let pixels = image.pixels();
-    if pixels.len() != w * h * 3 {
-        return Err(PluginError::invalid_input(format!(
-            "the image holds {} bytes, but {w}x{h} RGB needs {}",
-            pixels.len(),
-            w * h * 3
-        )));
-    }
+    let pixels = image.rgb()?;
     let plane = dst_w * dst_h;
     if planes.len() != 3 * plane
         || at.src_x + at.width > w

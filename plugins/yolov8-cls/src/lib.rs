@@ -76,16 +76,14 @@ impl YoloV8Cls {
     fn write(&self, image: ImageRef<'_>, planes: &mut [f32]) -> Result<(), PluginError> {
         let (in_w, in_h) = (self.input.width as usize, self.input.height as usize);
         let (w, h) = (image.width as usize, image.height as usize);
-        if w == 0 || h == 0 || image.pixels.len() != w * h * 3 {
-            return Err(PluginError::invalid_input("the image is empty or not RGB"));
-        }
+        let pixels = image.rgb()?;
         // A square model resizes the shortest edge; another shape resizes to it exactly.
         let (rw, rh) = if in_w == in_h {
             shortest_edge(w, h, in_w)
         } else {
             (in_w, in_h)
         };
-        let resized = resize_bilinear(image.pixels(), w, h, rw, rh);
+        let resized = resize_bilinear(pixels, w, h, rw, rh);
         let at = Placement {
             src_x: crop_offset(rw, in_w),
             src_y: crop_offset(rh, in_h),

@@ -93,14 +93,7 @@ impl Letterbox {
                 "the letterbox was planned for another image size",
             ));
         }
-        let pixels = image.pixels();
-        if pixels.len() != w * h * 3 {
-            return Err(PluginError::invalid_input(format!(
-                "the image holds {} bytes, but {w}x{h} RGB needs {}",
-                pixels.len(),
-                w * h * 3
-            )));
-        }
+        let pixels = image.rgb()?;
         let (nw, nh) = (self.new_w as usize, self.new_h as usize);
         let resized = resize_linear(pixels, w, h, nw, nh);
         planes.fill(PAD_VALUE as f32 / 255.0);

@@ -4,12 +4,12 @@
 
 pub mod detect;
 pub mod letterbox;
-pub mod matching;
 pub mod model;
+pub mod opened;
 pub mod plugin;
 pub mod resize;
 
 pub use detect::{Detection, Head, box_instance, detect, nms};
 pub use letterbox::Letterbox;
-pub use matching::{Opened, frame_outputs, letterbox_input};
+pub use opened::{Opened, frame_outputs, letterbox_input};
 pub use plugin::{FrameDecoder, LetterboxAdapter, YoloPlugin};
