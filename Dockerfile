@@ -22,7 +22,7 @@ RUN ORT_FLAVOR=${ORT_FLAVOR} scripts/package.sh /out
 FROM ${RUNTIME_IMAGE}
 ARG ML_PROVIDER=cpu
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates \
+    && apt-get install -y --no-install-recommends ca-certificates ffmpeg \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin app \
     && mkdir -p /app/models \

@@ -19,6 +19,8 @@ scripts/setup-onnxruntime.sh
 scripts/setup-label-studio.sh
 # The web page's test drives a real Chromium.
 scripts/setup-browser.sh
+# Video tracking decodes with ffmpeg.
+scripts/setup-ffmpeg.sh
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # The container files, with real linters (no Docker engine needed).

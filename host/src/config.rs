@@ -141,6 +141,38 @@ pub struct Config {
     #[arg(long, env = "ML_MAX_IMAGE_PIXELS", default_value_t = 64_000_000)]
     pub max_image_pixels: u64,
 
+    /// Largest video download, in MiB. Videos are streamed to a temporary file (local files
+    /// are read in place), never held in memory whole.
+    #[arg(long, env = "ML_MAX_VIDEO_MB", default_value_t = 1024)]
+    pub max_video_mb: u64,
+
+    /// Videos with more frames than this are refused (their task gets an error), before
+    /// any frame is decoded.
+    #[arg(long, env = "ML_VIDEO_MAX_FRAMES", default_value_t = 18_000)]
+    pub video_max_frames: u64,
+
+    /// Videos longer than this many seconds are refused, before any frame is decoded.
+    #[arg(long, env = "ML_VIDEO_MAX_SECONDS", default_value_t = 900.0)]
+    pub video_max_seconds: f64,
+
+    /// Track every Nth frame of a video (a VideoRectangle's `model_frame_step` overrides
+    /// it). Label Studio interpolates the boxes in between, as between keyframes.
+    #[arg(long, env = "ML_VIDEO_FRAME_STEP", default_value_t = 1)]
+    pub video_frame_step: u32,
+
+    /// Seconds that ffmpeg or ffprobe may go without delivering anything before it is
+    /// killed and its task fails.
+    #[arg(long, env = "ML_VIDEO_STALL_SECS", default_value_t = 30)]
+    pub video_stall_secs: u64,
+
+    /// The ffmpeg program, which decodes videos (a name on PATH or a path).
+    #[arg(long, env = "ML_FFMPEG", default_value = "ffmpeg")]
+    pub ffmpeg: PathBuf,
+
+    /// The ffprobe program, which reads a video's size, frame rate and rotation.
+    #[arg(long, env = "ML_FFPROBE", default_value = "ffprobe")]
+    pub ffprobe: PathBuf,
+
     /// Largest model upload through the management API (`PUT /models/NAME`), in MiB.
     #[arg(long, env = "ML_MAX_MODEL_MB", default_value_t = 512)]
     pub max_model_mb: u64,
@@ -224,6 +256,20 @@ impl Config {
     pub fn tasks_in_flight(&self) -> usize {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         self.task_concurrency.unwrap_or(2 * cores).max(1)
+    }
+
+    /// The programs and limits of video tasks.
+    pub fn video_settings(&self) -> crate::video::VideoSettings {
+        crate::video::VideoSettings {
+            ffmpeg: self.ffmpeg.clone(),
+            ffprobe: self.ffprobe.clone(),
+            max_bytes: self.max_video_mb.saturating_mul(1024 * 1024),
+            max_frames: self.video_max_frames,
+            max_seconds: self.video_max_seconds,
+            max_frame_pixels: self.max_image_pixels,
+            frame_step: self.video_frame_step.max(1),
+            stall: std::time::Duration::from_secs(self.video_stall_secs.max(1)),
+        }
     }
 
     /// The Label Studio key, from either of its two names.

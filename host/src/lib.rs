@@ -21,6 +21,7 @@ mod pipeline;
 mod plugins;
 mod runtime;
 pub mod server;
+mod video;
 mod watcher;
 mod worker;
 

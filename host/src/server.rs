@@ -140,6 +140,7 @@ pub async fn run(config: Config) -> Result<ExitCode, StartError> {
         polygon_tolerance: config.polygon_tolerance,
         max_image_pixels: config.max_image_pixels,
         admission: Admission::new(config.queue_tasks),
+        video: config.video_settings(),
     };
     let state = Arc::new(AppState {
         predictor,

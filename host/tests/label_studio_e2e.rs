@@ -297,3 +297,110 @@ async fn segmentation_fills_polygon_and_brush_projects() {
     }
     assert!(!server.log().contains("left empty"), "no task failed");
 }
+
+/// A video project: an uploaded MP4, Retrieve Predictions, and the stored `videorectangle`
+/// tracks are the ones our backend answers for the same file, on the video's frames.
+#[tokio::test]
+async fn video_tracking_fills_a_video_rectangle_project() {
+    let ls = LabelStudio::get().await;
+    let env = [
+        ("LABEL_STUDIO_URL", ls.url.as_str()),
+        ("LABEL_STUDIO_API_KEY", LEGACY_TOKEN),
+    ];
+    let det = "yolov8n-shapes-det-320.onnx";
+    let server = Server::start(&[(det, det)], &env).await;
+    let config = r#"<View>
+  <Video name="video" value="$video" framerate="30"/>
+  <VideoRectangle name="box" toName="video" model_tracker="bytetrack"/>
+  <Labels name="videoLabels" toName="video">
+    <Label value="circle"/><Label value="square"/><Label value="triangle"/>
+  </Labels>
+</View>"#;
+    let project = ls.create_project("e2e video", config).await;
+    let video = fixtures().join("video/cross.mp4");
+    assert_eq!(ls.upload(project, std::slice::from_ref(&video)).await, 1);
+    let tasks = ls.tasks(project).await;
+    let path = tasks[0]["data"]["video"].as_str().expect("video path").to_string();
+    assert!(path.starts_with("/data/upload/"), "{path}");
+    let ml = ls
+        .expect_post(
+            "/api/ml",
+            &json!({"url": server.url(""), "project": project, "title": "ls-ml-backend", "auth_method": "NONE"}),
+        )
+        .await;
+    let version = ls.expect_get(&format!("/api/ml/{}", ml["id"])).await["model_version"].clone();
+    let started = std::time::Instant::now();
+    ls.expect_post(
+        &format!("/api/dm/actions?id=retrieve_tasks_predictions&project={project}"),
+        &json!({"selectedItems": {"all": true, "excluded": []}, "project": project.to_string()}),
+    )
+    .await;
+    let seconds = started.elapsed().as_secs_f64();
+    let predictions = ls.predictions(project).await;
+    assert_eq!(
+        predictions.len(),
+        1,
+        "one stored prediction: {predictions:?}\n{}",
+        server.log()
+    );
+    assert_eq!(predictions[0]["model_version"], version);
+    let stored = predictions[0]["result"].as_array().cloned().expect("result");
+
+    // The same video straight from the file, through our /predict.
+    let addr = serve_dir(fixtures().join("video"));
+    let body = json!({"tasks": [{"id": 1, "data": {"video": format!("http://{addr}/cross.mp4")}}],
+                      "label_config": config, "project": project.to_string()});
+    let (status, answer) = server.post("/predict", &body).await;
+    assert_eq!(status, 200, "{answer}");
+    let direct = answer["results"][0]["result"].as_array().cloned().expect("result");
+
+    let reference = load_json(&fixtures().join("video/reference/cross.json"));
+    let frames = reference["frames"].as_u64().expect("frames");
+    let shape = |regions: &[Value]| -> Vec<(String, Vec<u64>)> {
+        regions
+            .iter()
+            .map(|r| {
+                assert_eq!(r["type"], "videorectangle", "{r}");
+                assert_eq!(
+                    (r["from_name"].as_str(), r["to_name"].as_str()),
+                    (Some("box"), Some("video"))
+                );
+                assert_eq!(r["value"]["framesCount"].as_u64(), Some(frames), "framesCount of {r}");
+                let sequence: Vec<u64> = r["value"]["sequence"]
+                    .as_array()
+                    .expect("sequence")
+                    .iter()
+                    .map(|b| b["frame"].as_u64().expect("frame"))
+                    .collect();
+                assert!(
+                    sequence.iter().all(|f| (1..=frames).contains(f)),
+                    "frames within the video: {sequence:?}"
+                );
+                (r["value"]["labels"][0].as_str().expect("label").to_string(), sequence)
+            })
+            .collect()
+    };
+    let (stored_shape, direct_shape) = (shape(&stored), shape(&direct));
+    assert_eq!(stored_shape, direct_shape, "Label Studio stored the tracks we send");
+    let boxes: usize = stored_shape.iter().map(|(_, s)| s.len()).sum();
+    let reference_boxes: usize = reference["runs"]["bytetrack"]["frames"]
+        .as_array()
+        .expect("frames")
+        .iter()
+        .map(|f| f["tracks"].as_array().map_or(0, Vec::len))
+        .sum();
+    report(&format!(
+        "label studio e2e (video): {} tracks with {boxes} boxes stored over {frames} frames (Ultralytics: \
+         {reference_boxes} boxes); Retrieve Predictions took {seconds:.1} s",
+        stored.len()
+    ));
+    assert!(
+        boxes.abs_diff(reference_boxes) <= reference_boxes / 20,
+        "{boxes} boxes for Ultralytics' {reference_boxes}"
+    );
+    assert!(
+        !server.log().contains("left empty"),
+        "no task failed:\n{}",
+        server.log()
+    );
+}

@@ -65,17 +65,58 @@ pub struct Control {
 impl Control {
     /// The label for a model class: exact value, then `predicted_values`, then ignoring case.
     pub fn label_for(&self, class_name: &str) -> Option<&str> {
-        self.labels
-            .iter()
-            .find(|l| l.name == class_name)
-            .or_else(|| {
-                self.labels
-                    .iter()
-                    .find(|l| l.predicted_values.iter().any(|p| p == class_name))
-            })
-            .or_else(|| self.labels.iter().find(|l| l.name.eq_ignore_ascii_case(class_name)))
-            .map(|l| l.value.as_str())
+        label_for(&self.labels, class_name)
     }
+}
+
+fn label_for<'a>(labels: &'a [LabelDef], class_name: &str) -> Option<&'a str> {
+    labels
+        .iter()
+        .find(|l| l.name == class_name)
+        .or_else(|| {
+            labels
+                .iter()
+                .find(|l| l.predicted_values.iter().any(|p| p == class_name))
+        })
+        .or_else(|| labels.iter().find(|l| l.name.eq_ignore_ascii_case(class_name)))
+        .map(|l| l.value.as_str())
+}
+
+/// A `<VideoRectangle>` on a `<Video>`: tracks of boxes. It holds no labels itself; they come
+/// from a `<Labels>` tag on the same video, as in Label Studio's own YOLO backend.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VideoControl {
+    pub name: String,
+    pub to_name: String,
+    /// The `<Labels>` tag on the same video whose labels the tracks get (its name).
+    pub labels_from: Option<String>,
+    pub labels: Vec<LabelDef>,
+    /// `model_path`: the model file that fills this tag, instead of the project's model.
+    pub model_path: Option<String>,
+    /// Every `model_*`, `bytetrack_*` and `botsort_*` attribute (tracker and thresholds), as
+    /// written, for the host to read and check.
+    pub attributes: Vec<(String, String)>,
+}
+
+impl VideoControl {
+    /// The label for a model class, as for image tags.
+    pub fn label_for(&self, class_name: &str) -> Option<&str> {
+        label_for(&self.labels, class_name)
+    }
+
+    pub fn attribute(&self, name: &str) -> Option<&str> {
+        self.attributes.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim())
+    }
+}
+
+/// A `<Video name="video" value="$video"/>` tag.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VideoTag {
+    pub name: String,
+    /// The data key, without the `$`.
+    pub value_key: String,
+    /// `framerate`: what Label Studio's player assumes (it reads no frame rate from the file).
+    pub framerate: Option<f64>,
 }
 
 /// An `<Image name="image" value="$image"/>` tag: where to find the image in `task.data`.
@@ -90,6 +131,9 @@ pub struct ImageTag {
 pub struct LabelConfig {
     pub controls: Vec<Control>,
     pub images: Vec<ImageTag>,
+    pub videos: Vec<VideoTag>,
+    /// `<VideoRectangle>` tags on a `<Video>`, without `model_skip`.
+    pub video_controls: Vec<VideoControl>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -100,8 +144,47 @@ impl LabelConfig {
     pub fn parse(xml: &str) -> Result<Self, ConfigError> {
         let doc = roxmltree::Document::parse(xml).map_err(|e| ConfigError(e.to_string()))?;
         let mut config = LabelConfig::default();
+        let mut label_tags: Vec<(String, String, Vec<LabelDef>)> = Vec::new();
         for node in doc.descendants().filter(|n| n.is_element()) {
             let tag = node.tag_name().name();
+            if tag.eq_ignore_ascii_case("video") {
+                if let (Some(name), Some(value)) = (node.attribute("name"), node.attribute("value")) {
+                    config.videos.push(VideoTag {
+                        name: name.to_string(),
+                        value_key: value.trim().trim_start_matches('$').to_string(),
+                        framerate: node.attribute("framerate").and_then(|v| v.trim().parse().ok()),
+                    });
+                }
+                continue;
+            }
+            if tag.eq_ignore_ascii_case("labels") {
+                if let (Some(name), Some(to_name)) = (node.attribute("name"), node.attribute("toName")) {
+                    label_tags.push((name.to_string(), first_name(to_name), label_defs(node, "label")));
+                }
+                continue;
+            }
+            if tag.eq_ignore_ascii_case("videorectangle") {
+                if let (Some(name), Some(to_name)) = (node.attribute("name"), node.attribute("toName"))
+                    && !is_true(node.attribute("model_skip"))
+                {
+                    config.video_controls.push(VideoControl {
+                        name: name.to_string(),
+                        to_name: first_name(to_name),
+                        labels_from: None,
+                        labels: Vec::new(),
+                        model_path: non_empty(node.attribute("model_path")),
+                        attributes: node
+                            .attributes()
+                            .filter(|a| {
+                                let n = a.name();
+                                n.starts_with("model_") || n.starts_with("bytetrack_") || n.starts_with("botsort_")
+                            })
+                            .map(|a| (a.name().to_string(), a.value().to_string()))
+                            .collect(),
+                    });
+                }
+                continue;
+            }
             if tag.eq_ignore_ascii_case("image") {
                 if let (Some(name), Some(value)) = (node.attribute("name"), node.attribute("value")) {
                     config.images.push(ImageTag {
@@ -122,47 +205,36 @@ impl LabelConfig {
             } else {
                 "label"
             };
-            let labels = node
-                .descendants()
-                .filter(|n| n.is_element() && n.tag_name().name().eq_ignore_ascii_case(label_tag))
-                .filter_map(|n| {
-                    Some(LabelDef {
-                        // Label Studio stores the alias, when there is one, as the label.
-                        value: n.attribute("alias").or(n.attribute("value"))?.to_string(),
-                        name: n.attribute("value")?.to_string(),
-                        predicted_values: n
-                            .attribute("predicted_values")
-                            .map(|v| {
-                                v.split(',')
-                                    .map(|s| s.trim().to_string())
-                                    .filter(|s| !s.is_empty())
-                                    .collect()
-                            })
-                            .unwrap_or_default(),
-                    })
-                })
-                .collect();
+            let labels = label_defs(node, label_tag);
             config.controls.push(Control {
                 kind,
                 name: name.to_string(),
-                to_name: to_name.split(',').next().unwrap_or(to_name).trim().to_string(),
+                to_name: first_name(to_name),
                 labels,
                 score_threshold: node
                     .attribute("model_score_threshold")
                     .or(node.attribute("score_threshold"))
                     .and_then(|v| v.trim().parse().ok()),
-                model_path: node
-                    .attribute("model_path")
-                    .map(str::trim)
-                    .filter(|p| !p.is_empty())
-                    .map(str::to_string),
-                skip: node
-                    .attribute("model_skip")
-                    .is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes")),
+                model_path: non_empty(node.attribute("model_path")),
+                skip: is_true(node.attribute("model_skip")),
                 multiple: node.attribute("choice").is_some_and(|c| c.trim() == "multiple"),
             });
         }
+        // A VideoRectangle takes its labels from the first Labels tag on the same video.
+        for control in &mut config.video_controls {
+            if let Some((name, _, labels)) = label_tags.iter().find(|(_, to, _)| *to == control.to_name) {
+                control.labels_from = Some(name.clone());
+                control.labels = labels.clone();
+            }
+        }
+        config
+            .video_controls
+            .retain(|c| config.videos.iter().any(|v| v.name == c.to_name));
         Ok(config)
+    }
+
+    pub fn video(&self, name: &str) -> Option<&VideoTag> {
+        self.videos.iter().find(|v| v.name == name)
     }
 
     /// The control tags a model should fill: those on an `<Image>`, without `model_skip`.
@@ -175,6 +247,41 @@ impl LabelConfig {
     pub fn image(&self, name: &str) -> Option<&ImageTag> {
         self.images.iter().find(|i| i.name == name)
     }
+}
+
+/// The first of a comma-separated `toName`.
+fn first_name(to_name: &str) -> String {
+    to_name.split(',').next().unwrap_or(to_name).trim().to_string()
+}
+
+fn non_empty(value: Option<&str>) -> Option<String> {
+    value.map(str::trim).filter(|p| !p.is_empty()).map(str::to_string)
+}
+
+fn is_true(value: Option<&str>) -> bool {
+    value.is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes"))
+}
+
+fn label_defs(node: roxmltree::Node<'_, '_>, label_tag: &str) -> Vec<LabelDef> {
+    node.descendants()
+        .filter(|n| n.is_element() && n.tag_name().name().eq_ignore_ascii_case(label_tag))
+        .filter_map(|n| {
+            Some(LabelDef {
+                // Label Studio stores the alias, when there is one, as the label.
+                value: n.attribute("alias").or(n.attribute("value"))?.to_string(),
+                name: n.attribute("value")?.to_string(),
+                predicted_values: n
+                    .attribute("predicted_values")
+                    .map(|v| {
+                        v.split(',')
+                            .map(|s| s.trim().to_string())
+                            .filter(|s| !s.is_empty())
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -257,6 +364,41 @@ mod tests {
         // The skipped tag and the tag on a text object are left out.
         assert_eq!(active, vec!["boxes", "outlines", "points"]);
         assert_eq!(config.image("img").map(|i| i.value_key.as_str()), Some("photo"));
+    }
+
+    #[test]
+    fn video_rectangle_takes_the_labels_of_its_video() {
+        let config = LabelConfig::parse(
+            r#"<View>
+              <Image name="img" value="$image"/>
+              <Labels name="img_labels" toName="img"><Label value="Wrong"/></Labels>
+              <Video name="video" value="$video" framerate="25"/>
+              <VideoRectangle name="box" toName="video" model_tracker="bytetrack" model_conf="0.3"
+                              bytetrack_track_buffer="60" hotkey="b"/>
+              <Labels name="videoLabels" toName="video">
+                <Label value="Ball" predicted_values="circle"/><Label value="square"/>
+              </Labels>
+              <VideoRectangle name="skipped" toName="video" model_skip="true"/>
+              <VideoRectangle name="on_nothing" toName="missing"/>
+            </View>"#,
+        )
+        .expect("parse");
+        assert_eq!(config.video_controls.len(), 1, "skipped and dangling tags are left out");
+        let video = &config.video_controls[0];
+        assert_eq!((video.name.as_str(), video.to_name.as_str()), ("box", "video"));
+        assert_eq!(video.labels_from.as_deref(), Some("videoLabels"));
+        assert_eq!(video.label_for("circle"), Some("Ball"));
+        assert_eq!(video.label_for("Square"), Some("square"));
+        assert_eq!(video.attribute("model_tracker"), Some("bytetrack"));
+        assert_eq!(video.attribute("bytetrack_track_buffer"), Some("60"));
+        assert_eq!(
+            video.attribute("hotkey"),
+            None,
+            "only model and tracker attributes are kept"
+        );
+        let tag = config.video("video").expect("video tag");
+        assert_eq!((tag.value_key.as_str(), tag.framerate), ("video", Some(25.0)));
+        assert_eq!(config.active_controls().count(), 0, "Labels are not image tags");
     }
 
     #[test]

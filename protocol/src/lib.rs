@@ -8,5 +8,6 @@ pub mod label_config;
 pub mod protocol;
 pub mod results;
 mod secret;
+pub mod video;
 
 pub use secret::Secret;

@@ -48,8 +48,12 @@ pub enum MediaError {
         detail: String,
         hint: &'static str,
     },
-    #[error("{url} is larger than the {limit} byte limit (ML_MAX_IMAGE_BYTES)")]
-    TooLarge { url: String, limit: u64 },
+    #[error("{url} is larger than the {limit} byte limit ({setting})")]
+    TooLarge {
+        url: String,
+        limit: u64,
+        setting: &'static str,
+    },
     #[error("reading the local file {path} failed: {message}")]
     LocalFile { path: String, message: String },
     #[error(transparent)]
@@ -112,22 +116,79 @@ fn checked_local(root: &Path, url: &Url, candidate: PathBuf) -> Result<Option<Pa
     }
 }
 
-/// Reads a local file within the size limit. Blocking.
-fn read_local(path: &Path, max_bytes: u64) -> Result<Bytes, MediaError> {
+/// How large a download may be, and the setting that says so (for the error).
+#[derive(Debug, Clone, Copy)]
+pub struct SizeLimit {
+    pub bytes: u64,
+    pub setting: &'static str,
+}
+
+/// Checks a local file's size against the limit. Blocking.
+fn check_local(path: &Path, limit: SizeLimit) -> Result<(), MediaError> {
     let shown = path.display().to_string();
-    let fail = |e: std::io::Error| MediaError::LocalFile {
-        path: shown.clone(),
-        message: e.to_string(),
-    };
-    let len = std::fs::metadata(path).map_err(fail)?.len();
-    if len > max_bytes {
+    let len = std::fs::metadata(path)
+        .map_err(|e| MediaError::LocalFile {
+            path: shown.clone(),
+            message: e.to_string(),
+        })?
+        .len();
+    if len > limit.bytes {
         return Err(MediaError::TooLarge {
             url: shown,
-            limit: max_bytes,
+            limit: limit.bytes,
+            setting: limit.setting,
         });
     }
-    Ok(Bytes::from(std::fs::read(path).map_err(fail)?))
+    Ok(())
 }
+
+/// Reads a local file within the size limit. Blocking.
+fn read_local(path: &Path, limit: SizeLimit) -> Result<Bytes, MediaError> {
+    check_local(path, limit)?;
+    std::fs::read(path).map(Bytes::from).map_err(|e| MediaError::LocalFile {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// A video to decode: a file under LOCAL_FILES_DOCUMENT_ROOT read in place, or a download
+/// in a temporary file (removed when this is dropped).
+pub enum MediaFile {
+    Local(PathBuf),
+    Downloaded(tempfile::TempPath),
+}
+
+impl MediaFile {
+    pub fn path(&self) -> &Path {
+        match self {
+            MediaFile::Local(path) => path,
+            MediaFile::Downloaded(path) => path,
+        }
+    }
+}
+
+/// Where a download goes.
+enum Sink {
+    Memory(BytesMut),
+    File(tokio::fs::File),
+}
+
+impl Sink {
+    async fn push(&mut self, chunk: &[u8]) -> std::io::Result<()> {
+        use tokio::io::AsyncWriteExt;
+        match self {
+            Sink::Memory(body) => {
+                body.extend_from_slice(chunk);
+                Ok(())
+            }
+            Sink::File(file) => file.write_all(chunk).await,
+        }
+    }
+}
+
+/// A video download may take much longer than an image's; a stalled one still fails after
+/// ML_FETCH_TIMEOUT without data (the client's read timeout).
+const VIDEO_DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(3600);
 
 pub struct MediaClient {
     http: reqwest::Client,
@@ -304,10 +365,10 @@ impl MediaClient {
         if let Some(root) = &self.local_root
             && let Some(candidate) = local_candidate(root, &url)?
         {
-            let (root, url, max_bytes) = (root.clone(), url.clone(), self.max_bytes);
+            let (root, url, limit) = (root.clone(), url.clone(), self.image_limit());
             let read = crate::worker::off_executor(move || {
                 checked_local(&root, &url, candidate)?
-                    .map(|path| read_local(&path, max_bytes))
+                    .map(|path| read_local(&path, limit))
                     .transpose()
             })
             .await
@@ -323,12 +384,76 @@ impl MediaClient {
         if let Some(hit) = self.cache.get(&key) {
             return Ok(hit);
         }
-        let bytes = self.download(url, presign).await?;
+        let mut sink = Sink::Memory(BytesMut::new());
+        self.download(url, presign, self.image_limit(), None, &mut sink).await?;
+        let Sink::Memory(body) = sink else {
+            unreachable!("the sink stays in memory")
+        };
+        let bytes = body.freeze();
         self.cache.insert(&key, bytes.clone());
         Ok(bytes)
     }
 
-    async fn download(&self, mut url: Url, presign: bool) -> Result<Bytes, MediaError> {
+    fn image_limit(&self) -> SizeLimit {
+        SizeLimit {
+            bytes: self.max_bytes,
+            setting: "ML_MAX_IMAGE_BYTES",
+        }
+    }
+
+    /// A task's video as a file for ffmpeg: read in place under LOCAL_FILES_DOCUMENT_ROOT,
+    /// else streamed to a temporary file within `limit`. Not cached: videos are large.
+    pub async fn fetch_file(
+        &self,
+        reference: &str,
+        task_id: Option<&Value>,
+        limit: SizeLimit,
+    ) -> Result<MediaFile, MediaError> {
+        let (url, presign) = self.resolve_url(reference, task_id)?;
+        let local_error = |e: &dyn std::fmt::Display| MediaError::LocalFile {
+            path: reference.to_string(),
+            message: e.to_string(),
+        };
+        if let Some(root) = &self.local_root
+            && let Some(candidate) = local_candidate(root, &url)?
+        {
+            let (root, url) = (root.clone(), url.clone());
+            let found = crate::worker::off_executor(move || {
+                let path = checked_local(&root, &url, candidate)?;
+                if let Some(path) = &path {
+                    check_local(path, limit)?;
+                }
+                Ok::<_, MediaError>(path)
+            })
+            .await
+            .map_err(|e| local_error(&e))??;
+            if let Some(path) = found {
+                return Ok(MediaFile::Local(path));
+            }
+        }
+        let temp = crate::worker::off_executor(|| tempfile::Builder::new().prefix("ls-ml-video-").tempfile())
+            .await
+            .map_err(|e| local_error(&e))?
+            .map_err(|e| local_error(&e))?;
+        let (file, path) = temp.into_parts();
+        let mut sink = Sink::File(tokio::fs::File::from_std(file));
+        self.download(url, presign, limit, Some(VIDEO_DOWNLOAD_TIMEOUT), &mut sink)
+            .await?;
+        if let Sink::File(mut file) = sink {
+            use tokio::io::AsyncWriteExt;
+            file.flush().await.map_err(|e| local_error(&e))?;
+        }
+        Ok(MediaFile::Downloaded(path))
+    }
+
+    async fn download(
+        &self,
+        mut url: Url,
+        presign: bool,
+        limit: SizeLimit,
+        timeout: Option<Duration>,
+        sink: &mut Sink,
+    ) -> Result<(), MediaError> {
         let ls = self.label_studio();
         let credentials = self.credentials();
         let mut retried = false;
@@ -341,6 +466,9 @@ impl MediaClient {
                 return Err(MediaError::Refused { url: shown, reason });
             }
             let mut request = self.http.get(url.clone());
+            if let Some(timeout) = timeout {
+                request = request.timeout(timeout);
+            }
             let mut sent = None;
             if to_ls && let (Some(ls), Some(creds)) = (&ls, &credentials) {
                 request = request.header(header::AUTHORIZATION, creds.header(&self.http, ls).await?);
@@ -386,26 +514,39 @@ impl MediaClient {
                     hint: status_hint(status, to_ls, sent, presign),
                 });
             }
-            if response.content_length().is_some_and(|len| len > self.max_bytes) {
-                return Err(MediaError::TooLarge {
-                    url: shown,
-                    limit: self.max_bytes,
-                });
+            let too_large = |url: String| MediaError::TooLarge {
+                url,
+                limit: limit.bytes,
+                setting: limit.setting,
+            };
+            let expected = response.content_length();
+            if expected.is_some_and(|len| len > limit.bytes) {
+                return Err(too_large(shown));
             }
-            let mut body = BytesMut::new();
+            let mut received: u64 = 0;
             while let Some(chunk) = response.chunk().await.map_err(|e| MediaError::Request {
                 url: shown.clone(),
                 message: error_chain(&e),
             })? {
-                if body.len() as u64 + chunk.len() as u64 > self.max_bytes {
-                    return Err(MediaError::TooLarge {
-                        url: shown,
-                        limit: self.max_bytes,
-                    });
+                received += chunk.len() as u64;
+                if received > limit.bytes {
+                    return Err(too_large(shown));
                 }
-                body.extend_from_slice(&chunk);
+                sink.push(&chunk).await.map_err(|e| MediaError::Request {
+                    url: shown.clone(),
+                    message: format!("cannot store the download: {e}"),
+                })?;
             }
-            return Ok(body.freeze());
+            // Label Studio's proxy cuts long streams; a short file must not pass for whole.
+            if let Some(expected) = expected
+                && received < expected
+            {
+                return Err(MediaError::Request {
+                    url: shown,
+                    message: format!("the download ended after {received} of {expected} bytes"),
+                });
+            }
+            return Ok(());
         }
     }
 }

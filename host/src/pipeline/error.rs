@@ -34,6 +34,12 @@ pub enum ApiError {
 pub enum TaskError {
     #[error("task data has no image under `{0}`")]
     NoImage(String),
+    #[error("task data has no video under `{0}`")]
+    NoVideo(String),
+    #[error("the video cannot be tracked: {0}")]
+    Video(#[from] crate::video::VideoError),
+    #[error("{0}")]
+    VideoConfig(String),
     #[error(transparent)]
     Fetch(#[from] MediaError),
     #[error(transparent)]
@@ -62,6 +68,9 @@ impl TaskError {
     pub fn kind(&self) -> &'static str {
         match self {
             TaskError::NoImage(_) => "no_image",
+            TaskError::NoVideo(_) => "no_video",
+            TaskError::Video(_) => "video",
+            TaskError::VideoConfig(_) => "video_config",
             TaskError::Fetch(_) => "fetch",
             TaskError::Decode(_) => "decode",
             TaskError::Plugin(_) => "adapter",

@@ -9,6 +9,7 @@ mod guard;
 mod plan;
 mod stage;
 mod try_model;
+mod video;
 
 use std::{sync::Arc, time::Instant};
 
@@ -53,6 +54,7 @@ pub struct Predictor {
     /// Larger images are refused before they are decoded.
     pub max_image_pixels: u64,
     pub admission: Admission,
+    pub video: crate::video::VideoSettings,
 }
 
 impl Predictor {
@@ -123,8 +125,20 @@ impl Predictor {
         TaskRun { result, times }
     }
 
-    /// Fetches and decodes the image once, then runs each model of the plan on it.
+    /// The task's image results, then its video tracks.
     async fn run_task_inner(&self, plan: &Plan, task: &Task, times: &mut StageTimes) -> Result<Vec<Value>, TaskError> {
+        let mut out = Vec::new();
+        if plan.fills_images() {
+            out = self.run_image(plan, task, times).await?;
+        }
+        for group in &plan.videos {
+            out.extend(video::track_video(&self.media, &self.video, self.defaults, group, task, times).await?);
+        }
+        Ok(out)
+    }
+
+    /// Fetches and decodes the image once, then runs each model of the plan on it.
+    async fn run_image(&self, plan: &Plan, task: &Task, times: &mut StageTimes) -> Result<Vec<Value>, TaskError> {
         let reference = task
             .data
             .get(&plan.image_key)

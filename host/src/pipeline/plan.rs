@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use labelstudio_protocol::label_config::{Control, LabelConfig};
+use labelstudio_protocol::label_config::{Control, LabelConfig, VideoControl};
 
 use crate::models::{LoadedModel, Registry, RouteError};
 
@@ -17,8 +17,19 @@ pub struct Group {
     pub controls: Vec<Control>,
 }
 
+/// A `<VideoRectangle>` and the model whose detections it tracks.
+pub struct VideoGroup {
+    pub model: Arc<LoadedModel>,
+    pub control: VideoControl,
+    /// The `task.data` key of the video.
+    pub video_key: String,
+    /// The `<Video framerate>`, which Label Studio's player numbers frames by.
+    pub framerate: Option<f64>,
+}
+
 pub struct Plan {
     pub groups: Vec<Group>,
+    pub videos: Vec<VideoGroup>,
     /// The versions of the models in the plan, joined by `+`.
     pub version: String,
     /// The `task.data` key of the image the tags label.
@@ -50,18 +61,41 @@ impl Plan {
                 }),
             }
         }
+        let mut videos = Vec::new();
+        for control in config.map(|c| c.video_controls.as_slice()).unwrap_or_default() {
+            let Some(video) = config.and_then(|c| c.video(&control.to_name)) else {
+                continue;
+            };
+            let model = match &control.model_path {
+                Some(path) => registry.by_path(path)?,
+                None => match &routed {
+                    Some(m) => Arc::clone(m),
+                    None => {
+                        let m = registry.route(project)?;
+                        routed = Some(Arc::clone(&m));
+                        m
+                    }
+                },
+            };
+            videos.push(VideoGroup {
+                model,
+                control: control.clone(),
+                video_key: video.value_key.clone(),
+                framerate: video.framerate,
+            });
+        }
         // A config with nothing to fill still gets the project's model version, so that
         // connecting the model works before the config is finished.
-        if groups.is_empty() {
+        if groups.is_empty() && videos.is_empty() {
             groups.push(Group {
                 model: registry.route(project)?,
                 controls: Vec::new(),
             });
         }
         let mut versions: Vec<&str> = Vec::new();
-        for group in &groups {
-            if !versions.contains(&group.model.version.as_str()) {
-                versions.push(&group.model.version);
+        for model in groups.iter().map(|g| &g.model).chain(videos.iter().map(|v| &v.model)) {
+            if !versions.contains(&model.version.as_str()) {
+                versions.push(&model.version);
             }
         }
         let image_key = config
@@ -71,21 +105,34 @@ impl Plan {
         Ok(Plan {
             version: versions.join("+"),
             groups,
+            videos,
             image_key,
         })
     }
 
+    /// Whether any image control tag is filled.
+    pub fn fills_images(&self) -> bool {
+        self.groups.iter().any(|g| !g.controls.is_empty())
+    }
+
     /// Whether any control tag is filled at all.
     pub fn fills_anything(&self) -> bool {
-        self.groups.iter().any(|g| !g.controls.is_empty())
+        self.fills_images() || !self.videos.is_empty()
     }
 
     /// The model names, for log lines.
     pub fn model_names(&self) -> String {
-        self.groups
+        let mut names: Vec<&str> = Vec::new();
+        for model in self
+            .groups
             .iter()
-            .map(|g| g.model.name.as_str())
-            .collect::<Vec<_>>()
-            .join("+")
+            .map(|g| &g.model)
+            .chain(self.videos.iter().map(|v| &v.model))
+        {
+            if !names.contains(&model.name.as_str()) {
+                names.push(&model.name);
+            }
+        }
+        names.join("+")
     }
 }

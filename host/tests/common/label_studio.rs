@@ -186,10 +186,15 @@ impl LabelStudio {
         let mut body = Vec::new();
         for (i, file) in files.iter().enumerate() {
             let name = file.file_name().and_then(|n| n.to_str()).expect("file name");
+            let content_type = match file.extension().and_then(|e| e.to_str()) {
+                Some("mp4") => "video/mp4",
+                Some("jpg" | "jpeg") => "image/jpeg",
+                _ => "image/png",
+            };
             write!(
                 body,
                 "--{boundary}\r\nContent-Disposition: form-data; name=\"file{i}\"; filename=\"{name}\"\r\n\
-                 Content-Type: image/png\r\n\r\n"
+                 Content-Type: {content_type}\r\n\r\n"
             )
             .expect("write");
             body.extend_from_slice(&std::fs::read(file).expect("read image"));

@@ -1,0 +1,325 @@
+//! One video task: fetch the file, probe it against the limits, stream its frames out of
+//! ffmpeg, detect on each (a few frames in flight, so both sessions stay busy), track the
+//! detections frame by frame in order, and write one `videorectangle` region per track.
+//!
+//! The tracker lives here, per task: nothing of one video's tracks reaches another's.
+
+use std::{collections::HashMap, sync::Arc, time::Instant};
+
+use futures::{StreamExt, stream::FuturesOrdered};
+use log::info;
+use plugin_api::Params;
+use serde_json::Value;
+
+use labelstudio_protocol::{
+    protocol::Task,
+    results::ImageSize,
+    video::{self, TrackPath, TrackedBox, VideoFrame},
+};
+use ls_tracking::{Detection, FrameRef, Tracker, TrackerConfig, TrackerKind};
+
+use super::{StageTimes, TaskError, guard, plan::VideoGroup};
+use crate::{
+    labelstudio::media::{MediaClient, SizeLimit},
+    video::{
+        VideoError, VideoSettings,
+        decode::FrameStream,
+        probe::{self, VideoInfo},
+        timeline::Timeline,
+    },
+    worker::off_executor as blocking,
+};
+
+/// Frames whose detection may run at once: enough to keep the model's sessions busy while
+/// the tracker, which must go in order, catches up.
+const FRAMES_IN_FLIGHT: usize = 3;
+/// How often a long video reports its progress.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// What a `<VideoRectangle>` asks for, read from its attributes with the official YOLO
+/// backend's names and defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrackSettings {
+    pub tracker: TrackerConfig,
+    pub conf: f32,
+    pub iou: f32,
+    pub step: u32,
+}
+
+impl TrackSettings {
+    pub fn from_control(group: &VideoGroup, default_step: u32) -> Result<TrackSettings, TaskError> {
+        let control = &group.control;
+        let bad =
+            |message: String| TaskError::VideoConfig(format!("<VideoRectangle name=\"{}\">: {message}", control.name));
+        let kind = match control.attribute("model_tracker") {
+            None | Some("") => TrackerKind::BotSort,
+            Some(name) => name.parse::<TrackerKind>().map_err(|_| {
+                bad(format!(
+                    "model_tracker=\"{name}\" is not a tracker; use \"botsort\" or \"bytetrack\""
+                ))
+            })?,
+        };
+        let prefix = match kind {
+            TrackerKind::ByteTrack => "bytetrack_",
+            TrackerKind::BotSort => "botsort_",
+        };
+        let mut tracker = TrackerConfig::defaults(kind);
+        for (name, value) in &control.attributes {
+            if let Some(key) = name.strip_prefix(prefix) {
+                tracker
+                    .set(key, value.trim())
+                    .map_err(|e| bad(format!("{name}: {e}")))?;
+            }
+        }
+        let number = |name: &str, default: f32| -> Result<f32, TaskError> {
+            match control.attribute(name) {
+                None | Some("") => Ok(default),
+                Some(v) => v
+                    .parse::<f32>()
+                    .ok()
+                    .filter(|x| (0.0..=1.0).contains(x))
+                    .ok_or_else(|| bad(format!("{name}=\"{v}\" must be a number from 0 to 1"))),
+            }
+        };
+        let step = match control.attribute("model_frame_step") {
+            None | Some("") => default_step.max(1),
+            Some(v) => v
+                .parse::<u32>()
+                .ok()
+                .filter(|s| *s >= 1)
+                .ok_or_else(|| bad(format!("model_frame_step=\"{v}\" must be a whole number of 1 or more")))?,
+        };
+        Ok(TrackSettings {
+            tracker,
+            conf: number("model_conf", 0.25)?,
+            iou: number("model_iou", 0.7)?,
+            step,
+        })
+    }
+}
+
+/// Checks what ffprobe found against the limits, before anything is decoded.
+pub fn check_limits(info: &VideoInfo, settings: &VideoSettings) -> Result<(), VideoError> {
+    if info.width as u64 * info.height as u64 > settings.max_frame_pixels {
+        return Err(VideoError::FrameTooLarge {
+            width: info.width,
+            height: info.height,
+            limit: settings.max_frame_pixels,
+        });
+    }
+    if info.frames > settings.max_frames {
+        return Err(VideoError::TooManyFrames {
+            frames: info.frames,
+            limit: settings.max_frames,
+        });
+    }
+    if info.duration > settings.max_seconds {
+        return Err(VideoError::TooLong {
+            seconds: info.duration,
+            limit: settings.max_seconds,
+        });
+    }
+    if info.frames == 0 && info.duration <= 0.0 {
+        return Err(VideoError::NoFrames);
+    }
+    Ok(())
+}
+
+/// The boxes on Label Studio's timeline. Where a coarse `framerate` puts two frames on one
+/// grid frame, the later box is kept: a track has one box per frame.
+fn placed(boxes: Vec<TrackedBox>, timeline: &Timeline) -> Vec<TrackedBox> {
+    let mut out: Vec<TrackedBox> = Vec::with_capacity(boxes.len());
+    for mut b in boxes {
+        let Some((frame, time)) = timeline.position(b.index) else {
+            continue;
+        };
+        b.frame = frame;
+        b.time = time;
+        if out.last().is_some_and(|last| last.frame == frame) {
+            out.pop();
+        }
+        out.push(b);
+    }
+    out
+}
+
+/// A track as it grows: the label of its latest box (as the official backend keeps it) and
+/// its boxes; boxes of classes the config has no label for are left out.
+struct Growing {
+    label: String,
+    boxes: Vec<TrackedBox>,
+}
+
+pub async fn track_video(
+    media: &MediaClient,
+    settings: &VideoSettings,
+    defaults: Params,
+    group: &VideoGroup,
+    task: &Task,
+    times: &mut StageTimes,
+) -> Result<Vec<Value>, TaskError> {
+    let started = Instant::now();
+    let track = TrackSettings::from_control(group, settings.frame_step)?;
+    let reference = task
+        .data
+        .get(&group.video_key)
+        .and_then(Value::as_str)
+        .ok_or_else(|| TaskError::NoVideo(group.video_key.clone()))?;
+    let t = Instant::now();
+    let limit = SizeLimit {
+        bytes: settings.max_bytes,
+        setting: "ML_MAX_VIDEO_MB",
+    };
+    let file = media.fetch_file(reference, task.id.as_ref(), limit).await?;
+    times.fetch += t.elapsed();
+
+    let t = Instant::now();
+    let info = probe::probe(&settings.ffprobe, file.path(), settings.stall).await?;
+    check_limits(&info, settings)?;
+    let (ffmpeg, path, stall, step) = (
+        settings.ffmpeg.clone(),
+        file.path().to_path_buf(),
+        settings.stall,
+        track.step,
+    );
+    let probed = info.clone();
+    let mut frames = blocking(move || FrameStream::start(&ffmpeg, &path, &probed, step, stall)).await??;
+    times.decode += t.elapsed();
+
+    let model = Arc::clone(&group.model);
+    let base = model.params(defaults);
+    let params = Params {
+        conf: track.conf,
+        iou: track.iou,
+        max_det: base.max_det,
+    };
+    let size = ImageSize {
+        width: info.width,
+        height: info.height,
+    };
+    let wants_frames = track.tracker.kind == TrackerKind::BotSort;
+    let tracker = Arc::new(std::sync::Mutex::new(Tracker::new(track.tracker.clone())));
+    let mut order: Vec<u64> = Vec::new();
+    let mut growing: HashMap<u64, Growing> = HashMap::new();
+    let mut in_flight = FuturesOrdered::new();
+    let mut ended = false;
+    let (mut tracked, mut last_report) = (0u64, Instant::now());
+    loop {
+        while !ended && in_flight.len() < FRAMES_IN_FLIGHT {
+            let t = Instant::now();
+            let next = frames.next().await;
+            times.decode += t.elapsed();
+            match next {
+                Some(Ok(frame)) => {
+                    let model = Arc::clone(&model);
+                    in_flight.push_back(async move {
+                        let found = model.predict(Arc::clone(&frame.image), params).await;
+                        (frame, found)
+                    });
+                }
+                Some(Err(e)) => return Err(e.into()),
+                None => ended = true,
+            }
+        }
+        let Some((frame, found)) = in_flight.next().await else {
+            break;
+        };
+        let (found, run) = found?;
+        times.prepare += run.prepare;
+        times.infer += run.infer;
+        times.finish += run.finish;
+        let found = guard::sanitize(found, model.class_names.len(), params.max_det as usize, size);
+        let detections: Vec<Detection> = found
+            .instances
+            .iter()
+            .filter_map(|i| {
+                let b = i.bbox.as_ref().into_option()?;
+                Some(Detection {
+                    bbox: [b.x, b.y, b.x + b.width, b.y + b.height],
+                    score: i.score,
+                    class_id: i.class_id,
+                })
+            })
+            .collect();
+        let t = Instant::now();
+        let (image, tracker) = (Arc::clone(&frame.image), Arc::clone(&tracker));
+        let tracks = blocking(move || {
+            let frame_ref = FrameRef {
+                rgb: &image.pixels,
+                width: image.width,
+                height: image.height,
+            };
+            // Frames are tracked one at a time, in order: the lock is never contended.
+            let mut tracker = tracker.lock().unwrap_or_else(|e| e.into_inner());
+            tracker.update(&detections, wants_frames.then_some(frame_ref))
+        })
+        .await?;
+        times.finish += t.elapsed();
+        for t in tracks {
+            let Some(class_name) = model.class_names.get(t.class_id as usize) else {
+                continue;
+            };
+            let Some(label) = group.control.label_for(class_name) else {
+                continue;
+            };
+            let entry = growing.entry(t.id).or_insert_with(|| {
+                order.push(t.id);
+                Growing {
+                    label: label.to_string(),
+                    boxes: Vec::new(),
+                }
+            });
+            entry.label = label.to_string();
+            entry.boxes.push(TrackedBox {
+                frame: 0,
+                time: 0.0,
+                index: frame.index,
+                xyxy: t.bbox,
+                score: t.score,
+            });
+        }
+        tracked += 1;
+        if last_report.elapsed() >= PROGRESS_EVERY {
+            last_report = Instant::now();
+            info!(
+                "task {}: video frame {}/{} ({tracked} tracked)",
+                task.label(),
+                frame.index + 1,
+                info.frames
+            );
+        }
+    }
+
+    let timeline = Timeline::new(&info, frames.decoded(), &frames.times(), group.framerate);
+    let paths: Vec<TrackPath> = order
+        .iter()
+        .filter_map(|id| growing.remove(id))
+        .map(|g| TrackPath {
+            label: g.label,
+            boxes: placed(g.boxes, &timeline),
+        })
+        .collect();
+    let video = VideoFrame {
+        width: info.width,
+        height: info.height,
+        frames_count: timeline.frames_count,
+        duration: timeline.duration,
+    };
+    let regions = video::regions(&group.control, &paths, video, track.step as u64);
+    let seconds = started.elapsed().as_secs_f64();
+    info!(
+        "task {}: video {}x{} {}, {} frames at {:.2} fps{}, {tracked} tracked ({:?}), {} tracks in {:.2} s ({:.1} frames/s)",
+        task.label(),
+        info.width,
+        info.height,
+        info.codec,
+        frames.decoded(),
+        info.fps,
+        if info.variable_rate { " (variable)" } else { "" },
+        track.tracker.kind,
+        regions.len(),
+        seconds,
+        frames.decoded() as f64 / seconds.max(1e-9),
+    );
+    Ok(regions)
+}
