@@ -27,4 +27,4 @@ mod tracker;
 
 pub use config::{ConfigError, TrackerConfig, TrackerKind};
 pub use frame::FrameRef;
-pub use tracker::{Detection, Track, Tracker};
+pub use tracker::{Detection, GMC_DOWNSCALE, Track, Tracker};

@@ -38,7 +38,7 @@ pub struct Track {
 }
 
 /// GMC's frame downscale, as BOTSORT builds its `GMC`.
-const GMC_DOWNSCALE: u32 = 2;
+pub const GMC_DOWNSCALE: u32 = 2;
 /// How many removed tracks are remembered (`merge_track_pools`' `removed_buffer`). A lost track
 /// whose id is among them is dropped from the lost pool.
 const REMOVED_BUFFER: usize = 1000;

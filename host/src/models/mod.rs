@@ -20,6 +20,6 @@ pub use manage::{ManageError, checked_name};
 pub use model::{LoadedModel, Overrides};
 pub use registry::Registry;
 pub use routing::RouteError;
-pub use run::RunError;
+pub use run::{RunError, RunTimes};
 pub use status::ModelStatus;
 pub use table::LoadState;

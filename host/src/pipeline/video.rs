@@ -4,30 +4,39 @@
 //!
 //! The tracker lives here, per task: nothing of one video's tracks reaches another's.
 
-use std::{collections::HashMap, sync::Arc, time::Instant};
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::Arc,
+    time::Instant,
+};
 
-use futures::{StreamExt, stream::FuturesOrdered};
 use log::info;
-use plugin_api::Params;
+use plugin_api::{FrameOutput, Params};
 use serde_json::Value;
+use tokio::sync::oneshot;
 
 use labelstudio_protocol::{
     protocol::Task,
     results::ImageSize,
     video::{self, TrackPath, TrackedBox, VideoFrame},
 };
-use ls_tracking::{Detection, FrameRef, Tracker, TrackerConfig, TrackerKind};
+use ls_tracking::{
+    Detection, FrameRef, GMC_DOWNSCALE, Tracker, TrackerConfig, TrackerKind,
+    gmc::{Affine, Gmc, GmcMethod},
+};
 
 use super::{StageTimes, TaskError, guard, plan::VideoGroup};
 use crate::{
+    imaging::RgbImage,
     labelstudio::media::{MediaClient, SizeLimit},
+    models::{RunError, RunTimes},
     video::{
         VideoError, VideoSettings,
-        decode::FrameStream,
+        decode::{DecodedFrame, FrameStream},
         probe::{self, VideoInfo},
         timeline::Timeline,
     },
-    worker::off_executor as blocking,
+    worker::{WorkerFailed, off_executor as blocking},
 };
 
 /// Frames whose detection may run at once: enough to keep the model's sessions busy while
@@ -125,6 +134,58 @@ pub fn check_limits(info: &VideoInfo, settings: &VideoSettings) -> Result<(), Vi
     Ok(())
 }
 
+/// A frame whose detection (and camera motion) is under way.
+struct Pending {
+    frame: DecodedFrame,
+    detection: Aborting<Result<(FrameOutput, RunTimes), RunError>>,
+    warp: Option<oneshot::Receiver<Affine>>,
+}
+
+/// A spawned task that is cancelled when the video's work is dropped (a failed frame ends
+/// the task; the frames behind it need not finish).
+struct Aborting<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for Aborting<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// BoT-SORT's camera motion estimator on a thread of its own, fed the frames in order.
+struct MotionWorker {
+    frames: std::sync::mpsc::Sender<(Arc<RgbImage>, oneshot::Sender<Affine>)>,
+}
+
+impl MotionWorker {
+    fn start(method: GmcMethod) -> Result<MotionWorker, TaskError> {
+        let (tx, rx) = std::sync::mpsc::channel::<(Arc<RgbImage>, oneshot::Sender<Affine>)>();
+        std::thread::Builder::new()
+            .name("camera-motion".into())
+            .spawn(move || {
+                let mut gmc = Gmc::new(method, GMC_DOWNSCALE);
+                // Ends when the video's work drops its sender.
+                while let Ok((image, answer)) = rx.recv() {
+                    let frame = FrameRef {
+                        rgb: &image.pixels,
+                        width: image.width,
+                        height: image.height,
+                    };
+                    let _ = answer.send(gmc.apply(frame));
+                }
+            })
+            .map_err(|e| WorkerFailed(format!("cannot start the motion estimator: {e}")))?;
+        Ok(MotionWorker { frames: tx })
+    }
+
+    fn estimate(&self, image: Arc<RgbImage>) -> Result<oneshot::Receiver<Affine>, TaskError> {
+        let (answer, warp) = oneshot::channel();
+        self.frames
+            .send((image, answer))
+            .map_err(|_| WorkerFailed("the motion estimator stopped".into()))?;
+        Ok(warp)
+    }
+}
+
 /// The boxes on Label Studio's timeline. Where a coarse `framerate` puts two frames on one
 /// grid frame, the later box is kept: a track has one box per frame.
 fn placed(boxes: Vec<TrackedBox>, timeline: &Timeline) -> Vec<TrackedBox> {
@@ -197,11 +258,15 @@ pub async fn track_video(
         width: info.width,
         height: info.height,
     };
-    let wants_frames = track.tracker.kind == TrackerKind::BotSort;
+    // BoT-SORT's camera motion needs only the frames, in order: it is estimated on its own
+    // thread while the frames' detections run, instead of on the tracker's path.
+    let motion = (track.tracker.kind == TrackerKind::BotSort && track.tracker.gmc_method != GmcMethod::None)
+        .then(|| MotionWorker::start(track.tracker.gmc_method))
+        .transpose()?;
     let tracker = Arc::new(std::sync::Mutex::new(Tracker::new(track.tracker.clone())));
     let mut order: Vec<u64> = Vec::new();
     let mut growing: HashMap<u64, Growing> = HashMap::new();
-    let mut in_flight = FuturesOrdered::new();
+    let mut in_flight: VecDeque<Pending> = VecDeque::new();
     let mut ended = false;
     let (mut tracked, mut last_report) = (0u64, Instant::now());
     loop {
@@ -211,20 +276,32 @@ pub async fn track_video(
             times.decode += t.elapsed();
             match next {
                 Some(Ok(frame)) => {
-                    let model = Arc::clone(&model);
-                    in_flight.push_back(async move {
-                        let found = model.predict(Arc::clone(&frame.image), params).await;
-                        (frame, found)
-                    });
+                    let warp = motion
+                        .as_ref()
+                        .map(|m| m.estimate(Arc::clone(&frame.image)))
+                        .transpose()?;
+                    let (model, image) = (Arc::clone(&model), Arc::clone(&frame.image));
+                    // A task of its own, so that detections go on while the tracker works.
+                    let detection = Aborting(tokio::spawn(async move { model.predict(image, params).await }));
+                    in_flight.push_back(Pending { frame, detection, warp });
                 }
                 Some(Err(e)) => return Err(e.into()),
                 None => ended = true,
             }
         }
-        let Some((frame, found)) = in_flight.next().await else {
+        let Some(mut pending) = in_flight.pop_front() else {
             break;
         };
-        let (found, run) = found?;
+        let (found, run) = (&mut pending.detection.0)
+            .await
+            .map_err(|e| WorkerFailed(e.to_string()))??;
+        let warp = match pending.warp {
+            Some(rx) => Some(
+                rx.await
+                    .map_err(|_| WorkerFailed("the motion estimator stopped".into()))?,
+            ),
+            None => None,
+        };
         times.prepare += run.prepare;
         times.infer += run.infer;
         times.finish += run.finish;
@@ -242,16 +319,11 @@ pub async fn track_video(
             })
             .collect();
         let t = Instant::now();
-        let (image, tracker) = (Arc::clone(&frame.image), Arc::clone(&tracker));
+        let tracker = Arc::clone(&tracker);
         let tracks = blocking(move || {
-            let frame_ref = FrameRef {
-                rgb: &image.pixels,
-                width: image.width,
-                height: image.height,
-            };
             // Frames are tracked one at a time, in order: the lock is never contended.
             let mut tracker = tracker.lock().unwrap_or_else(|e| e.into_inner());
-            tracker.update(&detections, wants_frames.then_some(frame_ref))
+            tracker.update_with_warp(&detections, warp)
         })
         .await?;
         times.finish += t.elapsed();
@@ -273,7 +345,7 @@ pub async fn track_video(
             entry.boxes.push(TrackedBox {
                 frame: 0,
                 time: 0.0,
-                index: frame.index,
+                index: pending.frame.index,
                 xyxy: t.bbox,
                 score: t.score,
             });
@@ -284,7 +356,7 @@ pub async fn track_video(
             info!(
                 "task {}: video frame {}/{} ({tracked} tracked)",
                 task.label(),
-                frame.index + 1,
+                pending.frame.index + 1,
                 info.frames
             );
         }

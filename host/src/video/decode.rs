@@ -66,7 +66,7 @@ impl FrameStream {
                 "-vsync",
                 "passthrough",
                 "-vf",
-                "showinfo",
+                "showinfo=checksum=0",
             ])
             .args(["-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"])
             .stdin(Stdio::null())
