@@ -181,7 +181,10 @@ async fn tracks_match_ultralytics_through_the_server() {
         for (run_name, run) in reference["runs"].as_object().expect("runs") {
             let config = &run["config"];
             let kind = config["tracker_type"].as_str().expect("tracker_type");
-            let mut attrs = format!(r#"model_tracker="{kind}""#);
+            // Ultralytics' vid_stride is our model_frame_step: the reference's frame i is the
+            // video's frame (i + 1) * stride (1-based).
+            let stride = run["vid_stride"].as_u64().unwrap_or(1) as usize;
+            let mut attrs = format!(r#"model_tracker="{kind}" model_frame_step="{stride}""#);
             for (key, value) in config.as_object().expect("config") {
                 if key == "tracker_type" || key == "model" || key == "with_reid" {
                     continue;
@@ -210,7 +213,10 @@ async fn tracks_match_ultralytics_through_the_server() {
             let mut assigned: HashMap<u64, usize> = HashMap::new();
             let (mut switches, mut relabelled) = (0, 0);
             for (index, refs) in frames.iter().enumerate() {
-                let mine = by_frame.get(&grid(index)).cloned().unwrap_or_default();
+                let mine = by_frame
+                    .get(&grid((index + 1) * stride - 1))
+                    .cloned()
+                    .unwrap_or_default();
                 let mut used = vec![false; mine.len()];
                 let mut hit = 0;
                 for (xyxy, id, class) in refs {
@@ -392,4 +398,46 @@ async fn a_hung_or_crashing_ffmpeg_is_stopped_and_the_server_stays_up() {
         assert!(server.log().contains(reason), "expected `{reason}`:\n{}", server.log());
         assert_eq!(server.get("/health").await.0, 200, "the server is still up");
     }
+}
+
+/// `model_frame_step="2"`: every other frame is tracked (frames 2, 4, 6, ...), all frames are
+/// counted, and a step is not taken for a gap in a track's lifespan. The video comes from
+/// Local Files, read in place (Label Studio's address points nowhere).
+#[tokio::test]
+async fn a_frame_step_tracks_every_nth_frame_of_a_local_file() {
+    let nowhere = format!("http://127.0.0.1:{}", free_port());
+    let root = videos();
+    let server = Server::start(
+        &[(MODEL, MODEL)],
+        &[
+            ("LABEL_STUDIO_URL", nowhere.as_str()),
+            ("LOCAL_FILES_DOCUMENT_ROOT", root.to_str().expect("utf-8 path")),
+        ],
+    )
+    .await;
+    let urls = ["/data/local-files/?d=speed.mp4".to_string()];
+    let config = video_config(r#"model_tracker="bytetrack" model_frame_step="2""#);
+    let (status, answer) = server.post("/predict", &video_body(&urls, &config)).await;
+    assert_eq!(status, 200, "{answer}");
+    let result = answer["results"][0]["result"].as_array().cloned().unwrap_or_default();
+    assert!(!result.is_empty(), "{}", server.log());
+    let reference = load(&videos().join("reference/speed.json"));
+    let frames = reference["frames"].as_u64().expect("frames");
+    for region in &result {
+        assert_eq!(
+            region["value"]["framesCount"].as_u64(),
+            Some(frames),
+            "all frames are counted"
+        );
+        let sequence = region["value"]["sequence"].as_array().expect("sequence");
+        assert!(
+            sequence.iter().all(|b| b["frame"].as_u64().is_some_and(|f| f % 2 == 0)),
+            "{sequence:?}"
+        );
+        // speed.mp4's shapes stay in view: no gap, so only the last box ends the lifespan.
+        let enabled: Vec<bool> = sequence.iter().map(|b| b["enabled"] == true).collect();
+        assert!(enabled[..enabled.len() - 1].iter().all(|e| *e), "{enabled:?}");
+        assert!(!enabled[enabled.len() - 1]);
+    }
+    // The boxes themselves are checked against Ultralytics' vid_stride=2 in the test above.
 }

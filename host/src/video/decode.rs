@@ -48,7 +48,8 @@ struct Said {
 }
 
 impl FrameStream {
-    /// Starts ffmpeg on the file. Every `step`th frame is sent on (the first one included).
+    /// Starts ffmpeg on the file. Every `step`th frame is sent on, as Ultralytics' vid_stride
+    /// picks them: the `step`th, the `2 * step`th, ...
     /// Blocking (starts a process and two reader threads).
     pub fn start(ffmpeg: &Path, file: &Path, info: &VideoInfo, step: u32, stall: Duration) -> Result<Self, VideoError> {
         use std::os::unix::process::CommandExt;
@@ -195,7 +196,8 @@ fn read_frames(
     let mut index: u64 = 0;
     let mut skip = vec![0u8; if step > 1 { size } else { 0 }];
     loop {
-        let keep = index.is_multiple_of(step as u64);
+        // As Ultralytics' vid_stride: frames step, 2 * step, ... (1-based).
+        let keep = (index + 1).is_multiple_of(step as u64);
         let mut pixels = if keep { vec![0u8; size] } else { Vec::new() };
         let buffer = if keep { &mut pixels[..] } else { &mut skip[..] };
         match read_full(&mut stdout, buffer) {
@@ -302,7 +304,7 @@ mod tests {
         while let Ok(Ok(frame)) = rx.try_recv() {
             kept.push((frame.index, frame.image.pixels[0]));
         }
-        assert_eq!(kept, vec![(0, 0), (2, 12), (4, 24)]);
+        assert_eq!(kept, vec![(1, 6), (3, 18)]);
         assert_eq!(*decoded.lock().expect("lock"), 5);
 
         let (tx, _rx) = mpsc::channel(16);
