@@ -215,9 +215,11 @@ pub fn build_host(plugin_api: &Path) -> PathBuf {
             "[workspace]\nresolver = \"3\"\nmembers = [\"host\", \"protocol\"]\n\n\
              [workspace.package]\nedition = \"2024\"\nversion = \"0.1.0\"\nlicense = \"Apache-2.0\"\n\n\
              [workspace.dependencies]\nabi_stable = \"=0.11.3\"\nplugin-api = {{ path = {} }}\n\
-             mask-geometry = {{ path = {} }}\nlabelstudio-protocol = {{ path = \"protocol\" }}\n\n{profiles}",
+             mask-geometry = {{ path = {} }}\nls-tracking = {{ path = {} }}\n\
+             labelstudio-protocol = {{ path = \"protocol\" }}\n\n{profiles}",
             path(plugin_api),
             path(&repo.join("geometry")),
+            path(&repo.join("tracking")),
         ),
     )
     .expect("workspace manifest");
