@@ -115,8 +115,43 @@ pub struct VideoTag {
     pub name: String,
     /// The data key, without the `$`.
     pub value_key: String,
-    /// `framerate`: what Label Studio's player assumes (it reads no frame rate from the file).
-    pub framerate: Option<f64>,
+    /// `frameRate`: what Label Studio's player assumes (it reads no frame rate from the file).
+    pub framerate: Option<FrameRate>,
+}
+
+/// A `<Video frameRate>`: a number, or `$key` for a number in each task's data.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FrameRate {
+    Fixed(f64),
+    FromData(String),
+}
+
+impl FrameRate {
+    fn parse(text: &str) -> Option<FrameRate> {
+        let text = text.trim();
+        match text.strip_prefix('$') {
+            Some(key) => Some(FrameRate::FromData(key.to_string())),
+            None => text
+                .parse::<f64>()
+                .ok()
+                .filter(|r| r.is_finite() && *r > 0.0)
+                .map(FrameRate::Fixed),
+        }
+    }
+
+    /// The rate for one task (`$key` looked up in its data, as a number or a numeric string).
+    pub fn resolve(&self, data: &serde_json::Map<String, serde_json::Value>) -> Option<f64> {
+        match self {
+            FrameRate::Fixed(rate) => Some(*rate),
+            FrameRate::FromData(key) => {
+                let value = data.get(key)?;
+                value
+                    .as_f64()
+                    .or_else(|| value.as_str()?.trim().parse().ok())
+                    .filter(|r: &f64| r.is_finite() && *r > 0.0)
+            }
+        }
+    }
 }
 
 /// An `<Image name="image" value="$image"/>` tag: where to find the image in `task.data`.
@@ -152,7 +187,11 @@ impl LabelConfig {
                     config.videos.push(VideoTag {
                         name: name.to_string(),
                         value_key: value.trim().trim_start_matches('$').to_string(),
-                        framerate: node.attribute("framerate").and_then(|v| v.trim().parse().ok()),
+                        // Label Studio documents `frameRate`; attribute names are matched ignoring case.
+                        framerate: node
+                            .attributes()
+                            .find(|a| a.name().eq_ignore_ascii_case("framerate"))
+                            .and_then(|a| FrameRate::parse(a.value())),
                     });
                 }
                 continue;
@@ -397,7 +436,23 @@ mod tests {
             "only model and tracker attributes are kept"
         );
         let tag = config.video("video").expect("video tag");
-        assert_eq!((tag.value_key.as_str(), tag.framerate), ("video", Some(25.0)));
+        assert_eq!(
+            (tag.value_key.as_str(), tag.framerate.clone()),
+            ("video", Some(FrameRate::Fixed(25.0)))
+        );
+        let from_data = LabelConfig::parse(r#"<View><Video name="v" value="$video" frameRate="$fps"/></View>"#)
+            .expect("parse")
+            .videos[0]
+            .framerate
+            .clone()
+            .expect("frame rate");
+        let data = |v: serde_json::Value| v.as_object().cloned().expect("object");
+        assert_eq!(
+            from_data.resolve(&data(serde_json::json!({"fps": "29.97"}))),
+            Some(29.97)
+        );
+        assert_eq!(from_data.resolve(&data(serde_json::json!({"fps": 25}))), Some(25.0));
+        assert_eq!(from_data.resolve(&data(serde_json::json!({}))), None);
         assert_eq!(config.active_controls().count(), 0, "Labels are not image tags");
     }
 

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use labelstudio_protocol::label_config::{Control, LabelConfig, VideoControl};
+use labelstudio_protocol::label_config::{Control, FrameRate, LabelConfig, VideoControl};
 
 use crate::models::{LoadedModel, Registry, RouteError};
 
@@ -23,8 +23,8 @@ pub struct VideoGroup {
     pub control: VideoControl,
     /// The `task.data` key of the video.
     pub video_key: String,
-    /// The `<Video framerate>`, which Label Studio's player numbers frames by.
-    pub framerate: Option<f64>,
+    /// The `<Video frameRate>`, which Label Studio's player numbers frames by.
+    pub framerate: Option<FrameRate>,
 }
 
 pub struct Plan {
@@ -81,7 +81,7 @@ impl Plan {
                 model,
                 control: control.clone(),
                 video_key: video.value_key.clone(),
-                framerate: video.framerate,
+                framerate: video.framerate.clone(),
             });
         }
         // A config with nothing to fill still gets the project's model version, so that

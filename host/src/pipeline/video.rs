@@ -10,7 +10,7 @@ use std::{
     time::Instant,
 };
 
-use log::info;
+use log::{info, warn};
 use plugin_api::{FrameOutput, Params};
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -221,6 +221,13 @@ pub async fn track_video(
 ) -> Result<Vec<Value>, TaskError> {
     let started = Instant::now();
     let track = TrackSettings::from_control(group, settings.frame_step)?;
+    if group.control.labels_from.is_none() {
+        warn!(
+            "<VideoRectangle name=\"{}\"> has no <Labels toName=\"{}\"> beside it: its tracks have no label to \
+             take, so none is sent",
+            group.control.name, group.control.to_name
+        );
+    }
     let reference = task
         .data
         .get(&group.video_key)
@@ -243,8 +250,8 @@ pub async fn track_video(
         settings.stall,
         track.step,
     );
-    let probed = info.clone();
-    let mut frames = blocking(move || FrameStream::start(&ffmpeg, &path, &probed, step, stall)).await??;
+    let (probed, max_frames) = (info.clone(), settings.max_frames);
+    let mut frames = blocking(move || FrameStream::start(&ffmpeg, &path, &probed, step, max_frames, stall)).await??;
     times.decode += t.elapsed();
 
     let model = Arc::clone(&group.model);
@@ -342,11 +349,14 @@ pub async fn track_video(
                 }
             });
             entry.label = label.to_string();
+            // Ultralytics clips the tracker's boxes to the frame before they reach a result.
+            let (w, h) = (info.width as f32, info.height as f32);
+            let [x1, y1, x2, y2] = t.bbox;
             entry.boxes.push(TrackedBox {
                 frame: 0,
                 time: 0.0,
                 index: pending.frame.index,
-                xyxy: t.bbox,
+                xyxy: [x1.clamp(0.0, w), y1.clamp(0.0, h), x2.clamp(0.0, w), y2.clamp(0.0, h)],
                 score: t.score,
             });
         }
@@ -362,7 +372,17 @@ pub async fn track_video(
         }
     }
 
-    let timeline = Timeline::new(&info, frames.decoded(), &frames.times(), group.framerate);
+    let framerate = group.framerate.as_ref().and_then(|r| r.resolve(&task.data));
+    let timeline = Timeline::new(&info, frames.decoded(), &frames.times(), framerate);
+    if timeline.variable && framerate.is_none() {
+        warn!(
+            "task {}: the video's frame rate varies, and <Video> has no frameRate: Label Studio's player then \
+             assumes 24 frames/s; its frames were placed at {:.3} frames/s, so set frameRate=\"{:.3}\"",
+            task.label(),
+            timeline.rate,
+            timeline.rate
+        );
+    }
     let paths: Vec<TrackPath> = order
         .iter()
         .filter_map(|id| growing.remove(id))

@@ -20,7 +20,7 @@ use super::{VideoError, probe::VideoInfo};
 use crate::imaging::RgbImage;
 
 /// Decoded frames the reader may hold ahead of the consumer.
-const AHEAD: usize = 4;
+const AHEAD: usize = 2;
 /// Lines of ffmpeg's own messages kept for an error.
 const KEPT_LINES: usize = 8;
 
@@ -51,16 +51,24 @@ impl FrameStream {
     /// Starts ffmpeg on the file. Every `step`th frame is sent on, as Ultralytics' vid_stride
     /// picks them: the `step`th, the `2 * step`th, ...
     /// Blocking (starts a process and two reader threads).
-    pub fn start(ffmpeg: &Path, file: &Path, info: &VideoInfo, step: u32, stall: Duration) -> Result<Self, VideoError> {
+    /// More than `max_frames` decoded frames (a file whose container undercounts them) stop it.
+    pub fn start(
+        ffmpeg: &Path,
+        file: &Path,
+        info: &VideoInfo,
+        step: u32,
+        max_frames: u64,
+        stall: Duration,
+    ) -> Result<Self, VideoError> {
         use std::os::unix::process::CommandExt;
         let mut child = Command::new(ffmpeg)
             // Its own process group, so that a kill reaches whatever it started too.
             .process_group(0)
             .args(["-nostdin", "-hide_banner", "-nostats", "-loglevel", "info", "-i"])
             .arg(file)
+            .arg("-map")
+            .arg(format!("0:{}", info.stream_index))
             .args([
-                "-map",
-                "0:v:0",
                 "-an",
                 "-sn",
                 "-dn",
@@ -80,6 +88,7 @@ impl FrameStream {
             })?;
         let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
             let _ = child.kill();
+            let _ = child.wait();
             return Err(VideoError::Spawn {
                 program: ffmpeg.display().to_string(),
                 message: "its output pipes could not be opened".into(),
@@ -90,42 +99,59 @@ impl FrameStream {
         let decoded = Arc::new(Mutex::new(0));
         let (tx, rx) = mpsc::channel(AHEAD);
 
-        let stderr_said = Arc::clone(&said);
-        let stderr_reader = std::thread::Builder::new()
-            .name("ffmpeg-stderr".into())
-            .spawn(move || read_stderr(stderr, &stderr_said))
-            .map_err(|e| spawn_error(ffmpeg, e))?;
-        let (width, height) = (info.width, info.height);
-        let (reader_child, reader_said, reader_decoded) = (Arc::clone(&child), Arc::clone(&said), Arc::clone(&decoded));
-        std::thread::Builder::new()
-            .name("ffmpeg-frames".into())
-            .spawn(move || {
-                let ended = read_frames(stdout, width, height, step.max(1), &tx, &reader_decoded);
-                // ffmpeg's last words (the reason it failed) are on stderr: read them all.
-                let _ = stderr_reader.join();
-                let frames = *reader_decoded.lock().unwrap_or_else(|e| e.into_inner());
-                let status = take(&reader_child).map(|mut c| c.wait());
-                let failure = match (ended, status) {
-                    (Err(message), _) => Some(message),
-                    (Ok(()), Some(Ok(status))) if !status.success() => Some(last_words(&reader_said, status)),
-                    (Ok(()), Some(Err(e))) => Some(e.to_string()),
-                    _ => None,
-                };
-                let outcome = match failure {
-                    Some(message) => Err(VideoError::Decode { frames, message }),
-                    None if frames == 0 => Err(VideoError::NoFrames),
-                    None => return,
-                };
-                let _ = tx.blocking_send(outcome);
-            })
-            .map_err(|e| spawn_error(ffmpeg, e))?;
-        Ok(FrameStream {
+        // From here on a failure to start a thread must not leave the child behind.
+        let stream = FrameStream {
             frames: rx,
             child,
             stderr: said,
             decoded,
             stall,
-        })
+        };
+        let (child, said, decoded) = (&stream.child, &stream.stderr, &stream.decoded);
+        let stderr_said = Arc::clone(said);
+        let stderr_reader = std::thread::Builder::new()
+            .name("ffmpeg-stderr".into())
+            .spawn(move || read_stderr(stderr, &stderr_said))
+            .map_err(|e| spawn_error(ffmpeg, e))?;
+        let (width, height) = (info.width, info.height);
+        let (reader_child, reader_said, reader_decoded) = (Arc::clone(child), Arc::clone(said), Arc::clone(decoded));
+        std::thread::Builder::new()
+            .name("ffmpeg-frames".into())
+            .spawn(move || {
+                let ended = read_frames(stdout, width, height, step.max(1), max_frames, &tx, &reader_decoded);
+                if let Err(Stop::TooManyFrames) = ended {
+                    // Not ffmpeg's fault: stop it before reading its last words.
+                    if let Some(mut c) = take(&reader_child) {
+                        let _ = c.kill();
+                        let _ = c.wait();
+                    }
+                }
+                // ffmpeg's last words (the reason it failed) are on stderr: read them all.
+                let _ = stderr_reader.join();
+                let frames = *reader_decoded.lock().unwrap_or_else(|e| e.into_inner());
+                let status = take(&reader_child).map(|mut c| c.wait());
+                let outcome = match (ended, status) {
+                    (Err(Stop::TooManyFrames), _) => Err(VideoError::TooManyFrames {
+                        frames,
+                        limit: max_frames,
+                    }),
+                    // A crash or an error exit says more than the broken pipe it left.
+                    (_, Some(Ok(status))) if !status.success() => Err(VideoError::Decode {
+                        frames,
+                        message: last_words(&reader_said, status),
+                    }),
+                    (Err(Stop::Broken(message)), _) => Err(VideoError::Decode { frames, message }),
+                    (Ok(()), Some(Err(e))) => Err(VideoError::Decode {
+                        frames,
+                        message: e.to_string(),
+                    }),
+                    _ if frames == 0 => Err(VideoError::NoFrames),
+                    _ => return,
+                };
+                let _ = tx.blocking_send(outcome);
+            })
+            .map_err(|e| spawn_error(ffmpeg, e))?;
+        Ok(stream)
     }
 
     /// The next frame, None at the end. A stalled ffmpeg is killed and reported.
@@ -183,15 +209,23 @@ fn spawn_error(ffmpeg: &Path, e: std::io::Error) -> VideoError {
     }
 }
 
-/// Reads whole frames until the pipe ends; sends every `step`th. Err: the stream broke.
+/// Why frames stopped before the pipe's end.
+#[derive(Debug)]
+enum Stop {
+    Broken(String),
+    TooManyFrames,
+}
+
+/// Reads whole frames until the pipe ends; sends every `step`th.
 fn read_frames(
     mut stdout: impl Read,
     width: u32,
     height: u32,
     step: u32,
+    max_frames: u64,
     tx: &mpsc::Sender<Result<DecodedFrame, VideoError>>,
     decoded: &Mutex<u64>,
-) -> Result<(), String> {
+) -> Result<(), Stop> {
     let size = width as usize * height as usize * 3;
     let mut index: u64 = 0;
     let mut skip = vec![0u8; if step > 1 { size } else { 0 }];
@@ -202,9 +236,16 @@ fn read_frames(
         let buffer = if keep { &mut pixels[..] } else { &mut skip[..] };
         match read_full(&mut stdout, buffer) {
             Ok(0) => return Ok(()),
-            Ok(n) if n < size => return Err(format!("the last frame was cut short ({n} of {size} bytes)")),
+            Ok(n) if n < size => {
+                return Err(Stop::Broken(format!(
+                    "the last frame was cut short ({n} of {size} bytes)"
+                )));
+            }
             Ok(_) => {}
-            Err(e) => return Err(format!("reading frames failed: {e}")),
+            Err(e) => return Err(Stop::Broken(format!("reading frames failed: {e}"))),
+        }
+        if index >= max_frames {
+            return Err(Stop::TooManyFrames);
         }
         *decoded.lock().unwrap_or_else(|e| e.into_inner()) = index + 1;
         if keep {
@@ -246,10 +287,11 @@ fn read_stderr(stderr: impl Read, said: &Mutex<Said>) {
             }
             continue;
         }
-        let line = line.trim();
-        if line.is_empty() || line.starts_with(' ') {
+        // Indented lines are the stream listing and its metadata.
+        if line.starts_with(' ') || line.trim().is_empty() {
             continue;
         }
+        let line = line.trim();
         if said.lines.len() == KEPT_LINES {
             said.lines.pop_front();
         }
@@ -264,14 +306,21 @@ fn showinfo_time(line: &str) -> Option<f64> {
     value.parse().ok()
 }
 
+/// Why ffmpeg failed: a crash by its signal, else the last line that reads as an error.
 fn last_words(said: &Mutex<Said>, status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    if let Some(signal) = status.signal() {
+        return format!("ffmpeg crashed (signal {signal})");
+    }
     let said = said.lock().unwrap_or_else(|e| e.into_inner());
-    // The useful line is usually the first error after the stream information.
     let reason = said
         .lines
         .iter()
         .rev()
-        .find(|l| !l.starts_with("Stream #") && !l.starts_with("Input #") && !l.starts_with("Output #"))
+        .find(|l| {
+            let l = l.to_ascii_lowercase();
+            l.contains("error") || l.contains("invalid") || l.contains("corrupt") || l.contains("failed")
+        })
         .cloned();
     match reason {
         Some(reason) => reason,
@@ -298,7 +347,7 @@ mod tests {
         let decoded = Mutex::new(0);
         // 5 frames of 2x1 pixels.
         let data: Vec<u8> = (0..30).collect();
-        read_frames(&data[..], 2, 1, 2, &tx, &decoded).expect("whole frames");
+        read_frames(&data[..], 2, 1, 2, 100, &tx, &decoded).expect("whole frames");
         drop(tx);
         let mut kept = Vec::new();
         while let Ok(Ok(frame)) = rx.try_recv() {
@@ -308,7 +357,10 @@ mod tests {
         assert_eq!(*decoded.lock().expect("lock"), 5);
 
         let (tx, _rx) = mpsc::channel(16);
-        let cut = read_frames(&data[..27], 2, 1, 1, &tx, &Mutex::new(0)).expect_err("cut short");
-        assert!(cut.contains("cut short"), "{cut}");
+        let cut = read_frames(&data[..27], 2, 1, 1, 100, &tx, &Mutex::new(0)).expect_err("cut short");
+        assert!(matches!(&cut, Stop::Broken(m) if m.contains("cut short")), "{cut:?}");
+        let (tx, _rx) = mpsc::channel(16);
+        let over = read_frames(&data[..], 2, 1, 1, 3, &tx, &Mutex::new(0)).expect_err("over the limit");
+        assert!(matches!(over, Stop::TooManyFrames));
     }
 }

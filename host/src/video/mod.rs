@@ -44,6 +44,8 @@ pub enum VideoError {
     TooLong { seconds: f64, limit: f64 },
     #[error("{program} sent nothing for {secs} s and was stopped (ML_VIDEO_STALL_SECS)")]
     Stalled { program: &'static str, secs: u64 },
+    #[error("ffprobe did not finish reading the file within {secs} s and was stopped (ML_VIDEO_STALL_SECS)")]
+    ProbeTimedOut { secs: u64 },
     #[error("ffmpeg failed after {frames} frames: {message}")]
     Decode { frames: u64, message: String },
 }

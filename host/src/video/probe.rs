@@ -28,6 +28,8 @@ pub struct VideoInfo {
     /// Seconds.
     pub duration: f64,
     pub codec: String,
+    /// The stream's index in the file, for ffmpeg's `-map`.
+    pub stream_index: u32,
 }
 
 #[derive(Deserialize)]
@@ -39,6 +41,7 @@ struct Probe {
 
 #[derive(Deserialize)]
 struct Stream {
+    index: Option<u32>,
     codec_type: Option<String>,
     codec_name: Option<String>,
     width: Option<u32>,
@@ -52,6 +55,8 @@ struct Stream {
     side_data_list: Vec<Value>,
     #[serde(default)]
     tags: serde_json::Map<String, Value>,
+    #[serde(default)]
+    disposition: serde_json::Map<String, Value>,
 }
 
 #[derive(Deserialize)]
@@ -84,10 +89,7 @@ pub async fn probe(ffprobe: &Path, file: &Path, stall: Duration) -> Result<Video
     })?;
     let output = tokio::time::timeout(stall, child.wait_with_output())
         .await
-        .map_err(|_| VideoError::Stalled {
-            program: "ffprobe",
-            secs: stall.as_secs(),
-        })?
+        .map_err(|_| VideoError::ProbeTimedOut { secs: stall.as_secs() })?
         .map_err(|e| VideoError::Unreadable(e.to_string()))?;
     if !output.status.success() {
         let said = String::from_utf8_lossy(&output.stderr);
@@ -107,7 +109,13 @@ fn last_line(text: &str) -> String {
 /// Reads ffprobe's JSON.
 pub fn parse(json: &[u8]) -> Result<VideoInfo, VideoError> {
     let probe: Probe = serde_json::from_slice(json).map_err(|e| VideoError::Unreadable(e.to_string()))?;
-    let Some(stream) = probe.streams.iter().find(|s| s.codec_type.as_deref() == Some("video")) else {
+    // A cover picture is a one-frame "video" stream of its own: not the video.
+    let cover = |s: &Stream| s.disposition.get("attached_pic").and_then(Value::as_i64) == Some(1);
+    let Some(stream) = probe
+        .streams
+        .iter()
+        .find(|s| s.codec_type.as_deref() == Some("video") && !cover(s))
+    else {
         let others: Vec<&str> = probe.streams.iter().filter_map(|s| s.codec_type.as_deref()).collect();
         let detail = if others.is_empty() {
             String::new()
@@ -152,6 +160,7 @@ pub fn parse(json: &[u8]) -> Result<VideoInfo, VideoError> {
         frames,
         duration,
         codec: stream.codec_name.clone().unwrap_or_default(),
+        stream_index: stream.index.unwrap_or(0),
     })
 }
 
@@ -171,7 +180,8 @@ fn rate(text: &str) -> Option<f64> {
 }
 
 /// The clockwise rotation a player applies: the display matrix's (counter-clockwise in
-/// ffprobe's side data), else the old `rotate` tag.
+/// ffprobe's side data), else the old `rotate` tag. Only quarter turns (within a degree, as
+/// ffmpeg's autorotate takes them): ffmpeg leaves other angles alone, and so do we.
 fn rotation(stream: &Stream) -> u32 {
     let from_matrix = stream
         .side_data_list
@@ -183,8 +193,12 @@ fn rotation(stream: &Stream) -> u32 {
         .get("rotate")
         .and_then(Value::as_str)
         .and_then(|r| r.trim().parse::<f64>().ok());
-    let degrees = from_matrix.or(from_tag).unwrap_or(0.0);
-    ((degrees / 90.0).round() as i64).rem_euclid(4) as u32 * 90
+    let degrees = from_matrix.or(from_tag).unwrap_or(0.0).rem_euclid(360.0);
+    let quarter = (degrees / 90.0).round();
+    if (degrees - quarter * 90.0).abs() > 1.0 {
+        return 0;
+    }
+    (quarter as i64).rem_euclid(4) as u32 * 90
 }
 
 #[cfg(test)]
@@ -224,6 +238,16 @@ mod tests {
         )
         .expect("probe");
         assert_eq!((tagged.width, tagged.height, tagged.rotation), (480, 320, 180));
+        let odd = info(
+            r#"{"codec_type": "video", "width": 480, "height": 320, "tags": {"rotate": "45"}}"#,
+            r#"{"duration": "2.0"}"#,
+        )
+        .expect("probe");
+        assert_eq!(
+            (odd.width, odd.height, odd.rotation),
+            (480, 320, 0),
+            "ffmpeg turns only quarter turns"
+        );
     }
 
     #[test]
@@ -237,6 +261,20 @@ mod tests {
         assert!(v.variable_rate);
         assert!((v.fps - 1200.0 / 53.0).abs() < 1e-9);
         assert_eq!(v.base_fps, 30.0);
+    }
+
+    #[test]
+    fn a_cover_picture_is_not_the_video() {
+        let v = info(
+            r#"{"index": 0, "codec_type": "video", "codec_name": "mjpeg", "width": 600, "height": 600,
+                "disposition": {"attached_pic": 1}},
+               {"index": 1, "codec_type": "video", "codec_name": "h264", "width": 64, "height": 48,
+                "avg_frame_rate": "25/1", "r_frame_rate": "25/1", "nb_read_packets": "10",
+                "disposition": {"attached_pic": 0}}"#,
+            r#"{"duration": "0.4"}"#,
+        )
+        .expect("probe");
+        assert_eq!((v.codec.as_str(), v.width, v.stream_index), ("h264", 64, 1));
     }
 
     #[test]

@@ -15,8 +15,28 @@ pub struct Timeline {
     pub frames_count: u64,
     /// `duration`, in seconds.
     pub duration: f64,
+    /// Whether the frames' timestamps showed a variable rate (and placed them by time).
+    pub variable: bool,
+    /// The frames per second the frames were numbered at.
+    pub rate: f64,
     /// The frames' (1-based frame number, time in seconds), by decoded index.
     positions: Vec<(u64, f64)>,
+}
+
+/// Whether frame intervals vary: some interval is off the typical one by more than a quarter
+/// (a constant-rate video's intervals differ only by the time base's rounding).
+fn varies(times: &[f64]) -> Option<f64> {
+    let mut deltas: Vec<f64> = times.windows(2).map(|w| w[1] - w[0]).filter(|d| *d > 0.0).collect();
+    if deltas.len() < 2 {
+        return None;
+    }
+    deltas.sort_by(f64::total_cmp);
+    let typical = deltas[deltas.len() / 2];
+    let shortest = deltas[0];
+    deltas
+        .iter()
+        .any(|d| (d - typical).abs() > 0.25 * typical)
+        .then_some(shortest)
 }
 
 impl Timeline {
@@ -30,17 +50,26 @@ impl Timeline {
             framerate.unwrap_or(30.0)
         };
         let timed = times.len() as u64 == decoded && decoded > 0;
-        if !info.variable_rate || !timed {
+        // The timestamps decide, not the container's rates: a remux can make those agree for
+        // a variable-rate video, and a guessed base rate can make them disagree for a constant one.
+        let shortest = if timed { varies(times) } else { None };
+        let Some(shortest) = shortest else {
             let duration = decoded as f64 / fps;
             return Timeline {
                 frames_count: decoded,
                 duration,
+                variable: false,
+                rate: fps,
                 positions: (0..decoded).map(|i| (i + 1, (i + 1) as f64 / fps)).collect(),
             };
-        }
+        };
+        // The grid of the label config's rate, else the base rate when the timestamps bear it
+        // out (every frame on its own tick), else the rate of the shortest interval.
+        let highest = 1.0 / shortest;
+        let base_fits = info.base_fps >= 0.95 * highest && info.base_fps <= 4.0 * highest;
         let rate = framerate
             .filter(|r| *r > 0.0)
-            .unwrap_or(if info.base_fps > 0.0 { info.base_fps } else { fps });
+            .unwrap_or(if base_fits { info.base_fps } else { highest });
         let start = times.iter().copied().fold(f64::INFINITY, f64::min);
         let positions: Vec<(u64, f64)> = times
             .iter()
@@ -58,6 +87,8 @@ impl Timeline {
         Timeline {
             frames_count: last.max((duration * rate).round() as u64),
             duration,
+            variable: true,
+            rate,
             positions,
         }
     }
@@ -83,6 +114,7 @@ mod tests {
             frames: 0,
             duration: 0.0,
             codec: "h264".into(),
+            stream_index: 0,
         }
     }
 
@@ -109,5 +141,16 @@ mod tests {
         // Without times for every frame, decode order it is.
         let partial = Timeline::new(&info(25.0, true), 5, &times[..3], Some(30.0));
         assert_eq!(partial.position(4).map(|p| p.0), Some(5));
+        // The timestamps decide: the container may call it constant (a remux) ...
+        let remuxed = Timeline::new(&info(25.0, false), 5, &times, None);
+        assert!(remuxed.variable);
+        assert_eq!(remuxed.position(4).map(|p| p.0), Some(7));
+        // ... or variable, when the frames come evenly (a guessed base rate).
+        let even: Vec<f64> = (0..5)
+            .map(|i| i as f64 * 0.04 + if i % 2 == 1 { 1e-4 } else { 0.0 })
+            .collect();
+        let steady = Timeline::new(&info(25.0, true), 5, &even, None);
+        assert!(!steady.variable);
+        assert_eq!(steady.position(4), Some((5, 0.2)));
     }
 }
