@@ -310,7 +310,7 @@ async fn video_tracking_fills_a_video_rectangle_project() {
     let det = "yolov8n-shapes-det-320.onnx";
     let server = Server::start(&[(det, det)], &env).await;
     let config = r#"<View>
-  <Video name="video" value="$video" framerate="30"/>
+  <Video name="video" value="$video" frameRate="30"/>
   <VideoRectangle name="box" toName="video" model_tracker="bytetrack"/>
   <Labels name="videoLabels" toName="video">
     <Label value="circle"/><Label value="square"/><Label value="triangle"/>
