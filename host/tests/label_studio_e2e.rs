@@ -237,18 +237,8 @@ async fn segmentation_fills_polygon_and_brush_projects() {
         let config = shapes_config(&[(tag, "shapes")]);
         let project = ls.create_project(&format!("e2e {kind}"), &config).await;
         assert_eq!(ls.upload(project, &files).await, files.len());
-        let ml = ls
-            .expect_post(
-                "/api/ml",
-                &json!({"url": server.url(""), "project": project, "title": "ls-ml-backend", "auth_method": "NONE"}),
-            )
-            .await;
-        let version = ls.expect_get(&format!("/api/ml/{}", ml["id"])).await["model_version"].clone();
-        ls.expect_post(
-            &format!("/api/dm/actions?id=retrieve_tasks_predictions&project={project}"),
-            &json!({"selectedItems": {"all": true, "excluded": []}, "project": project.to_string()}),
-        )
-        .await;
+        let version = ls.connect(project, &server.url("")).await;
+        ls.retrieve_predictions(project).await;
         let tasks = ls.tasks(project).await;
         let predictions = ls.predictions(project).await;
         assert_eq!(
@@ -322,19 +312,9 @@ async fn video_tracking_fills_a_video_rectangle_project() {
     let tasks = ls.tasks(project).await;
     let path = tasks[0]["data"]["video"].as_str().expect("video path").to_string();
     assert!(path.starts_with("/data/upload/"), "{path}");
-    let ml = ls
-        .expect_post(
-            "/api/ml",
-            &json!({"url": server.url(""), "project": project, "title": "ls-ml-backend", "auth_method": "NONE"}),
-        )
-        .await;
-    let version = ls.expect_get(&format!("/api/ml/{}", ml["id"])).await["model_version"].clone();
+    let version = ls.connect(project, &server.url("")).await;
     let started = std::time::Instant::now();
-    ls.expect_post(
-        &format!("/api/dm/actions?id=retrieve_tasks_predictions&project={project}"),
-        &json!({"selectedItems": {"all": true, "excluded": []}, "project": project.to_string()}),
-    )
-    .await;
+    ls.retrieve_predictions(project).await;
     let seconds = started.elapsed().as_secs_f64();
     let predictions = ls.predictions(project).await;
     assert_eq!(

@@ -40,19 +40,23 @@ impl Plan {
     pub fn build(registry: &Registry, project: Option<&str>, config: Option<&LabelConfig>) -> Result<Plan, RouteError> {
         let controls: Vec<&Control> = config.map(|c| c.active_controls().collect()).unwrap_or_default();
         let mut groups: Vec<Group> = Vec::new();
+        // `model_path`'s model, else the project's (routed once).
         let mut routed: Option<Arc<LoadedModel>> = None;
-        for control in &controls {
-            let model = match &control.model_path {
-                Some(path) => registry.by_path(path)?,
+        let mut model_for = |model_path: Option<&String>| -> Result<Arc<LoadedModel>, RouteError> {
+            match model_path {
+                Some(path) => registry.by_path(path),
                 None => match &routed {
-                    Some(m) => Arc::clone(m),
+                    Some(m) => Ok(Arc::clone(m)),
                     None => {
                         let m = registry.route(project)?;
                         routed = Some(Arc::clone(&m));
-                        m
+                        Ok(m)
                     }
                 },
-            };
+            }
+        };
+        for control in &controls {
+            let model = model_for(control.model_path.as_ref())?;
             match groups.iter_mut().find(|g| Arc::ptr_eq(&g.model, &model)) {
                 Some(group) => group.controls.push((*control).clone()),
                 None => groups.push(Group {
@@ -66,17 +70,7 @@ impl Plan {
             let Some(video) = config.and_then(|c| c.video(&control.to_name)) else {
                 continue;
             };
-            let model = match &control.model_path {
-                Some(path) => registry.by_path(path)?,
-                None => match &routed {
-                    Some(m) => Arc::clone(m),
-                    None => {
-                        let m = registry.route(project)?;
-                        routed = Some(Arc::clone(&m));
-                        m
-                    }
-                },
-            };
+            let model = model_for(control.model_path.as_ref())?;
             videos.push(VideoGroup {
                 model,
                 control: control.clone(),

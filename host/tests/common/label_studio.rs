@@ -211,6 +211,27 @@ impl LabelStudio {
         answer["task_count"].as_u64().expect("task_count") as usize
     }
 
+    /// Connects a backend to a project without auth, as Settings > Model does; returns the
+    /// `model_version` Label Studio read from its /setup.
+    pub async fn connect(&self, project: u64, backend_url: &str) -> Value {
+        let ml = self
+            .expect_post(
+                "/api/ml",
+                &json!({"url": backend_url, "project": project, "title": "ls-ml-backend", "auth_method": "NONE"}),
+            )
+            .await;
+        self.expect_get(&format!("/api/ml/{}", ml["id"])).await["model_version"].clone()
+    }
+
+    /// Retrieve Predictions on every task of a project, as the Data Manager's action does.
+    pub async fn retrieve_predictions(&self, project: u64) -> Value {
+        self.expect_post(
+            &format!("/api/dm/actions?id=retrieve_tasks_predictions&project={project}"),
+            &json!({"selectedItems": {"all": true, "excluded": []}, "project": project.to_string()}),
+        )
+        .await
+    }
+
     /// Every task of a project.
     pub async fn tasks(&self, project: u64) -> Vec<Value> {
         let answer = self
