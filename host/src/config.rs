@@ -148,7 +148,7 @@ pub struct Config {
 
     /// Videos with more frames than this are refused (their task gets an error), before
     /// any frame is decoded.
-    #[arg(long, env = "ML_VIDEO_MAX_FRAMES", default_value_t = 18_000)]
+    #[arg(long, env = "ML_VIDEO_MAX_FRAMES", default_value_t = 9_000)]
     pub video_max_frames: u64,
 
     /// Videos longer than this many seconds are refused, before any frame is decoded.
