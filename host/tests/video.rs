@@ -98,8 +98,8 @@ fn reference_frames(run: &Value, width: f64, height: f64) -> Vec<Vec<([f64; 4], 
         .collect()
 }
 
-/// The presentation time of each frame, as ffprobe reads it (for the VFR video).
-fn frame_times(video: &std::path::Path) -> Vec<f64> {
+/// What ffprobe prints for these entries of the first video stream, as bare CSV.
+fn ffprobe(video: &std::path::Path, entries: &str) -> String {
     let out = std::process::Command::new("ffprobe")
         .args([
             "-v",
@@ -107,14 +107,19 @@ fn frame_times(video: &std::path::Path) -> Vec<f64> {
             "-select_streams",
             "v:0",
             "-show_entries",
-            "frame=pts_time",
+            entries,
             "-of",
             "csv=p=0",
         ])
         .arg(video)
         .output()
         .expect("ffprobe (scripts/setup-ffmpeg.sh installs it)");
-    String::from_utf8_lossy(&out.stdout)
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The presentation time of each frame (for the VFR video).
+fn frame_times(video: &std::path::Path) -> Vec<f64> {
+    ffprobe(video, "frame=pts_time")
         .lines()
         .filter_map(|l| l.trim().trim_end_matches(',').parse().ok())
         .collect()
@@ -122,20 +127,7 @@ fn frame_times(video: &std::path::Path) -> Vec<f64> {
 
 /// The stream's base rate, and whether it differs from its average (a variable rate).
 fn frame_rates(video: &std::path::Path) -> (f64, bool) {
-    let out = std::process::Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "stream=r_frame_rate,avg_frame_rate",
-        ])
-        .args(["-of", "csv=p=0"])
-        .arg(video)
-        .output()
-        .expect("ffprobe");
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = ffprobe(video, "stream=r_frame_rate,avg_frame_rate");
     let rates: Vec<f64> = text
         .trim()
         .split(',')

@@ -16,6 +16,7 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 
 use labelstudio_protocol::{
+    label_config::VideoControl,
     protocol::Task,
     results::ImageSize,
     video::{self, TrackPath, TrackedBox, VideoFrame},
@@ -31,9 +32,9 @@ use crate::{
     labelstudio::media::{MediaClient, SizeLimit},
     models::{RunError, RunTimes},
     video::{
-        VideoError, VideoSettings,
+        VideoSettings,
         decode::{DecodedFrame, FrameStream},
-        probe::{self, VideoInfo},
+        probe,
         timeline::Timeline,
     },
     worker::{WorkerFailed, off_executor as blocking},
@@ -48,25 +49,22 @@ const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 /// What a `<VideoRectangle>` asks for, read from its attributes with the official YOLO
 /// backend's names and defaults.
 #[derive(Debug, Clone, PartialEq)]
-pub struct TrackSettings {
-    pub tracker: TrackerConfig,
-    pub conf: f32,
-    pub iou: f32,
-    pub step: u32,
+struct TrackSettings {
+    tracker: TrackerConfig,
+    conf: f32,
+    iou: f32,
+    step: u32,
 }
 
 impl TrackSettings {
-    pub fn from_control(group: &VideoGroup, default_step: u32) -> Result<TrackSettings, TaskError> {
-        let control = &group.control;
+    fn from_control(control: &VideoControl, default_step: u32) -> Result<TrackSettings, TaskError> {
         let bad =
             |message: String| TaskError::VideoConfig(format!("<VideoRectangle name=\"{}\">: {message}", control.name));
         let kind = match control.attribute("model_tracker") {
             None | Some("") => TrackerKind::BotSort,
-            Some(name) => name.parse::<TrackerKind>().map_err(|_| {
-                bad(format!(
-                    "model_tracker=\"{name}\" is not a tracker; use \"botsort\" or \"bytetrack\""
-                ))
-            })?,
+            Some(name) => name
+                .parse::<TrackerKind>()
+                .map_err(|e| bad(format!("model_tracker: {e}")))?,
         };
         let prefix = match kind {
             TrackerKind::ByteTrack => "bytetrack_",
@@ -75,9 +73,8 @@ impl TrackSettings {
         let mut tracker = TrackerConfig::defaults(kind);
         for (name, value) in &control.attributes {
             if let Some(key) = name.strip_prefix(prefix) {
-                tracker
-                    .set(key, value.trim())
-                    .map_err(|e| bad(format!("{name}: {e}")))?;
+                // The tracker's errors name the attribute themselves.
+                tracker.set(key, value.trim()).map_err(|e| bad(e.to_string()))?;
             }
         }
         let number = |name: &str, default: f32| -> Result<f32, TaskError> {
@@ -105,33 +102,6 @@ impl TrackSettings {
             step,
         })
     }
-}
-
-/// Checks what ffprobe found against the limits, before anything is decoded.
-pub fn check_limits(info: &VideoInfo, settings: &VideoSettings) -> Result<(), VideoError> {
-    if info.width as u64 * info.height as u64 > settings.max_frame_pixels {
-        return Err(VideoError::FrameTooLarge {
-            width: info.width,
-            height: info.height,
-            limit: settings.max_frame_pixels,
-        });
-    }
-    if info.frames > settings.max_frames {
-        return Err(VideoError::TooManyFrames {
-            frames: info.frames,
-            limit: settings.max_frames,
-        });
-    }
-    if info.duration > settings.max_seconds {
-        return Err(VideoError::TooLong {
-            seconds: info.duration,
-            limit: settings.max_seconds,
-        });
-    }
-    if info.frames == 0 && info.duration <= 0.0 {
-        return Err(VideoError::NoFrames);
-    }
-    Ok(())
 }
 
 /// A frame whose detection (and camera motion) is under way.
@@ -220,7 +190,7 @@ pub async fn track_video(
     times: &mut StageTimes,
 ) -> Result<Vec<Value>, TaskError> {
     let started = Instant::now();
-    let track = TrackSettings::from_control(group, settings.frame_step)?;
+    let track = TrackSettings::from_control(&group.control, settings.frame_step)?;
     if group.control.labels_from.is_none() {
         warn!(
             "<VideoRectangle name=\"{}\"> has no <Labels toName=\"{}\"> beside it: its tracks have no label to \
@@ -243,7 +213,7 @@ pub async fn track_video(
 
     let t = Instant::now();
     let info = probe::probe(&settings.ffprobe, file.path(), settings.stall).await?;
-    check_limits(&info, settings)?;
+    settings.check(&info)?;
     let (ffmpeg, path, stall, step) = (
         settings.ffmpeg.clone(),
         file.path().to_path_buf(),
@@ -414,4 +384,52 @@ pub async fn track_video(
         frames.decoded() as f64 / seconds.max(1e-9),
     );
     Ok(regions)
+}
+
+#[cfg(test)]
+mod tests {
+    use labelstudio_protocol::label_config::LabelConfig;
+
+    use super::*;
+
+    fn settings(attributes: &str) -> Result<TrackSettings, TaskError> {
+        let config = LabelConfig::parse(&format!(
+            r#"<View><Video name="video" value="$video"/><VideoRectangle name="box" toName="video" {attributes}/>
+               <Labels name="l" toName="video"><Label value="a"/></Labels></View>"#
+        ))
+        .expect("config");
+        TrackSettings::from_control(&config.video_controls[0], 1)
+    }
+
+    #[test]
+    fn the_official_backends_defaults_and_prefixes() {
+        let defaults = settings("").expect("defaults");
+        assert_eq!(defaults.tracker, TrackerConfig::defaults(TrackerKind::BotSort));
+        assert_eq!((defaults.conf, defaults.iou, defaults.step), (0.25, 0.7, 1));
+        let tuned = settings(
+            r#"model_tracker="bytetrack" model_conf="0.4" model_frame_step="3" bytetrack_track_buffer="60"
+               botsort_track_buffer="5""#,
+        )
+        .expect("tuned");
+        assert_eq!(tuned.tracker.kind, TrackerKind::ByteTrack);
+        assert_eq!(
+            tuned.tracker.track_buffer, 60,
+            "only the chosen tracker's prefix applies"
+        );
+        assert_eq!((tuned.conf, tuned.step), (0.4, 3));
+    }
+
+    #[test]
+    fn a_bad_attribute_is_an_error_that_names_it() {
+        for (attributes, named) in [
+            (r#"model_tracker="deepsort""#, "model_tracker"),
+            (r#"model_conf="1.5""#, "model_conf"),
+            (r#"model_frame_step="0""#, "model_frame_step"),
+            (r#"botsort_track_buffer="many""#, "botsort_track_buffer"),
+        ] {
+            let message = settings(attributes).expect_err(attributes).to_string();
+            assert!(message.starts_with("<VideoRectangle name=\"box\">: "), "{message}");
+            assert!(message.contains(named), "{attributes}: {message}");
+        }
+    }
 }

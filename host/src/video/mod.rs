@@ -12,6 +12,8 @@ pub mod timeline;
 
 use std::{path::PathBuf, time::Duration};
 
+use probe::VideoInfo;
+
 /// The programs and the limits a video task runs under.
 #[derive(Debug, Clone)]
 pub struct VideoSettings {
@@ -24,6 +26,35 @@ pub struct VideoSettings {
     pub frame_step: u32,
     /// A child that delivers nothing for this long is killed.
     pub stall: Duration,
+}
+
+impl VideoSettings {
+    /// Checks what ffprobe found against the limits, before anything is decoded.
+    pub fn check(&self, info: &VideoInfo) -> Result<(), VideoError> {
+        if info.width as u64 * info.height as u64 > self.max_frame_pixels {
+            return Err(VideoError::FrameTooLarge {
+                width: info.width,
+                height: info.height,
+                limit: self.max_frame_pixels,
+            });
+        }
+        if info.frames > self.max_frames {
+            return Err(VideoError::TooManyFrames {
+                frames: info.frames,
+                limit: self.max_frames,
+            });
+        }
+        if info.duration > self.max_seconds {
+            return Err(VideoError::TooLong {
+                seconds: info.duration,
+                limit: self.max_seconds,
+            });
+        }
+        if info.frames == 0 && info.duration <= 0.0 {
+            return Err(VideoError::NoFrames);
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
