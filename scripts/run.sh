@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/setup-build-tools.sh
 scripts/setup-onnxruntime.sh
+# Video tracking decodes with ffmpeg; without it, only video tasks fail (with a clear error).
+scripts/setup-ffmpeg.sh || echo "ffmpeg could not be installed: video tasks will fail until it is" >&2
 # Only what ships: the server and its plugins (not the test-only faulty plugin).
 cargo build --release --locked -p ls-ml-backend -p yolov8-detect -p yolov8-seg -p yolov8-cls
 exec target/release/ls-ml-backend "$@"
