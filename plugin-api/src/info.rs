@@ -29,6 +29,17 @@ pub mod capability {
     pub const TWO_STAGE: &str = "two-stage";
 }
 
+/// Named operations an adapter may answer through `Adapter::call`. The host calls only
+/// these; an adapter that does not know one answers `unsupported`, which the host takes as
+/// "nothing to say".
+pub mod operation {
+    /// What the model gives beyond class names, for the host to check a label config against
+    /// before any prediction. No arguments. Keys of the answer (all optional):
+    /// - `keypoints`: how many keypoints each instance has;
+    /// - `keypoint.<class id>.<index>`: that keypoint's name for instances of that class.
+    pub const DESCRIBE: &str = "describe";
+}
+
 /// Who a plugin is, shown by the host's `/plugins` endpoint and folded into `model_version`.
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone, PartialEq, Eq)]

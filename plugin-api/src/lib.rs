@@ -65,7 +65,7 @@ pub use adapter::{Adapter, Plugin};
 pub use context::{AdapterHandle, Context};
 pub use error::{ErrorKind, PluginError};
 pub use geometry::{BoxGeometry, Keypoint, Mask, Point};
-pub use info::{Fit, PluginInfo, capability};
+pub use info::{Fit, PluginInfo, capability, operation};
 pub use io::{Input, Params, Prepared};
 pub use media::{Frame, ImageRef};
 pub use model::{ElementType, MetadataEntry, ModelInfo, TensorInfo};
@@ -80,7 +80,7 @@ pub mod prelude {
     pub use crate::{
         Adapter, BoxGeometry, ClassScore, Context, ElementType, ErrorKind, Fit, Frame, FrameOutput, ImageRef, Input,
         Instance, Keypoint, Mask, ModelInfo, Options, Output, Params, Plugin, PluginError, PluginInfo, Point, Prepared,
-        Prompt, PromptKind, RVec, Step, Tensor, TensorInfo, TensorRef, capability,
+        Prompt, PromptKind, RVec, Step, Tensor, TensorInfo, TensorRef, capability, operation,
     };
 }
 

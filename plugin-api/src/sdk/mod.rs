@@ -9,4 +9,4 @@ pub mod names;
 pub use image::{Placement, rgb_to_chw};
 pub use matching::{EXPLICIT_MATCH, Family, SHAPE_MATCH};
 pub use model::{ImageInput, class_count, image_input, output, output_info, parse_imgsz, task};
-pub use names::parse_names;
+pub use names::{parse_keypoint_names, parse_names};

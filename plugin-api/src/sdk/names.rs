@@ -70,6 +70,53 @@ pub fn parse_names(text: &str) -> Option<Vec<String>> {
     Some(names)
 }
 
+/// Parses Ultralytics' `kpt_names` (`{0: ['nose', 'left_eye'], 1: [...]}`: per class id, its
+/// keypoints' names in order) into a list indexed by class id (a class without names gets
+/// an empty list).
+pub fn parse_keypoint_names(text: &str) -> Option<Vec<Vec<String>>> {
+    let mut it = tokenize(text.trim())?.into_iter().peekable();
+    expect(&mut it, Token::Open('{'))?;
+    let mut pairs: Vec<(usize, Vec<String>)> = Vec::new();
+    loop {
+        let key = match it.next()? {
+            Token::Close('}') => break,
+            Token::Int(k) => k,
+            Token::Str(k) => k.trim().parse().ok()?,
+            _ => return None,
+        };
+        expect(&mut it, Token::Colon)?;
+        expect(&mut it, Token::Open('['))?;
+        let mut names = Vec::new();
+        loop {
+            match it.next()? {
+                Token::Close(']') => break,
+                Token::Str(v) => names.push(v),
+                _ => return None,
+            }
+            match it.next()? {
+                Token::Comma => continue,
+                Token::Close(']') => break,
+                _ => return None,
+            }
+        }
+        pairs.push((key, names));
+        match it.next()? {
+            Token::Comma => continue,
+            Token::Close('}') => break,
+            _ => return None,
+        }
+    }
+    let len = pairs.iter().map(|(k, _)| k + 1).max().unwrap_or(0);
+    if it.next().is_some() || len == 0 || len > 100_000 {
+        return None;
+    }
+    let mut out = vec![Vec::new(); len];
+    for (k, names) in pairs {
+        out[k] = names;
+    }
+    Some(out)
+}
+
 #[derive(Debug, PartialEq)]
 enum Token {
     Open(char),
@@ -127,6 +174,20 @@ fn tokenize(text: &str) -> Option<Vec<Token>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keypoint_names_per_class() {
+        assert_eq!(
+            parse_keypoint_names("{0: ['nose', 'left_eye'], 2: [\"tip\"]}"),
+            Some(vec![
+                vec!["nose".to_string(), "left_eye".into()],
+                vec![],
+                vec!["tip".to_string()]
+            ])
+        );
+        assert_eq!(parse_keypoint_names("{0: 'nose'}"), None);
+        assert_eq!(parse_keypoint_names("{}"), None);
+    }
 
     #[test]
     fn ultralytics_dict() {

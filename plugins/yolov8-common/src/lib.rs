@@ -9,7 +9,7 @@ pub mod opened;
 pub mod plugin;
 pub mod resize;
 
-pub use detect::{Detection, Head, box_instance, detect, nms};
+pub use detect::{Detection, Head, HeadSpec, Layout, box_instance, detect, head, nms};
 pub use letterbox::Letterbox;
 pub use opened::{Opened, frame_outputs, letterbox_input};
 pub use plugin::{FrameDecoder, LetterboxAdapter, YoloPlugin};

@@ -11,6 +11,8 @@ pub struct Opened {
     pub input: sdk::ImageInput,
     /// The class count from the `names` metadata, parsed once.
     pub classes: Option<usize>,
+    /// The `end2end` metadata: whether the head is NMS-free (YOLO26, YOLOv10).
+    pub end2end: Option<bool>,
 }
 
 impl Opened {
@@ -20,7 +22,23 @@ impl Opened {
         Ok(Self {
             input: image_input(model)?,
             classes: sdk::class_count(model),
+            end2end: model
+                .metadata("end2end")
+                .and_then(|v| match v.trim().to_ascii_lowercase().as_str() {
+                    "true" => Some(true),
+                    "false" => Some(false),
+                    _ => None,
+                }),
         })
+    }
+
+    /// What the adapter expects of the head, with `extra` values after the class scores.
+    pub fn head_spec(&self, extra: usize) -> crate::HeadSpec {
+        crate::HeadSpec {
+            classes: self.classes,
+            extra,
+            end2end: self.end2end,
+        }
     }
 
     /// Letterboxes every frame into one `[frames, 3, h, w]` tensor; the plans travel to

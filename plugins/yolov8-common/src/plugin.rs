@@ -6,13 +6,21 @@ use std::marker::PhantomData;
 
 use plugin_api::{
     Adapter, Context, Fit, FrameOutput, Input, Instance, ModelInfo, Options, Output, Params, Plugin, PluginError,
-    PluginInfo, Prepared, Step, TensorRef, capability, sdk::Family,
+    PluginInfo, Prepared, Step, TensorRef, capability, operation, sdk::Family,
 };
 
 use crate::{Letterbox, Opened, frame_outputs};
 
 /// What a plugin makes of one frame's outputs, in original-image pixels.
-pub trait FrameDecoder: Default + Send + Sync + 'static {
+pub trait FrameDecoder: Sized + Send + Sync + 'static {
+    /// Reads what the decoder needs from the model, once.
+    fn open(model: &ModelInfo) -> Result<Self, PluginError>;
+
+    /// The answer to `operation::DESCRIBE` (what the model gives beyond class names).
+    fn describe(&self) -> Options {
+        Options::new()
+    }
+
     fn instances(
         &self,
         opened: &Opened,
@@ -42,7 +50,7 @@ impl<H: FrameDecoder> Plugin for YoloPlugin<H> {
     fn open(&self, model: &ModelInfo, _options: &Options) -> Result<Box<dyn Adapter>, PluginError> {
         Ok(Box::new(LetterboxAdapter {
             opened: Opened::new(model)?,
-            decoder: H::default(),
+            decoder: H::open(model)?,
         }))
     }
 }
@@ -72,5 +80,14 @@ impl<H: FrameDecoder> Adapter for LetterboxAdapter<H> {
             )?));
         }
         Ok(Step::Done(Output::new(frames)))
+    }
+
+    fn call(&self, op: &str, _args: &Options) -> Result<Options, PluginError> {
+        match op {
+            operation::DESCRIBE => Ok(self.decoder.describe()),
+            _ => Err(PluginError::unsupported(format!(
+                "this adapter has no operation `{op}`"
+            ))),
+        }
     }
 }

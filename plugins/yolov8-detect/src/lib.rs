@@ -1,7 +1,8 @@
 //! Adapter plugin for Ultralytics YOLOv8 detection models exported to ONNX.
 //!
 //! It reproduces Ultralytics 8.4's `predict()`: letterbox with OpenCV's bilinear resize and
-//! grey padding, the `[batch, 4 + classes, anchors]` head, per-class NMS, and boxes mapped
+//! grey padding, the `[batch, 4 + classes, anchors]` head of YOLOv8 and YOLO11 with per-class
+//! NMS, or the NMS-free `[batch, candidates, 6]` head of YOLO26 and YOLOv10, and boxes mapped
 //! back to original-image pixels with per-axis gains.
 
 use std::marker::PhantomData;
@@ -15,7 +16,7 @@ const FAMILY: Family = Family {
     task: "detect",
     input: letterbox_input,
     looks_like: looks_like_detect_head,
-    heads: "a YOLOv8 detection head [1, 4 + classes, anchors]",
+    heads: "a YOLO detection head ([1, 4 + classes, anchors], or [1, candidates, 6] end-to-end)",
 };
 
 /// Detection: boxes after NMS.
@@ -23,6 +24,10 @@ const FAMILY: Family = Family {
 pub struct DetectDecoder;
 
 impl FrameDecoder for DetectDecoder {
+    fn open(_model: &ModelInfo) -> Result<Self, PluginError> {
+        Ok(Self)
+    }
+
     fn instances(
         &self,
         opened: &Opened,
@@ -30,7 +35,7 @@ impl FrameDecoder for DetectDecoder {
         letterbox: &Letterbox,
         params: &Params,
     ) -> Result<Vec<Instance>, PluginError> {
-        let (_, kept) = detect(opened.classes, outputs, params, 0)?;
+        let (_, kept) = detect(&opened.head_spec(0), outputs, params)?;
         Ok(kept.iter().map(|d| box_instance(letterbox, d)).collect())
     }
 }
@@ -44,13 +49,14 @@ pub fn plugin() -> YoloPlugin<DetectDecoder> {
     }
 }
 
-/// One output `[batch, 4 + classes, anchors]` with more anchors than rows.
+/// One output `[batch, 4 + classes, anchors]` with more anchors than rows, or an
+/// end-to-end `[batch, candidates, 6]`.
 fn looks_like_detect_head(model: &ModelInfo) -> bool {
     if model.outputs.len() != 1 {
         return false;
     }
     match output(model, "output0", 0).map(|o| o.shape.as_slice()) {
-        Some([_, rows, anchors]) => *rows > 4 && (*anchors < 0 || anchors > rows),
+        Some([_, rows, anchors]) => (*rows > 4 && (*anchors < 0 || anchors > rows)) || (*anchors == 6 && *rows > 6),
         _ => false,
     }
 }

@@ -23,7 +23,7 @@ const FAMILY: Family = Family {
     task: "segment",
     input: letterbox_input,
     looks_like: looks_like_seg_heads,
-    heads: "YOLOv8 segmentation heads ([1, 4 + classes + 32, anchors] and [1, 32, h, w] prototypes)",
+    heads: "YOLO segmentation heads ([1, 4 + classes + 32, anchors], or [1, candidates, 38] end-to-end, and [1, 32, h, w] prototypes)",
 };
 
 pub fn plugin() -> YoloPlugin<SegDecoder> {
@@ -40,6 +40,10 @@ pub fn plugin() -> YoloPlugin<SegDecoder> {
 pub struct SegDecoder;
 
 impl FrameDecoder for SegDecoder {
+    fn open(_model: &ModelInfo) -> Result<Self, PluginError> {
+        Ok(Self)
+    }
+
     fn instances(
         &self,
         opened: &Opened,
@@ -47,7 +51,7 @@ impl FrameDecoder for SegDecoder {
         letterbox: &Letterbox,
         params: &Params,
     ) -> Result<Vec<Instance>, PluginError> {
-        let (head, kept) = detect(opened.classes, outputs, params, MASK_COEFFICIENTS)?;
+        let (head, kept) = detect(&opened.head_spec(MASK_COEFFICIENTS), outputs, params)?;
         let protos = sdk::output(outputs, "output1", 1)
             .ok_or_else(|| PluginError::unsupported("the model has no mask prototype output (output1)"))?;
         let protos = Protos::new(protos)?;
@@ -57,13 +61,12 @@ impl FrameDecoder for SegDecoder {
                 protos.channels
             )));
         }
-        let first_coefficient = head.rows - MASK_COEFFICIENTS;
         let (in_w, in_h) = (letterbox.dst_w as usize, letterbox.dst_h as usize);
         let mut instances = Vec::with_capacity(kept.len());
         let mut coeffs = [0f32; MASK_COEFFICIENTS];
         for d in &kept {
             for (k, c) in coeffs.iter_mut().enumerate() {
-                *c = head.at(first_coefficient + k, d.anchor);
+                *c = head.extra(k, d.anchor);
             }
             let mask = input_mask(&protos, &coeffs, d, in_w, in_h);
             if mask.is_empty() {
@@ -88,8 +91,9 @@ fn looks_like_seg_heads(model: &ModelInfo) -> bool {
     let protos = output(model, "output1", 1).map(|o| o.shape.as_slice());
     matches!(
         (head, protos),
-        (Some([_, rows, _]), Some([_, channels, _, _]))
-            if *channels == MASK_COEFFICIENTS as i64 && *rows > 4 + MASK_COEFFICIENTS as i64
+        (Some([_, rows, anchors]), Some([_, channels, _, _]))
+            if *channels == MASK_COEFFICIENTS as i64
+                && (*rows > 4 + MASK_COEFFICIENTS as i64 || *anchors == 6 + MASK_COEFFICIENTS as i64)
     )
 }
 
