@@ -70,6 +70,12 @@ fn find(parent: &mut [usize], mut i: usize) -> usize {
 
 /// The spans of the largest 8-connected component (the first in raster order on a tie).
 fn largest_component(spans: &[Span]) -> Vec<Span> {
+    components(spans, 1).into_iter().next().unwrap_or_default()
+}
+
+/// The spans of every 8-connected component of at least `min_pixels` pixels, largest first
+/// (raster order on a tie).
+fn components(spans: &[Span], min_pixels: usize) -> Vec<Vec<Span>> {
     let mut parent: Vec<usize> = (0..spans.len()).collect();
     // Spans of the previous row are a window that slides along the raster-ordered list.
     let (mut prev_start, mut row_start) = (0, 0);
@@ -96,17 +102,23 @@ fn largest_component(spans: &[Span]) -> Vec<Span> {
         let root = find(&mut parent, i);
         sizes[root] += span.end - span.start;
     }
-    // Roots are each component's first span, so scanning in order settles ties by raster order.
-    let Some(best) = (0..spans.len())
-        .filter(|&i| parent[i] == i)
-        .max_by(|&a, &b| sizes[a].cmp(&sizes[b]).then(b.cmp(&a)))
-    else {
-        return Vec::new();
-    };
-    (0..spans.len())
-        .filter(|&i| find(&mut parent, i) == best)
-        .map(|i| spans[i])
-        .collect()
+    // Roots are each component's first span, so a stable sort settles ties by raster order.
+    let mut roots: Vec<usize> = (0..spans.len())
+        .filter(|&i| parent[i] == i && sizes[i] >= min_pixels.max(1))
+        .collect();
+    roots.sort_by(|&a, &b| sizes[b].cmp(&sizes[a]));
+    let mut slot = vec![usize::MAX; spans.len()];
+    for (n, &root) in roots.iter().enumerate() {
+        slot[root] = n;
+    }
+    let mut out = vec![Vec::new(); roots.len()];
+    for (i, span) in spans.iter().enumerate() {
+        let n = slot[find(&mut parent, i)];
+        if n != usize::MAX {
+            out[n].push(*span);
+        }
+    }
+    out
 }
 
 /// One component drawn into its bounding box, with a one-pixel empty border so that
@@ -159,9 +171,21 @@ pub fn outline_of_bits(width: usize, height: usize, bits: &[bool]) -> Option<Vec
     outline(&spans_of_bits(width, height, bits))
 }
 
+/// The outlines of every piece of at least `min_pixels` pixels of a row-major grid of bits,
+/// largest first.
+pub fn outlines_of_bits(width: usize, height: usize, bits: &[bool], min_pixels: usize) -> Vec<Vec<(i32, i32)>> {
+    components(&spans_of_bits(width, height, bits), min_pixels)
+        .iter()
+        .filter_map(|component| outline_of_component(component))
+        .collect()
+}
+
 fn outline(spans: &[Span]) -> Option<Vec<(i32, i32)>> {
-    let component = largest_component(spans);
-    let bitmap = Bitmap::draw(&component)?;
+    outline_of_component(&largest_component(spans))
+}
+
+fn outline_of_component(component: &[Span]) -> Option<Vec<(i32, i32)>> {
+    let bitmap = Bitmap::draw(component)?;
     let first = component[0];
     let start = (first.start as i32 - bitmap.x0, first.row as i32 - bitmap.y0);
     Some(
@@ -284,5 +308,21 @@ mod tests {
         // Foreground touching the image border.
         let full = traced(&["##", "##"]).expect("full");
         assert_eq!(full, vec![(0, 0), (1, 0), (1, 1), (0, 1)]);
+    }
+
+    #[test]
+    fn every_piece_above_the_floor_largest_first() {
+        let rows = ["##......", "##..####", "....#..#", "....####", "#......."];
+        let bits: Vec<bool> = rows.iter().flat_map(|r| r.chars()).map(|c| c == '#').collect();
+        let all = outlines_of_bits(8, 5, &bits, 1);
+        assert_eq!(all.len(), 3, "{all:?}");
+        assert_eq!(all[0].first(), Some(&(4, 1)), "the ring (10 pixels) first");
+        assert_eq!(all[1].first(), Some(&(0, 0)), "then the 2x2 block");
+        assert_eq!(all[2], vec![(0, 4)]);
+        assert_eq!(
+            outlines_of_bits(8, 5, &bits, 2).len(),
+            2,
+            "the lone pixel is below the floor"
+        );
     }
 }

@@ -43,6 +43,59 @@ pub struct LabelDef {
     pub name: String,
     /// Model class names that map to this label (`predicted_values="cat,kitten"`).
     pub predicted_values: Vec<String>,
+    /// `model_index` under `KeyPointLabels`: which keypoint of the model (0 for the first).
+    pub model_index: Option<usize>,
+}
+
+/// The keypoint options of a `KeyPointLabels` tag, with the official backend's defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeypointOptions {
+    /// `model_add_bboxes` (true): each instance's box goes to `<name>_bbox` as the keypoints' parent.
+    pub add_bboxes: bool,
+    /// `model_point_size` (1): the drawn size of a point in pixels.
+    pub point_size: f64,
+    /// `model_point_threshold` (0): keypoints scoring at most this are left out.
+    pub point_threshold: f32,
+    /// The `<RectangleLabels name="<name>_bbox">` the parent boxes go to, when boxes are added
+    /// and the config has it.
+    pub parent: Option<ParentBoxes>,
+}
+
+impl Default for KeypointOptions {
+    fn default() -> Self {
+        Self {
+            add_bboxes: true,
+            point_size: 1.0,
+            point_threshold: 0.0,
+            parent: None,
+        }
+    }
+}
+
+/// The control tag that takes the keypoints' parent boxes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParentBoxes {
+    pub name: String,
+    pub labels: Vec<LabelDef>,
+}
+
+impl ParentBoxes {
+    /// The box's label: the tag's label for the class, else the class name itself, as the
+    /// official backend writes it.
+    pub fn label_for<'a>(&'a self, class_name: &'a str) -> &'a str {
+        label_for(&self.labels, class_name).unwrap_or(class_name)
+    }
+}
+
+/// One keypoint of an instance, as the labels of a `KeyPointLabels` tag are matched to it.
+#[derive(Debug, Clone, Copy)]
+pub struct KeypointRef<'a> {
+    pub class_name: &'a str,
+    pub index: usize,
+    /// Its name in the model's `kpt_names`, when it has them.
+    pub name: Option<&'a str>,
+    /// Whether the model has a single class (then `model_index` alone names a keypoint).
+    pub one_class: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -60,12 +113,31 @@ pub struct Control {
     pub skip: bool,
     /// `choice="multiple"` on `<Choices>`: every class above the threshold, not just the best.
     pub multiple: bool,
+    /// For `KeyPointLabels`.
+    pub keypoints: KeypointOptions,
 }
 
 impl Control {
     /// The label for a model class: exact value, then `predicted_values`, then ignoring case.
     pub fn label_for(&self, class_name: &str) -> Option<&str> {
         label_for(&self.labels, class_name)
+    }
+
+    /// The `KeyPointLabels` label of one keypoint, as the official backend maps them:
+    /// `model_index` with the class in `predicted_values` (`<Label value="left_eye"
+    /// predicted_values="person" model_index="1"/>`); `model_index` alone for a one-class model;
+    /// without `model_index`, the label whose value is the keypoint's name in `kpt_names`.
+    pub fn keypoint_label(&self, k: KeypointRef<'_>) -> Option<&str> {
+        self.labels
+            .iter()
+            .find(|l| {
+                let for_class = l.predicted_values.iter().any(|p| p == k.class_name);
+                match l.model_index {
+                    Some(index) => index == k.index && (for_class || (l.predicted_values.is_empty() && k.one_class)),
+                    None => k.name == Some(l.name.as_str()) && (for_class || l.predicted_values.is_empty()),
+                }
+            })
+            .map(|l| l.value.as_str())
     }
 }
 
@@ -257,7 +329,37 @@ impl LabelConfig {
                 model_path: non_empty(node.attribute("model_path")),
                 skip: is_true(node.attribute("model_skip")),
                 multiple: node.attribute("choice").is_some_and(|c| c.trim() == "multiple"),
+                keypoints: keypoint_options(node),
             });
+        }
+        // The parent boxes of a KeyPointLabels tag go to its `<name>_bbox` RectangleLabels,
+        // through the keypoints and only there: filled on its own as well, every box would
+        // come twice.
+        let parents: Vec<(usize, ParentBoxes)> = config
+            .controls
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.kind == ControlKind::KeyPointLabels && c.keypoints.add_bboxes && !c.skip)
+            .filter_map(|(i, kp)| {
+                let name = format!("{}_bbox", kp.name);
+                let boxes = config
+                    .controls
+                    .iter()
+                    .find(|c| c.kind == ControlKind::RectangleLabels && c.name == name)?;
+                Some((
+                    i,
+                    ParentBoxes {
+                        name,
+                        labels: boxes.labels.clone(),
+                    },
+                ))
+            })
+            .collect();
+        for (i, parent) in parents {
+            if let Some(boxes) = config.controls.iter_mut().find(|c| c.name == parent.name) {
+                boxes.skip = true;
+            }
+            config.controls[i].keypoints.parent = Some(parent);
         }
         // A VideoRectangle takes its labels from the first Labels tag on the same video.
         for control in &mut config.video_controls {
@@ -301,6 +403,26 @@ fn is_true(value: Option<&str>) -> bool {
     value.is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes"))
 }
 
+fn keypoint_options(node: roxmltree::Node<'_, '_>) -> KeypointOptions {
+    let defaults = KeypointOptions::default();
+    KeypointOptions {
+        add_bboxes: node
+            .attribute("model_add_bboxes")
+            .map_or(defaults.add_bboxes, |v| is_true(Some(v))),
+        point_size: node
+            .attribute("model_point_size")
+            .and_then(|v| v.trim().parse().ok())
+            .filter(|v: &f64| v.is_finite() && *v >= 0.0)
+            .unwrap_or(defaults.point_size),
+        point_threshold: node
+            .attribute("model_point_threshold")
+            .and_then(|v| v.trim().parse().ok())
+            .filter(|v: &f32| v.is_finite())
+            .unwrap_or(defaults.point_threshold),
+        parent: None,
+    }
+}
+
 fn label_defs(node: roxmltree::Node<'_, '_>, label_tag: &str) -> Vec<LabelDef> {
     node.descendants()
         .filter(|n| n.is_element() && n.tag_name().name().eq_ignore_ascii_case(label_tag))
@@ -318,6 +440,7 @@ fn label_defs(node: roxmltree::Node<'_, '_>, label_tag: &str) -> Vec<LabelDef> {
                             .collect()
                     })
                     .unwrap_or_default(),
+                model_index: n.attribute("model_index").and_then(|v| v.trim().parse().ok()),
             })
         })
         .collect()
@@ -454,6 +577,68 @@ mod tests {
         assert_eq!(from_data.resolve(&data(serde_json::json!({"fps": 25}))), Some(25.0));
         assert_eq!(from_data.resolve(&data(serde_json::json!({}))), None);
         assert_eq!(config.active_controls().count(), 0, "Labels are not image tags");
+    }
+
+    const POSE: &str = r#"<View>
+      <Image name="image" value="$image"/>
+      <RectangleLabels name="kp_bbox" toName="image" model_skip="true"><Label value="Square" predicted_values="square"/></RectangleLabels>
+      <KeyPointLabels name="kp" toName="image" model_point_size="3" model_point_threshold="0.5">
+        <Label value="sq-tl" predicted_values="square" model_index="0"/>
+        <Label value="sq-tr" predicted_values="square" model_index="1"/>
+        <Label value="apex" predicted_values="triangle" model_index="0"/>
+        <Label value="nose"/>
+      </KeyPointLabels>
+    </View>"#;
+
+    #[test]
+    fn keypoint_labels_map_by_class_and_index_then_by_name() {
+        let config = LabelConfig::parse(POSE).expect("parse");
+        let kp = config.controls.iter().find(|c| c.name == "kp").expect("kp");
+        assert_eq!(kp.keypoints.point_size, 3.0);
+        assert_eq!(kp.keypoints.point_threshold, 0.5);
+        assert!(kp.keypoints.add_bboxes);
+        let parent = kp.keypoints.parent.as_ref().expect("the _bbox tag is the parent");
+        assert_eq!(parent.label_for("square"), "Square");
+        assert_eq!(
+            parent.label_for("triangle"),
+            "triangle",
+            "the class name without a label"
+        );
+        let point = |class_name, index, name, one_class| KeypointRef {
+            class_name,
+            index,
+            name,
+            one_class,
+        };
+        assert_eq!(kp.keypoint_label(point("square", 1, None, false)), Some("sq-tr"));
+        assert_eq!(kp.keypoint_label(point("triangle", 0, None, false)), Some("apex"));
+        assert_eq!(kp.keypoint_label(point("triangle", 1, None, false)), None);
+        assert_eq!(
+            kp.keypoint_label(point("person", 0, Some("nose"), false)),
+            Some("nose"),
+            "kpt_names"
+        );
+        let one_class = LabelConfig::parse(
+            r#"<View><Image name="i" value="$i"/><KeyPointLabels name="k" toName="i" model_add_bboxes="false">
+               <Label value="a" model_index="0"/><Label value="b" model_index="1"/></KeyPointLabels></View>"#,
+        )
+        .expect("parse");
+        let k = &one_class.controls[0];
+        assert!(!k.keypoints.add_bboxes && k.keypoints.parent.is_none());
+        assert_eq!(k.keypoint_label(point("anything", 1, None, true)), Some("b"));
+        assert_eq!(
+            k.keypoint_label(point("anything", 1, None, false)),
+            None,
+            "two classes need predicted_values"
+        );
+    }
+
+    #[test]
+    fn the_bbox_tag_of_keypoints_is_filled_only_through_them() {
+        let unskipped = POSE.replace(r#" model_skip="true""#, "");
+        let config = LabelConfig::parse(&unskipped).expect("parse");
+        let active: Vec<&str> = config.active_controls().map(|c| c.name.as_str()).collect();
+        assert_eq!(active, vec!["kp"]);
     }
 
     #[test]

@@ -3,11 +3,11 @@
 use rand::{Rng, distr::Alphanumeric};
 use serde_json::{Value, json};
 
-use plugin_api::{BoxGeometry, FrameOutput, Instance, Mask, ROption};
+use plugin_api::{BoxGeometry, FrameOutput, Instance, Keypoint, Mask, ROption};
 
 use super::{
     brush,
-    label_config::{Control, ControlKind},
+    label_config::{Control, ControlKind, KeypointRef},
 };
 
 /// Short random region ids; Label Studio needs them to be distinct strings.
@@ -51,27 +51,57 @@ pub fn rectangle_value(b: &BoxGeometry, size: ImageSize) -> Value {
     })
 }
 
-/// A `polygonlabels` value: the instance's own outline, or else the outline of its mask's
-/// largest piece through its boundary pixels' centres; straight runs are dropped and the
-/// outline is simplified to within `tolerance` pixels. Points in percent.
-pub fn polygon_value(instance: &Instance, size: ImageSize, tolerance: f64) -> Option<Value> {
-    let points: Vec<(f64, f64)> = match (instance.polygons.first(), &instance.mask) {
-        (Some(points), _) => points.iter().map(|p| (p.x as f64, p.y as f64)).collect(),
-        (None, ROption::RSome(mask)) if (mask.width, mask.height) == (size.width, size.height) => {
-            mask_geometry::outline_of_runs(mask.width as usize, &mask.runs)?
+/// How far a simplified outline may stray, relative to the size of its piece (the square
+/// root of its area): a fixed pixel tolerance would cut the corners of small objects.
+pub const RELATIVE_TOLERANCE: f64 = 0.01;
+
+/// `polygonlabels` values, one per piece of the instance: its own outlines (the adapter's, one
+/// per piece, largest first), or else the outline of its mask's largest piece through its
+/// boundary pixels' centres. Straight runs are dropped and each outline is simplified to
+/// within `tolerance` pixels, or 1 % of its piece's size where that is less. Points in percent.
+pub fn polygon_values(instance: &Instance, size: ImageSize, tolerance: f64) -> Vec<Value> {
+    let outlines: Vec<Vec<(f64, f64)>> = match (instance.polygons.is_empty(), &instance.mask) {
+        (false, _) => instance
+            .polygons
+            .iter()
+            .map(|points| points.iter().map(|p| (p.x as f64, p.y as f64)).collect())
+            .collect(),
+        (true, ROption::RSome(mask)) if (mask.width, mask.height) == (size.width, size.height) => {
+            mask_geometry::outline_of_runs(mask.width as usize, &mask.runs)
+                .map(|points| {
+                    points
+                        .into_iter()
+                        .map(|(x, y)| (x as f64 + 0.5, y as f64 + 0.5))
+                        .collect()
+                })
                 .into_iter()
-                .map(|(x, y)| (x as f64 + 0.5, y as f64 + 0.5))
                 .collect()
         }
-        _ => return None,
+        _ => Vec::new(),
     };
-    let points = mask_geometry::douglas_peucker(&mask_geometry::drop_collinear(&points), tolerance);
-    if points.len() < 3 {
-        return None;
-    }
     let (w, h) = (size.width as f64, size.height as f64);
-    let points: Vec<[f64; 2]> = points.iter().map(|&(x, y)| [percent(x, w), percent(y, h)]).collect();
-    Some(json!({ "points": points, "closed": true }))
+    outlines
+        .iter()
+        .filter_map(|points| {
+            let points = mask_geometry::drop_collinear(points);
+            let epsilon = tolerance.min(RELATIVE_TOLERANCE * mask_geometry::area(&points).sqrt());
+            let points = mask_geometry::douglas_peucker(&points, epsilon);
+            (points.len() >= 3).then(|| {
+                let points: Vec<[f64; 2]> = points.iter().map(|&(x, y)| [percent(x, w), percent(y, h)]).collect();
+                json!({ "points": points, "closed": true })
+            })
+        })
+        .collect()
+}
+
+/// A `keypointlabels` value: the point in percent, drawn `point_size` pixels wide.
+pub fn keypoint_value(x: f32, y: f32, point_size: f64, size: ImageSize) -> Value {
+    let (w, h) = (size.width as f64, size.height as f64);
+    json!({
+        "x": percent(x as f64, w),
+        "y": percent(y as f64, h),
+        "width": percent(point_size, w),
+    })
 }
 
 /// A `brushlabels` value: the mask in Label Studio's RLE. Only for a mask of exactly the
@@ -100,6 +130,8 @@ pub struct Found<'a> {
     pub frame: &'a FrameOutput,
     /// The model's class names, by class id.
     pub class_names: &'a [String],
+    /// The model's keypoint names (`kpt_names`), by class id, then keypoint index.
+    pub keypoint_names: &'a [Vec<String>],
     pub size: ImageSize,
 }
 
@@ -114,6 +146,7 @@ pub fn build(found: &Found<'_>, controls: &[Control], default_conf: f32, polygon
     let Found {
         frame,
         class_names,
+        keypoint_names,
         size,
     } = *found;
     let class_name = |class_id: u32| class_names.get(class_id as usize).map(String::as_str);
@@ -139,21 +172,119 @@ pub fn build(found: &Found<'_>, controls: &[Control], default_conf: f32, polygon
             if instance.score <= threshold {
                 continue;
             }
+            let mut next_id = || {
+                results_of[i] += 1;
+                format!("{}{}", instance_ids[i], results_of[i] - 1)
+            };
+            if control.kind == ControlKind::KeyPointLabels {
+                let Some(class) = class_name(instance.class_id) else {
+                    continue;
+                };
+                let names = keypoint_names.get(instance.class_id as usize).map(Vec::as_slice);
+                let points = Points {
+                    class,
+                    names: names.unwrap_or_default(),
+                    one_class: class_names.len() == 1,
+                };
+                out.extend(keypoints(instance, &points, control, size, &mut next_id));
+                continue;
+            }
             let Some(label) = class_name(instance.class_id).and_then(|name| control.label_for(name)) else {
                 continue;
             };
-            let value = match control.kind {
-                ControlKind::RectangleLabels => instance.bbox.as_ref().into_option().map(|b| rectangle_value(b, size)),
-                ControlKind::PolygonLabels => polygon_value(instance, size, polygon_tolerance),
-                ControlKind::BrushLabels => instance.mask.as_ref().into_option().and_then(|m| brush_value(m, size)),
-                ControlKind::KeyPointLabels | ControlKind::Choices => None,
+            let values = match control.kind {
+                ControlKind::RectangleLabels => instance
+                    .bbox
+                    .as_ref()
+                    .into_option()
+                    .map(|b| rectangle_value(b, size))
+                    .into_iter()
+                    .collect(),
+                ControlKind::PolygonLabels => polygon_values(instance, size, polygon_tolerance),
+                ControlKind::BrushLabels => instance
+                    .mask
+                    .as_ref()
+                    .into_option()
+                    .and_then(|m| brush_value(m, size))
+                    .into_iter()
+                    .collect(),
+                ControlKind::KeyPointLabels | ControlKind::Choices => Vec::new(),
             };
-            if let Some(value) = value {
-                let id = format!("{}{}", instance_ids[i], results_of[i]);
-                results_of[i] += 1;
-                out.push(result(id, instance.score, label, control, size, value));
+            for value in values {
+                out.push(result(next_id(), instance.score, label, control, size, value));
             }
         }
+    }
+    out
+}
+
+/// What the labels of a `KeyPointLabels` tag are matched against for one instance.
+struct Points<'a> {
+    class: &'a str,
+    /// The model's names for this class's keypoints (empty without `kpt_names`).
+    names: &'a [String],
+    one_class: bool,
+}
+
+/// An instance's keypoints for a `KeyPointLabels` tag, as the official backend gives them:
+/// its box first (to `<name>_bbox`, hidden, as the points' parent) when boxes are added, then
+/// one region per keypoint that has a label and scores above `model_point_threshold`. An
+/// instance whose class no label names gives nothing.
+fn keypoints(
+    instance: &Instance,
+    points: &Points<'_>,
+    control: &Control,
+    size: ImageSize,
+    next_id: &mut impl FnMut() -> String,
+) -> Vec<Value> {
+    let label_of = |index: usize| {
+        control.keypoint_label(KeypointRef {
+            class_name: points.class,
+            index,
+            name: points.names.get(index).map(String::as_str),
+            one_class: points.one_class,
+        })
+    };
+    let labelled: Vec<(&Keypoint, &str)> = instance
+        .keypoints
+        .iter()
+        .filter_map(|k| Some((k, label_of(k.index as usize)?)))
+        .collect();
+    if labelled.is_empty() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    let parent = match (&control.keypoints.parent, instance.bbox.as_ref().into_option()) {
+        (Some(parent), Some(b)) => {
+            let id = next_id();
+            let mut value = rectangle_value(b, size);
+            value["rectanglelabels"] = json!([parent.label_for(points.class)]);
+            out.push(json!({
+                "id": id,
+                "from_name": parent.name,
+                "to_name": control.to_name,
+                "type": "rectanglelabels",
+                "original_width": size.width,
+                "original_height": size.height,
+                "image_rotation": 0,
+                "value": value,
+                "score": round6(instance.score as f64),
+                "hidden": true,
+            }));
+            Some(id)
+        }
+        _ => None,
+    };
+    for (k, label) in labelled {
+        if k.score <= control.keypoints.point_threshold {
+            continue;
+        }
+        let value = keypoint_value(k.x, k.y, control.keypoints.point_size, size);
+        let mut region = result(next_id(), k.score, label, control, size, value);
+        if let Some(parent) = &parent {
+            region["parentID"] = json!(parent);
+        }
+        out.push(region);
     }
     out
 }
@@ -205,6 +336,7 @@ mod tests {
         let found = Found {
             frame,
             class_names: &names,
+            keypoint_names: &[],
             size: SIZE,
         };
         build(&found, controls, 0.25, tolerance)
@@ -341,6 +473,83 @@ mod tests {
         assert_eq!(out[0]["type"], "polygonlabels");
         assert!(out[0]["value"]["points"].as_array().is_some_and(|p| p.len() >= 4));
         assert_eq!(out[1]["value"]["choices"], json!(["dog"]));
+    }
+
+    /// A pose instance fills its box into `<name>_bbox` (hidden, the parent) and one region per
+    /// labelled keypoint above the threshold, each with `parentID`; a class without labels
+    /// gives nothing.
+    #[test]
+    fn keypoints_come_with_their_parent_box() {
+        let point = |index, x, y, score| Keypoint { index, x, y, score };
+        let cat = Instance::new(0, 0.9)
+            .with_box(BoxGeometry::from_corners(64.0, 48.0, 128.0, 96.0))
+            .with_keypoints(vec![
+                point(0, 64.0, 48.0, 0.9),
+                point(1, 128.0, 96.0, 0.2),
+                point(2, 100.0, 60.0, 0.9),
+            ]);
+        let dog = Instance::new(1, 0.8)
+            .with_box(BoxGeometry::from_corners(0.0, 0.0, 10.0, 10.0))
+            .with_keypoints(vec![point(0, 1.0, 1.0, 0.9)]);
+        let frame = FrameOutput::instances(vec![cat, dog]);
+        let active: Vec<Control> = LabelConfig::parse(
+            r#"<View><Image name="img" value="$image"/>
+               <RectangleLabels name="pose_bbox" toName="img" model_skip="true"><Label value="Cat" predicted_values="cat"/></RectangleLabels>
+               <KeyPointLabels name="pose" toName="img" model_point_threshold="0.5" model_point_size="6.4">
+                 <Label value="ear" predicted_values="cat" model_index="0"/>
+                 <Label value="tail" predicted_values="cat" model_index="1"/>
+               </KeyPointLabels></View>"#,
+        )
+        .expect("config")
+        .active_controls()
+        .cloned()
+        .collect();
+        assert_eq!(active.len(), 1, "the _bbox tag is filled through the keypoints");
+        let out = build_for(&frame, &active, 1.0);
+        assert_eq!(
+            out.len(),
+            2,
+            "the box and the ear; the tail scores 0.2, keypoint 2 has no label, the dog no labels: {out:?}"
+        );
+        let (parent, ear) = (&out[0], &out[1]);
+        assert_eq!(parent["from_name"], "pose_bbox");
+        assert_eq!(parent["type"], "rectanglelabels");
+        assert_eq!(parent["hidden"], true);
+        assert_eq!(parent["value"]["rectanglelabels"], json!(["Cat"]));
+        assert_eq!(ear["from_name"], "pose");
+        assert_eq!(ear["type"], "keypointlabels");
+        assert_eq!(ear["parentID"], parent["id"]);
+        assert_eq!(ear["value"]["keypointlabels"], json!(["ear"]));
+        assert_eq!((&ear["value"]["x"], &ear["value"]["y"]), (&json!(10.0), &json!(10.0)));
+        assert_eq!(ear["value"]["width"], json!(1.0), "6.4 px of 640");
+        assert_eq!(ear["score"], json!(0.9));
+    }
+
+    #[test]
+    fn each_piece_of_an_instance_is_a_polygon_of_its_own() {
+        let square = |x: f32, y: f32, s: f32| {
+            vec![
+                Point { x, y },
+                Point { x: x + s, y },
+                Point { x: x + s, y: y + s },
+                Point { x, y: y + s },
+            ]
+        };
+        let frame = FrameOutput::instances(vec![
+            Instance::new(0, 0.9)
+                .with_polygon(square(10.0, 10.0, 40.0))
+                .with_polygon(square(100.0, 10.0, 8.0)),
+        ]);
+        let c = controls(
+            r#"<View><Image name="img" value="$image"/><PolygonLabels name="poly" toName="img"><Label value="cat"/></PolygonLabels></View>"#,
+        );
+        let out = build_for(&frame, &c, 1.0);
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert!(
+            out.iter()
+                .all(|r| r["value"]["polygonlabels"] == json!(["cat"]) && r["score"] == json!(0.9))
+        );
+        assert_ne!(out[0]["id"], out[1]["id"]);
     }
 
     #[test]

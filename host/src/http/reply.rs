@@ -30,9 +30,9 @@ pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
 /// the same status for the same error.
 pub fn status_of(e: &ApiError) -> StatusCode {
     match e {
-        ApiError::Route(RouteError::BadModelPath { .. }) | ApiError::Config(_) | ApiError::NoConfig => {
-            StatusCode::BAD_REQUEST
-        }
+        ApiError::Route(RouteError::BadModelPath { .. } | RouteError::Mismatch { .. })
+        | ApiError::Config(_)
+        | ApiError::NoConfig => StatusCode::BAD_REQUEST,
         ApiError::Route(RouteError::Loading { .. }) | ApiError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
         ApiError::Route(_) => StatusCode::NOT_FOUND,
         ApiError::TooManyTasks { .. } => StatusCode::PAYLOAD_TOO_LARGE,

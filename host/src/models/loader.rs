@@ -10,7 +10,7 @@ use plugin_api::{Options, Params, capability};
 use sha2::{Digest, Sha256};
 
 use super::{
-    LoadedModel, Overrides,
+    Described, LoadedModel, Overrides,
     batcher::{BatchSettings, Batcher},
     files,
     model::model_version,
@@ -87,6 +87,10 @@ impl Loader<'_> {
         let adapter = plugin
             .open(&sessions.info, &sidecar.adapter_options())
             .map_err(|e| format!("{} cannot open the model: {e}", plugin.name()))?;
+        let described = adapter
+            .call(plugin_api::operation::DESCRIBE, &plugin_api::Options::new())
+            .map(|answer| Described::from_options(&answer))
+            .unwrap_or_default();
         let engine = Engine {
             adapter: Arc::new(adapter),
             pool: Arc::new(sessions.pool),
@@ -115,6 +119,7 @@ impl Loader<'_> {
             info: sessions.info,
             provider: sessions.provider,
             class_names,
+            described,
             overrides: Overrides {
                 conf: sidecar.conf.map(|v| v as f32),
                 iou: sidecar.iou.map(|v| v as f32),

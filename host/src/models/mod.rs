@@ -17,7 +17,7 @@ mod table;
 pub use batcher::BatchSettings;
 pub use files::{Fingerprint, model_of};
 pub use manage::{ManageError, checked_name};
-pub use model::{LoadedModel, Overrides};
+pub use model::{Described, LoadedModel, Overrides};
 pub use registry::Registry;
 pub use routing::RouteError;
 pub use run::{RunError, RunTimes};

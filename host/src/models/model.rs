@@ -25,12 +25,57 @@ pub struct LoadedModel {
     pub provider: Provider,
     /// Class names by class id: from the sidecar, else the `names` metadata, else ML_LABELS.
     pub class_names: Vec<String>,
+    /// What the adapter says the model gives beyond classes (`operation::DESCRIBE`).
+    pub described: Described,
     /// SHA-256 of the model file and its sidecar: a reload of the same content is skipped.
     pub content_hash: String,
     /// This model's own prediction defaults, from its sidecar.
     pub overrides: Overrides,
     /// Label Studio projects this model serves, from its sidecar.
     pub projects: Vec<String>,
+}
+
+/// What an adapter says about its model beyond class names.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Described {
+    /// Keypoints per instance, for a pose model.
+    pub keypoints: Option<usize>,
+    /// Keypoint names by class id, then keypoint index (empty where the model has none).
+    pub keypoint_names: Vec<Vec<String>>,
+}
+
+impl Described {
+    /// Reads the answer to `operation::DESCRIBE`; keys it does not know are ignored.
+    pub fn from_options(options: &Options) -> Self {
+        let mut described = Described {
+            keypoints: options.parse("keypoints"),
+            keypoint_names: Vec::new(),
+        };
+        for (key, name) in options.iter() {
+            let Some(rest) = key.strip_prefix("keypoint.") else {
+                continue;
+            };
+            let Some((class, index)) = rest.split_once('.') else {
+                continue;
+            };
+            let (Ok(class), Ok(index)) = (class.parse::<usize>(), index.parse::<usize>()) else {
+                continue;
+            };
+            // Bounded by the keypoint count, so a faulty adapter cannot make the host allocate much.
+            if class >= 10_000 || index >= described.keypoints.unwrap_or(0) {
+                continue;
+            }
+            if described.keypoint_names.len() <= class {
+                described.keypoint_names.resize(class + 1, Vec::new());
+            }
+            let names = &mut described.keypoint_names[class];
+            if names.len() <= index {
+                names.resize(index + 1, String::new());
+            }
+            names[index] = name.to_string();
+        }
+        described
+    }
 }
 
 /// Prediction defaults a sidecar can set for one model.

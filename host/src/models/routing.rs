@@ -27,6 +27,8 @@ pub enum RouteError {
     BadModelPath { path: String, reason: &'static str },
     #[error("model_path=\"{path}\" names no model in {dir} (found: {found})")]
     UnknownModel { path: String, dir: String, found: String },
+    #[error("the label config does not fit model `{model}`: {reason}")]
+    Mismatch { model: String, reason: String },
 }
 
 fn found(table: &Table) -> String {

@@ -185,6 +185,7 @@ impl Predictor {
                 let found = Found {
                     frame: &frame,
                     class_names: &model.class_names,
+                    keypoint_names: &model.described.keypoint_names,
                     size,
                 };
                 results::build(&found, &controls, base.conf, tolerance)

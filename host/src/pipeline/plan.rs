@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use labelstudio_protocol::label_config::{Control, FrameRate, LabelConfig, VideoControl};
+use labelstudio_protocol::label_config::{Control, ControlKind, FrameRate, LabelConfig, VideoControl};
 
 use crate::models::{LoadedModel, Registry, RouteError};
 
@@ -57,6 +57,9 @@ impl Plan {
         };
         for control in &controls {
             let model = model_for(control.model_path.as_ref())?;
+            if control.kind == ControlKind::KeyPointLabels {
+                check_keypoints(control, &model, config)?;
+            }
             match groups.iter_mut().find(|g| Arc::ptr_eq(&g.model, &model)) {
                 Some(group) => group.controls.push((*control).clone()),
                 None => groups.push(Group {
@@ -129,4 +132,59 @@ impl Plan {
         }
         names.join("+")
     }
+}
+
+/// A `KeyPointLabels` tag against a pose model: every `model_index` must be one of the model's
+/// keypoints, some label must name a keypoint, and the parent boxes need their `_bbox` tag.
+/// A model without keypoints (a detector with a tag for people to place points) is not checked.
+fn check_keypoints(control: &Control, model: &LoadedModel, config: Option<&LabelConfig>) -> Result<(), RouteError> {
+    let Some(count) = model.described.keypoints else {
+        return Ok(());
+    };
+    let mismatch = |reason: String| RouteError::Mismatch {
+        model: model.name.clone(),
+        reason,
+    };
+    let tag = &control.name;
+    if let Some(label) = control
+        .labels
+        .iter()
+        .find(|l| l.model_index.is_some_and(|i| i >= count))
+    {
+        return Err(mismatch(format!(
+            "<KeyPointLabels name=\"{tag}\"> has <Label value=\"{}\" model_index=\"{}\">, but the model gives {count} \
+             keypoints per object (model_index 0 to {})",
+            label.name,
+            label.model_index.unwrap_or_default(),
+            count.saturating_sub(1)
+        )));
+    }
+    let named = |name: &str| model.described.keypoint_names.iter().flatten().any(|n| n == name);
+    if !control.labels.iter().any(|l| l.model_index.is_some() || named(&l.name)) {
+        return Err(mismatch(format!(
+            "no <Label> of <KeyPointLabels name=\"{tag}\"> names one of the model's {count} keypoints: give each \
+             Label model_index=\"<0 to {}>\" and predicted_values=\"<class>\" (the class may be left out for a \
+             one-class model){}",
+            count.saturating_sub(1),
+            if model.described.keypoint_names.iter().any(|n| !n.is_empty()) {
+                ", or a value from the model's keypoint names"
+            } else {
+                ""
+            }
+        )));
+    }
+    let has_parent_tag = config.is_some_and(|c| {
+        c.controls
+            .iter()
+            .any(|b| b.kind == ControlKind::RectangleLabels && b.name == format!("{tag}_bbox"))
+    });
+    if control.keypoints.add_bboxes && !has_parent_tag {
+        return Err(mismatch(format!(
+            "<KeyPointLabels name=\"{tag}\"> adds each object's box as its keypoints' parent (model_add_bboxes is \
+             true), which needs <RectangleLabels name=\"{tag}_bbox\" toName=\"{}\" model_skip=\"true\"> with the \
+             class labels; add it, or set model_add_bboxes=\"false\"",
+            control.to_name
+        )));
+    }
+    Ok(())
 }

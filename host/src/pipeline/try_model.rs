@@ -91,6 +91,7 @@ impl Predictor {
             let found = Found {
                 frame: &frame,
                 class_names: &model.class_names,
+                keypoint_names: &model.described.keypoint_names,
                 size,
             };
             results::build(&found, &controls, params.conf, self.polygon_tolerance)

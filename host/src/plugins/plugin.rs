@@ -3,7 +3,7 @@
 
 use std::{path::PathBuf, sync::Arc};
 
-use abi_stable::std_types::{RResult, RSlice};
+use abi_stable::std_types::{RResult, RSlice, RStr};
 use plugin_api::{
     AdapterHandle, Context, Fit, Input, ModelInfo, Options, PluginError, PluginInfo, PluginModuleRef, Prepared, Step,
     TensorRef,
@@ -113,6 +113,16 @@ impl Adapter {
                 into_result((module.finish())(handle, input, RSlice::from_slice(outputs), context))
             }
             Opened::V1(adapter) => adapter.finish(input, outputs, context),
+        }
+    }
+
+    /// A named operation (`plugin_api::operation`); ABI 1 adapters know none.
+    pub fn call(&self, operation: &str, args: &Options) -> Result<Options, PluginError> {
+        match &self.inner {
+            Opened::V2(module, handle) => into_result((module.call())(handle, RStr::from_str(operation), args)),
+            Opened::V1(_) => Err(PluginError::unsupported(format!(
+                "ABI 1 adapters have no operation `{operation}`"
+            ))),
         }
     }
 }

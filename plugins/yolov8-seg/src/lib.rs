@@ -14,7 +14,7 @@ use yolov8_common::{
     FrameDecoder, Letterbox, Opened, YoloPlugin, box_instance, detect, letterbox_input, model::output,
 };
 
-pub use mask::{InputMask, Protos, input_mask, outline, to_original};
+pub use mask::{InputMask, MIN_PIECE_SHARE, Protos, input_mask, outlines, to_original};
 
 /// YOLOv8 segmentation heads carry this many mask coefficients per anchor.
 pub const MASK_COEFFICIENTS: usize = 32;
@@ -73,9 +73,7 @@ impl FrameDecoder for SegDecoder {
                 continue;
             }
             let mut instance = box_instance(letterbox, d).with_mask(to_original(&mask, letterbox));
-            if let Some(points) = outline(&mask, letterbox) {
-                instance.polygons.push(points);
-            }
+            instance.polygons.extend(outlines(&mask, letterbox));
             instances.push(instance);
         }
         Ok(instances)

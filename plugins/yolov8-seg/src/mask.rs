@@ -192,22 +192,44 @@ pub fn to_original(mask: &InputMask, letterbox: &Letterbox) -> Mask {
     }
 }
 
-/// The outline of the mask's largest piece as Ultralytics' `masks.xy` makes it: traced
-/// through boundary pixels at the input size, then mapped to original-image pixels with the
-/// boxes' pad and gain and clipped to the image.
-pub fn outline(mask: &InputMask, letterbox: &Letterbox) -> Option<RVec<Point>> {
-    let points = mask_geometry::outline_of_bits(mask.width, mask.height, &mask.bits)?;
+/// A piece of a mask smaller than this share of its largest piece gets no outline of its own:
+/// specks are noise to a COCO or YOLO export, while a real second piece (an object split by
+/// an occluder) is kept.
+pub const MIN_PIECE_SHARE: f64 = 0.01;
+
+/// The outlines of the mask's pieces as Ultralytics' `masks.xy` traces them (through boundary
+/// pixels at the input size, then mapped to original-image pixels with the boxes' pad and
+/// gain and clipped to the image), one per piece of at least `MIN_PIECE_SHARE` of the
+/// largest (and 2 pixels), largest first. Ultralytics joins the pieces into one outline with
+/// zero-width bridges; Label Studio gets one polygon per piece instead.
+pub fn outlines(mask: &InputMask, letterbox: &Letterbox) -> Vec<RVec<Point>> {
+    let pieces = mask_geometry::outlines_of_bits(mask.width, mask.height, &mask.bits, 2);
+    let Some(largest) = pieces.first().map(|p| polygon_pixels(p)) else {
+        return Vec::new();
+    };
     let (w, h) = (letterbox.src_w as f64, letterbox.src_h as f64);
-    Some(
-        points
-            .into_iter()
-            .map(|(x, y)| Point {
-                x: (((mask.left as i32 + x) as f64 - letterbox.pad_left as f64) / letterbox.gain_x).clamp(0.0, w)
-                    as f32,
-                y: (((mask.top as i32 + y) as f64 - letterbox.pad_top as f64) / letterbox.gain_y).clamp(0.0, h) as f32,
-            })
-            .collect(),
-    )
+    pieces
+        .into_iter()
+        .enumerate()
+        .filter(|(i, p)| *i == 0 || polygon_pixels(p) >= MIN_PIECE_SHARE * largest)
+        .map(|(_, points)| {
+            points
+                .into_iter()
+                .map(|(x, y)| Point {
+                    x: (((mask.left as i32 + x) as f64 - letterbox.pad_left as f64) / letterbox.gain_x).clamp(0.0, w)
+                        as f32,
+                    y: (((mask.top as i32 + y) as f64 - letterbox.pad_top as f64) / letterbox.gain_y).clamp(0.0, h)
+                        as f32,
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The area a traced outline encloses, with its boundary pixels (so a single pixel counts 1).
+fn polygon_pixels(points: &[(i32, i32)]) -> f64 {
+    let f: Vec<(f64, f64)> = points.iter().map(|&(x, y)| (x as f64, y as f64)).collect();
+    mask_geometry::area(&f) + points.len() as f64 / 2.0 + 1.0
 }
 
 /// Builds alternating background/foreground run lengths, background first.
