@@ -296,7 +296,12 @@ async fn measure_stages(
             let infer = t.elapsed();
             let t = Instant::now();
             let views: Vec<TensorRef<'_>> = outputs.iter().map(|o| o.view()).collect();
-            let (_, kept) = detect(classes, &views, &params, 0)?;
+            let spec = yolov8_common::HeadSpec {
+                classes,
+                extra: 0,
+                end2end: None,
+            };
+            let (_, kept) = detect(&spec, &views, &params)?;
             let frame = FrameOutput::instances(kept.iter().map(|d| box_instance(&letterbox, d)).collect());
             let nms = t.elapsed();
             let t = Instant::now();
@@ -307,6 +312,7 @@ async fn measure_stages(
             let found = results::Found {
                 frame: &frame,
                 class_names: &class_names,
+                keypoint_names: &[],
                 size,
             };
             let result = results::build(&found, std::slice::from_ref(control), params.conf, 1.0);
