@@ -49,8 +49,12 @@ for _ in $(seq 1 100); do
 done
 kill "$server" 2>/dev/null || true
 wait "$server" 2>/dev/null || true
-if [ "$healthy" != yes ] || ! grep -q "plugin yolov8-cls" "$dist/server.log"; then
-    echo "the packaged server did not come up with its plugins:" >&2
+missing=""
+for plugin in yolov8-detect yolov8-seg yolov8-cls yolov8-pose yolov8-obb; do
+    grep -q "plugin $plugin " "$dist/server.log" || missing="$missing $plugin"
+done
+if [ "$healthy" != yes ] || [ -n "$missing" ]; then
+    echo "the packaged server did not come up healthy with its plugins (missing:${missing:- none}):" >&2
     cat "$dist/server.log" >&2
     exit 1
 fi

@@ -93,7 +93,13 @@ async fn box_parity(model: &str, eval_set: &str) -> MatchStats {
     let (reference, results) = predict_all(model, eval_set, BOXES, &[]).await;
     let mut stats = MatchStats::default();
     for (entry, prediction) in reference["images"].as_array().expect("images").iter().zip(&results) {
-        match_dets(&reference_dets(entry), &dets_of(prediction), MIN_IOU, MAX_CONF_DIFF, &mut stats);
+        match_dets(
+            &reference_dets(entry),
+            &dets_of(prediction),
+            MIN_IOU,
+            MAX_CONF_DIFF,
+            &mut stats,
+        );
     }
     report_stats(model, &stats);
     stats
@@ -127,7 +133,12 @@ async fn end_to_end_heads_honour_max_det() {
         assert_eq!(ours.len(), expected.len(), "{}", entry["file_name"]);
         let mut stats = MatchStats::default();
         match_dets(&expected, &ours, MIN_IOU, MAX_CONF_DIFF, &mut stats);
-        assert_eq!(stats.matched, expected.len(), "{}: {ours:?} vs {expected:?}", entry["file_name"]);
+        assert_eq!(
+            stats.matched,
+            expected.len(),
+            "{}: {ours:?} vs {expected:?}",
+            entry["file_name"]
+        );
         checked += usize::from(expected.len() == 3);
     }
     assert!(checked > 10, "only {checked} images have three detections");
@@ -179,7 +190,12 @@ async fn pose_parity(model: &str) {
             let id = boxes[i]["id"].as_str().expect("box id");
             let ours_points = points.get(id).cloned().unwrap_or_default();
             let want = reference_det["keypoints"].as_array().expect("keypoints");
-            assert_eq!(ours_points.len(), want.len(), "{}: keypoints of {r:?}", entry["file_name"]);
+            assert_eq!(
+                ours_points.len(),
+                want.len(),
+                "{}: keypoints of {r:?}",
+                entry["file_name"]
+            );
             for p in ours_points {
                 let label = p["value"]["keypointlabels"][0].as_str().expect("label");
                 let (class, k) = label.rsplit_once('-').expect("class-index");
@@ -210,7 +226,10 @@ async fn pose_parity(model: &str) {
     ));
     assert_parity(&stats, 60);
     assert!(compared >= 200, "only {compared} keypoints compared");
-    assert!(worst <= MAX_KEYPOINT_PX, "a keypoint is {worst:.3} px from Ultralytics'");
+    assert!(
+        worst <= MAX_KEYPOINT_PX,
+        "a keypoint is {worst:.3} px from Ultralytics'"
+    );
 }
 
 fn det_of(r: &Value) -> Det {
@@ -257,9 +276,10 @@ async fn a_keypoint_config_that_does_not_fit_the_model_is_refused_at_setup() {
     let (status, body) = server.post("/setup", &setup(no_parent)).await;
     assert_eq!(status, 400, "{body}");
     assert!(body.to_string().contains("pose_bbox"), "{body}");
-    let without_boxes = pose_config()
-        .replace("pose_bbox", "other_boxes")
-        .replace(r#"<KeyPointLabels name="pose""#, r#"<KeyPointLabels name="pose" model_add_bboxes="false""#);
+    let without_boxes = pose_config().replace("pose_bbox", "other_boxes").replace(
+        r#"<KeyPointLabels name="pose""#,
+        r#"<KeyPointLabels name="pose" model_add_bboxes="false""#,
+    );
     let (status, body) = server.post("/setup", &setup(without_boxes)).await;
     assert_eq!(status, 200, "{body}");
 }
@@ -277,7 +297,10 @@ fn drawn_corners(r: &Value) -> Vec<(f64, f64)> {
         r["original_height"].as_f64().expect("height"),
     );
     let v = &r["value"];
-    let (x, y) = (v["x"].as_f64().expect("x") * w / 100.0, v["y"].as_f64().expect("y") * h / 100.0);
+    let (x, y) = (
+        v["x"].as_f64().expect("x") * w / 100.0,
+        v["y"].as_f64().expect("y") * h / 100.0,
+    );
     let (bw, bh) = (
         v["width"].as_f64().expect("w") * w / 100.0,
         v["height"].as_f64().expect("h") * h / 100.0,

@@ -288,6 +288,102 @@ async fn segmentation_fills_polygon_and_brush_projects() {
     assert!(!server.log().contains("left empty"), "no task failed");
 }
 
+/// A pose project (KeyPointLabels with their `_bbox` parents) and an oriented-box project
+/// (rotated RectangleLabels): Label Studio stores what the backend sends, with the region
+/// counts of Ultralytics' predictions and the keypoints linked to their boxes.
+#[tokio::test]
+async fn pose_and_oriented_boxes_fill_their_projects() {
+    let ls = LabelStudio::get().await;
+    let env = [
+        ("LABEL_STUDIO_URL", ls.url.as_str()),
+        ("LABEL_STUDIO_API_KEY", LEGACY_TOKEN),
+    ];
+    let pose_labels: String = ["square", "triangle"]
+        .iter()
+        .flat_map(|class| {
+            (0..4).map(move |k| format!(r#"<Label value="{class}-{k}" predicted_values="{class}" model_index="{k}"/>"#))
+        })
+        .collect();
+    let pose_config = format!(
+        r#"<View><Image name="image" value="$image"/>
+  <RectangleLabels name="pose_bbox" toName="image" model_skip="true"><Label value="square"/><Label value="triangle"/></RectangleLabels>
+  <KeyPointLabels name="pose" toName="image">{pose_labels}</KeyPointLabels></View>"#
+    );
+    let obb_config = r#"<View><Image name="image" value="$image"/>
+  <RectangleLabels name="label" toName="image" model_obb="true"><Label value="square"/><Label value="rectangle"/></RectangleLabels></View>"#;
+    let cases = [
+        ("yolov8t-shapes-pose-320.onnx", "eval-pose", pose_config.as_str()),
+        ("yolov8t-shapes-obb-256x320.onnx", "eval-obb", obb_config),
+    ];
+    for (model, eval_set, config) in cases {
+        let server =
+            Server::start_with_plugins(&[(model, model)], &env, &["yolov8_detect", "yolov8_pose", "yolov8_obb"]).await;
+        let dir = fixtures().join(eval_set);
+        let reference = load_json(&dir.join(format!("reference_{}", model.replace(".onnx", ".json"))));
+        let entries: Vec<&Value> = reference["images"].as_array().expect("images").iter().take(8).collect();
+        let files: Vec<_> = entries
+            .iter()
+            .map(|e| dir.join("images").join(e["file_name"].as_str().expect("file name")))
+            .collect();
+        let project = ls.create_project(&format!("e2e {eval_set}"), config).await;
+        assert_eq!(ls.upload(project, &files).await, files.len());
+        let version = ls.connect(project, &server.url("")).await;
+        ls.retrieve_predictions(project).await;
+        let tasks = ls.tasks(project).await;
+        let predictions = ls.predictions(project).await;
+        assert_eq!(
+            predictions.len(),
+            tasks.len(),
+            "one stored prediction per task ({eval_set})"
+        );
+        let (mut boxes, mut points, mut linked, mut turned) = (0, 0, 0, 0);
+        for p in &predictions {
+            assert_eq!(p["model_version"], version);
+            let result = p["result"].as_array().expect("result");
+            let ids: Vec<&Value> = result.iter().map(|r| &r["id"]).collect();
+            for r in result {
+                match r["type"].as_str() {
+                    Some("rectanglelabels") => {
+                        boxes += 1;
+                        let rotation = r["value"]["rotation"].as_f64().expect("rotation") % 90.0;
+                        turned += usize::from(rotation > 5.0 && rotation < 85.0);
+                    }
+                    Some("keypointlabels") => {
+                        points += 1;
+                        linked += usize::from(ids.contains(&&r["parentID"]));
+                    }
+                    other => panic!("unexpected region type {other:?}"),
+                }
+            }
+        }
+        let instances: usize = entries
+            .iter()
+            .map(|e| e["detections"].as_array().map_or(0, Vec::len))
+            .sum();
+        let keypoints: usize = entries
+            .iter()
+            .flat_map(|e| e["detections"].as_array().into_iter().flatten())
+            .map(|d| d["keypoints"].as_array().map_or(0, Vec::len))
+            .sum();
+        report(&format!(
+            "label studio e2e ({eval_set}): {}/{} tasks got predictions stored, {boxes} boxes ({turned} turned), \
+             {points} keypoints ({linked} linked to their box); Ultralytics: {instances} instances, {keypoints} keypoints",
+            predictions.len(),
+            tasks.len()
+        ));
+        assert_eq!(boxes, instances, "{eval_set}: one box per instance");
+        assert_eq!(points, keypoints, "{eval_set}: every keypoint");
+        assert_eq!(linked, points, "every keypoint names its stored box as parent");
+        if eval_set == "eval-obb" {
+            assert!(
+                turned * 2 >= boxes,
+                "the stored boxes keep their rotation: {turned} of {boxes}"
+            );
+        }
+        assert!(!server.log().contains("left empty"), "no task failed");
+    }
+}
+
 /// A video project: an uploaded MP4, Retrieve Predictions, and the stored `videorectangle`
 /// tracks are the ones our backend answers for the same file, on the video's frames.
 #[tokio::test]
