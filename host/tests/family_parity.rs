@@ -88,18 +88,23 @@ const BOXES: &str = r#"<View><Image name="image" value="$image"/>
   <RectangleLabels name="label" toName="image"><Label value="circle"/><Label value="square"/><Label value="triangle"/></RectangleLabels>
 </View>"#;
 
-/// Box parity of a detection model on an eval set.
-async fn box_parity(model: &str, eval_set: &str) -> MatchStats {
-    let (reference, results) = predict_all(model, eval_set, BOXES, &[]).await;
+/// The sets the shapes models are compared on: small objects, and eval-a's larger ones.
+const SHAPES_SETS: &[&str] = &["eval-small", "eval-a"];
+
+/// Box parity of a detection (or segmentation) model on the shapes sets.
+async fn box_parity(model: &str) -> MatchStats {
     let mut stats = MatchStats::default();
-    for (entry, prediction) in reference["images"].as_array().expect("images").iter().zip(&results) {
-        match_dets(
-            &reference_dets(entry),
-            &dets_of(prediction),
-            MIN_IOU,
-            MAX_CONF_DIFF,
-            &mut stats,
-        );
+    for eval_set in SHAPES_SETS {
+        let (reference, results) = predict_all(model, eval_set, BOXES, &[]).await;
+        for (entry, prediction) in reference["images"].as_array().expect("images").iter().zip(&results) {
+            match_dets(
+                &reference_dets(entry),
+                &dets_of(prediction),
+                MIN_IOU,
+                MAX_CONF_DIFF,
+                &mut stats,
+            );
+        }
     }
     report_stats(model, &stats);
     stats
@@ -107,17 +112,32 @@ async fn box_parity(model: &str, eval_set: &str) -> MatchStats {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn yolo26_end_to_end_detection_matches_ultralytics() {
-    assert_parity(&box_parity("yolo26t-shapes-det-320-e2e.onnx", "eval-small").await, 100);
+    assert_parity(&box_parity("yolo26t-shapes-det-320-e2e.onnx").await, 100);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn yolo26_one_to_many_export_matches_ultralytics() {
-    assert_parity(&box_parity("yolo26t-shapes-det-320.onnx", "eval-small").await, 100);
+    assert_parity(&box_parity("yolo26t-shapes-det-320.onnx").await, 100);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn yolo11_non_square_detection_matches_ultralytics() {
-    assert_parity(&box_parity("yolo11t-shapes-det-256x320.onnx", "eval-small").await, 100);
+    assert_parity(&box_parity("yolo11t-shapes-det-256x320.onnx").await, 100);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn yolov10_end_to_end_detection_matches_ultralytics() {
+    assert_parity(&box_parity("yolov10t-shapes-det-320-e2e.onnx").await, 100);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn yolo26_end_to_end_segmentation_boxes_match_ultralytics() {
+    assert_parity(&box_parity("yolo26t-shapes-seg-320-e2e.onnx").await, 100);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn yolo11_segmentation_boxes_match_ultralytics() {
+    assert_parity(&box_parity("yolo11t-shapes-seg-320.onnx").await, 100);
 }
 
 /// An end-to-end head keeps its rows best first: `max_det` from the model's sidecar keeps the
@@ -125,7 +145,7 @@ async fn yolo11_non_square_detection_matches_ultralytics() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn end_to_end_heads_honour_max_det() {
     let model = "yolo26t-shapes-det-320-e2e.onnx";
-    let (reference, results) = predict_all_with(model, "eval-small", BOXES, &[], Some("max_det = 3\n")).await;
+    let (reference, results) = predict_all_with(model, "eval-a", BOXES, &[], Some("max_det = 3\n")).await;
     let mut checked = 0;
     for (entry, prediction) in reference["images"].as_array().expect("images").iter().zip(&results) {
         let ours = dets_of(prediction);
@@ -255,6 +275,16 @@ fn det_of(r: &Value) -> Det {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn yolov8_pose_matches_ultralytics() {
     pose_parity("yolov8t-shapes-pose-320.onnx").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn yolo26_end_to_end_pose_matches_ultralytics() {
+    pose_parity("yolo26t-shapes-pose-320-e2e.onnx").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn yolo11_dynamic_pose_matches_ultralytics() {
+    pose_parity("yolo11t-shapes-pose-320-dynamic.onnx").await;
 }
 
 /// /setup says what does not fit: a `model_index` beyond the model's keypoints, and parent
@@ -417,6 +447,21 @@ async fn obb_parity(model: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn yolov8_obb_non_square_matches_ultralytics() {
     obb_parity("yolov8t-shapes-obb-256x320.onnx").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn yolo26_end_to_end_obb_matches_ultralytics() {
+    obb_parity("yolo26t-shapes-obb-320-e2e.onnx").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn yolo26_one_to_many_obb_matches_ultralytics() {
+    obb_parity("yolo26t-shapes-obb-320.onnx").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn yolo11_obb_matches_ultralytics() {
+    obb_parity("yolo11t-shapes-obb-320.onnx").await;
 }
 
 #[test]

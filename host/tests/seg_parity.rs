@@ -259,7 +259,8 @@ async fn masks_polygons_and_boxes_match_ultralytics() {
         match_dets(&reference_dets(entry), &ours, 0.98, 0.01, &mut boxes);
         let polygons = regions(prediction, "polygonlabels");
         let brushes = regions(prediction, "brushlabels");
-        assert_eq!(polygons.len(), rects.len(), "a polygon per box");
+        // A mask in several pieces has a polygon per piece.
+        assert!(polygons.len() >= rects.len(), "a polygon per box");
         assert_eq!(brushes.len(), rects.len(), "a mask per box");
 
         for det in entry["detections"].as_array().expect("detections") {
