@@ -23,7 +23,17 @@ fn config(multiple: bool) -> String {
 
 #[tokio::test]
 async fn class_probabilities_match_ultralytics() {
-    check_parity(plugins_dir(&["yolov8_detect", "yolov8_cls"]), "plugin-api 2").await;
+    check_parity(plugins_dir(&["yolov8_detect", "yolov8_cls"]), CLS, "plugin-api 2").await;
+}
+
+#[tokio::test]
+async fn yolo11_class_probabilities_match_ultralytics() {
+    check_parity(
+        plugins_dir(&["yolov8_detect", "yolov8_cls"]),
+        "yolo11t-shapes-cls-96.onnx",
+        "plugin-api 2",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -35,17 +45,17 @@ async fn the_1_1_release_of_the_plugin_still_matches_ultralytics() {
     })
     .await
     .expect("build");
-    check_parity(plugins, "plugin-api 1.1").await;
+    check_parity(plugins, CLS, "plugin-api 1.1").await;
 }
 
-async fn check_parity(plugins: tempfile::TempDir, built_for: &str) {
+async fn check_parity(plugins: tempfile::TempDir, model: &str, built_for: &str) {
     let images = serve_dir(eval_images());
     let models = tempfile::tempdir().expect("models");
-    std::fs::copy(fixture_model(CLS), models.path().join(CLS)).expect("model");
+    std::fs::copy(fixture_model(model), models.path().join(model)).expect("model");
     let server = Server::start_in(models, plugins, &[("ML_CONF", "0")]).await;
     let (_, models) = server.get("/models").await;
     assert_eq!(models["models"][0]["adapter"], "yolov8-cls 0.1.0", "{models}");
-    let reference = load_json(&fixtures().join("eval-a/reference_yolov8n-shapes-cls-96.json"));
+    let reference = load_json(&fixtures().join(format!("eval-a/reference_{}", model.replace(".onnx", ".json"))));
     let entries = reference["images"].as_array().expect("images");
     let names: Vec<&str> = ["circle", "square", "triangle"].to_vec();
     let urls: Vec<String> = entries
@@ -80,7 +90,7 @@ async fn check_parity(plugins: tempfile::TempDir, built_for: &str) {
         worst = worst.max((result["score"].as_f64().expect("score") - top).abs());
     }
     report(&format!(
-        "cls parity {CLS} ({built_for}): class order as Ultralytics' on {order_ok}/{} images, max |top-1 probability diff| {worst:.2e}",
+        "cls parity {model} ({built_for}): class order as Ultralytics' on {order_ok}/{} images, max |top-1 probability diff| {worst:.2e}",
         entries.len()
     ));
     assert_eq!(order_ok, entries.len());
