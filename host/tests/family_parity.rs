@@ -295,6 +295,9 @@ async fn a_keypoint_config_that_does_not_fit_the_model_is_refused_at_setup() {
     let models = tempfile::tempdir().expect("models dir");
     std::fs::copy(fixture_model(model), models.path().join(model)).expect("copy model");
     let server = Server::start_in(models, plugins_dir(PLUGINS), &[]).await;
+    let (_, listed) = server.get("/models").await;
+    assert_eq!(listed["models"][0]["adapter"], "yolov8-pose 0.1.0", "{listed}");
+    assert_eq!(listed["models"][0]["keypoints"], 4, "{listed}");
     let setup = |schema: String| serde_json::json!({"project": "1.1", "schema": schema});
     let (status, body) = server.post("/setup", &setup(pose_config())).await;
     assert_eq!(status, 200, "{body}");

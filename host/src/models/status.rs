@@ -26,6 +26,9 @@ pub struct ModelStatus {
     pub input_shape: Option<Vec<i64>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub class_names: Option<Vec<String>>,
+    /// Keypoints per object, for a pose model.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keypoints: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sessions: Option<usize>,
     /// Whether tasks are batched for this model (ML_MAX_BATCH).
@@ -54,6 +57,7 @@ pub(super) fn statuses(table: &Table) -> Vec<ModelStatus> {
                 model_version: m.map(|m| m.version.clone()),
                 input_shape: m.map(|m| m.input_shape()),
                 class_names: m.map(|m| m.class_names.clone()),
+                keypoints: m.and_then(|m| m.described.keypoints),
                 sessions: m.map(|m| m.pool().size()),
                 batch: m.map(|m| m.batcher.is_some()),
                 projects: m.map(|m| m.projects.clone()).unwrap_or_default(),
