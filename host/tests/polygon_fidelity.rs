@@ -281,7 +281,7 @@ fn filling_counts_pixels_by_their_centres() {
     let bits = fill(std::slice::from_ref(&square), (0, 0, 6, 5));
     assert_eq!(bits.iter().filter(|b| **b).count(), 6, "3 x 2 pixels");
     let shifted = vec![(2.0, 1.0), (5.0, 1.0), (5.0, 3.0), (2.0, 3.0)];
-    assert!((mask_iou(&[square.clone()], &[shifted], 6, 5) - 0.5).abs() < 1e-12);
+    assert!((mask_iou(std::slice::from_ref(&square), &[shifted], 6, 5) - 0.5).abs() < 1e-12);
     // Two pieces on our side, one bridged outline on theirs: the bridge has no area.
     let left = vec![(0.0, 0.0), (2.0, 0.0), (2.0, 2.0), (0.0, 2.0)];
     let right = vec![(4.0, 0.0), (6.0, 0.0), (6.0, 2.0), (4.0, 2.0)];

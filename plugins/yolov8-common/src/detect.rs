@@ -195,7 +195,7 @@ impl<'a> Head<'a> {
                     }
                     let score = self.at(4, row);
                     let class = self.at(5, row);
-                    if !passes(score) || !(class >= 0.0 && class.is_finite()) {
+                    if !(passes(score) && class >= 0.0 && class.is_finite()) {
                         continue;
                     }
                     let class_id = class.round() as usize;
