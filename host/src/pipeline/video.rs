@@ -287,9 +287,10 @@ pub async fn track_video(
             .instances
             .iter()
             .filter_map(|i| {
+                // Trackers follow upright boxes; an oriented one is tracked by the box around it.
                 let b = i.bbox.as_ref().into_option()?;
                 Some(Detection {
-                    bbox: [b.x, b.y, b.x + b.width, b.y + b.height],
+                    bbox: b.bounds(),
                     score: i.score,
                     class_id: i.class_id,
                 })

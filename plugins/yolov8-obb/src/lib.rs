@@ -116,20 +116,6 @@ plugin_api::export_plugin!(plugin);
 mod tests {
     use super::*;
 
-    /// Label Studio draws a rectangle from (x, y): the width along (cos r, sin r), the height
-    /// along (-sin r, cos r). Those corners must be Ultralytics' `xyxyxyxy`.
-    fn corners(b: &BoxGeometry) -> [(f64, f64); 4] {
-        let r = (b.rotation as f64).to_radians();
-        let (s, c) = r.sin_cos();
-        let (x, y, w, h) = (b.x as f64, b.y as f64, b.width as f64, b.height as f64);
-        [
-            (x, y),
-            (x + w * c, y + w * s),
-            (x + w * c - h * s, y + w * s + h * c),
-            (x - h * s, y + h * c),
-        ]
-    }
-
     fn ultralytics_corners(cx: f64, cy: f64, w: f64, h: f64, a: f64) -> Vec<(f64, f64)> {
         let (s, c) = a.sin_cos();
         let v1 = (w / 2.0 * c, w / 2.0 * s);
@@ -153,7 +139,8 @@ mod tests {
         ] {
             let b = label_studio_box(cx, cy, w, h, a);
             assert!((0.0..360.0).contains(&b.rotation), "{b:?}");
-            let ours = corners(&b);
+            // Label Studio's drawing of the box (BoxGeometry::corners) must give Ultralytics' corners.
+            let ours = b.corners().map(|(x, y)| (x as f64, y as f64));
             let theirs = ultralytics_corners(cx, cy, w, h, a);
             for p in ours {
                 let nearest = theirs
