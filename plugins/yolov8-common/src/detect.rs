@@ -63,14 +63,18 @@ impl HeadSpec {
     }
 
     fn describe(&self) -> String {
-        let classes = self.classes.map_or_else(|| "classes".to_string(), |c| c.to_string());
         let extra = if self.extra > 0 {
             format!(" + {}", self.extra)
         } else {
             String::new()
         };
+        let rows = self
+            .classes
+            .map(|c| format!(", {} rows for the model's {c} classes", 4 + c + self.extra))
+            .unwrap_or_default();
         format!(
-            "[1, 4 + {classes}{extra}, anchors] (YOLOv8, YOLO11) or [1, candidates, 6{extra}] (end-to-end: YOLO26, YOLOv10)"
+            "[1, 4 + classes{extra}, anchors] (YOLOv8, YOLO11{rows}) or [1, candidates, {}] (end-to-end: YOLO26, YOLOv10)",
+            6 + self.extra
         )
     }
 }
