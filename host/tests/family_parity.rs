@@ -252,26 +252,6 @@ async fn pose_parity(model: &str) {
     );
 }
 
-fn det_of(r: &Value) -> Det {
-    let (w, h) = (
-        r["original_width"].as_f64().expect("width"),
-        r["original_height"].as_f64().expect("height"),
-    );
-    let v = &r["value"];
-    let x = v["x"].as_f64().expect("x") * w / 100.0;
-    let y = v["y"].as_f64().expect("y") * h / 100.0;
-    Det {
-        class: v["rectanglelabels"][0].as_str().expect("label").to_string(),
-        score: r["score"].as_f64().expect("score"),
-        xyxy: [
-            x,
-            y,
-            x + v["width"].as_f64().expect("w") * w / 100.0,
-            y + v["height"].as_f64().expect("h") * h / 100.0,
-        ],
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn yolov8_pose_matches_ultralytics() {
     pose_parity("yolov8t-shapes-pose-320.onnx").await;

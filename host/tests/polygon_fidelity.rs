@@ -150,12 +150,7 @@ async fn instances(model: &str, eval_set: &str, tolerance: &str) -> Vec<Compared
         let boxes: Vec<(&str, Det)> = result
             .iter()
             .filter(|r| r["from_name"] == "box")
-            .map(|r| {
-                (
-                    &r["id"].as_str().expect("id")[..8],
-                    dets_of(&serde_json::json!({"result": [r]}))[0].clone(),
-                )
-            })
+            .map(|r| (&r["id"].as_str().expect("id")[..8], det_of(r)))
             .collect();
         for d in entry["detections"].as_array().expect("detections") {
             let want = reference_dets(&serde_json::json!({"detections": [d]}))[0].clone();

@@ -378,23 +378,26 @@ pub fn dets_of(prediction: &Value) -> Vec<Det> {
         .as_array()
         .expect("result list")
         .iter()
-        .map(|r| {
-            let (w, h) = (
-                r["original_width"].as_f64().expect("width"),
-                r["original_height"].as_f64().expect("height"),
-            );
-            let v = &r["value"];
-            let x = v["x"].as_f64().expect("x") * w / 100.0;
-            let y = v["y"].as_f64().expect("y") * h / 100.0;
-            let bw = v["width"].as_f64().expect("w") * w / 100.0;
-            let bh = v["height"].as_f64().expect("h") * h / 100.0;
-            Det {
-                class: v["rectanglelabels"][0].as_str().expect("label").to_string(),
-                score: r["score"].as_f64().expect("score"),
-                xyxy: [x, y, x + bw, y + bh],
-            }
-        })
+        .map(det_of)
         .collect()
+}
+
+/// One rectangle region, converted back from percent to pixels.
+pub fn det_of(r: &Value) -> Det {
+    let (w, h) = (
+        r["original_width"].as_f64().expect("width"),
+        r["original_height"].as_f64().expect("height"),
+    );
+    let v = &r["value"];
+    let x = v["x"].as_f64().expect("x") * w / 100.0;
+    let y = v["y"].as_f64().expect("y") * h / 100.0;
+    let bw = v["width"].as_f64().expect("w") * w / 100.0;
+    let bh = v["height"].as_f64().expect("h") * h / 100.0;
+    Det {
+        class: v["rectanglelabels"][0].as_str().expect("label").to_string(),
+        score: r["score"].as_f64().expect("score"),
+        xyxy: [x, y, x + bw, y + bh],
+    }
 }
 
 pub fn iou(a: &[f64; 4], b: &[f64; 4]) -> f64 {

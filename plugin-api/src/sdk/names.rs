@@ -46,22 +46,7 @@ pub fn parse_names(text: &str) -> Option<Vec<String>> {
             }
             names
         }
-        Token::Open('[') => {
-            let mut names = Vec::new();
-            loop {
-                match it.next()? {
-                    Token::Close(']') => break,
-                    Token::Str(v) => names.push(v),
-                    _ => return None,
-                }
-                match it.next()? {
-                    Token::Comma => continue,
-                    Token::Close(']') => break,
-                    _ => return None,
-                }
-            }
-            names
-        }
+        Token::Open('[') => string_list(&mut it)?,
         _ => return None,
     };
     if it.next().is_some() || names.is_empty() {
@@ -86,20 +71,7 @@ pub fn parse_keypoint_names(text: &str) -> Option<Vec<Vec<String>>> {
         };
         expect(&mut it, Token::Colon)?;
         expect(&mut it, Token::Open('['))?;
-        let mut names = Vec::new();
-        loop {
-            match it.next()? {
-                Token::Close(']') => break,
-                Token::Str(v) => names.push(v),
-                _ => return None,
-            }
-            match it.next()? {
-                Token::Comma => continue,
-                Token::Close(']') => break,
-                _ => return None,
-            }
-        }
-        pairs.push((key, names));
+        pairs.push((key, string_list(&mut it)?));
         match it.next()? {
             Token::Comma => continue,
             Token::Close('}') => break,
@@ -115,6 +87,24 @@ pub fn parse_keypoint_names(text: &str) -> Option<Vec<Vec<String>>> {
         out[k] = names;
     }
     Some(out)
+}
+
+/// The strings of a list whose `[` has been read, through its `]`.
+fn string_list(it: &mut impl Iterator<Item = Token>) -> Option<Vec<String>> {
+    let mut names = Vec::new();
+    loop {
+        match it.next()? {
+            Token::Close(']') => break,
+            Token::Str(v) => names.push(v),
+            _ => return None,
+        }
+        match it.next()? {
+            Token::Comma => continue,
+            Token::Close(']') => break,
+            _ => return None,
+        }
+    }
+    Some(names)
 }
 
 #[derive(Debug, PartialEq)]
