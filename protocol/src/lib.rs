@@ -4,6 +4,7 @@
 //! live in the host.
 
 pub mod brush;
+pub mod interactive;
 pub mod label_config;
 pub mod protocol;
 pub mod results;
