@@ -27,25 +27,13 @@ async fn predict_all_with(
     env: &[(&str, &str)],
     sidecar: Option<&str>,
 ) -> (Value, Vec<Value>) {
-    let dir = fixtures().join(eval_set);
-    let images = serve_dir(dir.join("images"));
     let models = tempfile::tempdir().expect("models dir");
     std::fs::copy(fixture_model(model), models.path().join(model)).expect("copy model");
     if let Some(text) = sidecar {
         std::fs::write(models.path().join(model.replace(".onnx", ".toml")), text).expect("sidecar");
     }
     let server = Server::start_in(models, plugins_dir(PLUGINS), env).await;
-    let reference = load_json(&dir.join(format!("reference_{}", model.replace(".onnx", ".json"))));
-    let entries = reference["images"].as_array().expect("images");
-    let urls: Vec<String> = entries
-        .iter()
-        .map(|e| format!("http://{images}/{}", e["file_name"].as_str().expect("file name")))
-        .collect();
-    let (status, body) = server.post("/predict", &predict_body(&urls, "1", config)).await;
-    assert_eq!(status, 200, "{body}");
-    let results = body["results"].as_array().expect("results").clone();
-    assert_eq!(results.len(), entries.len(), "one result per task");
-    (reference, results)
+    predict_eval_set(&server, eval_set, model, config).await
 }
 
 fn regions<'a>(prediction: &'a Value, from_name: &str) -> Vec<&'a Value> {

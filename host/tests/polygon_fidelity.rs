@@ -122,20 +122,11 @@ impl Compared {
 /// Every instance of one model on one eval set whose box matches Ultralytics', with the
 /// server's polygons at this `ML_POLYGON_TOLERANCE`.
 async fn instances(model: &str, eval_set: &str, tolerance: &str) -> Vec<Compared> {
-    let dir = fixtures().join(eval_set);
-    let images = serve_dir(dir.join("images"));
     let env = [("ML_POLYGON_TOLERANCE", tolerance)];
     let server = Server::start_with_plugins(&[(model, model)], &env, &["yolov8_seg"]).await;
-    let reference = load_json(&dir.join(format!("reference_{}", model.replace(".onnx", ".json"))));
-    let entries = reference["images"].as_array().expect("images");
-    let urls: Vec<String> = entries
-        .iter()
-        .map(|e| format!("http://{images}/{}", e["file_name"].as_str().expect("file name")))
-        .collect();
-    let (status, body) = server.post("/predict", &predict_body(&urls, "1", CONFIG)).await;
-    assert_eq!(status, 200, "{body}");
+    let (reference, results) = predict_eval_set(&server, eval_set, model, CONFIG).await;
     let mut out = Vec::new();
-    for (entry, prediction) in entries.iter().zip(body["results"].as_array().expect("results")) {
+    for (entry, prediction) in reference["images"].as_array().expect("images").iter().zip(&results) {
         let (w, h) = (
             entry["width"].as_u64().expect("width") as usize,
             entry["height"].as_u64().expect("height") as usize,

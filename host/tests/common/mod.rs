@@ -483,6 +483,24 @@ pub fn reference_dets(image: &Value) -> Vec<Det> {
         .collect()
 }
 
+/// Every image of the eval set `fixtures/<eval_set>` in one /predict to `server`, with
+/// Ultralytics' reference for `model` (`reference_<model>.json`); one result per image, in order.
+pub async fn predict_eval_set(server: &Server, eval_set: &str, model: &str, config: &str) -> (Value, Vec<Value>) {
+    let dir = fixtures().join(eval_set);
+    let images = serve_dir(dir.join("images"));
+    let reference = load_json(&dir.join(format!("reference_{}", model.replace(".onnx", ".json"))));
+    let entries = reference["images"].as_array().expect("images");
+    let urls: Vec<String> = entries
+        .iter()
+        .map(|e| format!("http://{images}/{}", e["file_name"].as_str().expect("file name")))
+        .collect();
+    let (status, body) = server.post("/predict", &predict_body(&urls, "1", config)).await;
+    assert_eq!(status, 200, "{body}");
+    let results = body["results"].as_array().expect("results").clone();
+    assert_eq!(results.len(), entries.len(), "one result per task");
+    (reference, results)
+}
+
 pub fn load_json(path: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(path).expect("read json")).expect("parse json")
 }
