@@ -9,10 +9,10 @@ set -euo pipefail
 dest="${1:?usage: scripts/package.sh DEST}"
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/setup-build-tools.sh
-cargo build --release --locked -p ls-ml-backend -p yolov8-detect -p yolov8-seg -p yolov8-cls -p yolov8-pose -p yolov8-obb
+cargo build --release --locked -p ls-ml-backend -p yolov8-detect -p yolov8-seg -p yolov8-cls -p yolov8-pose -p yolov8-obb -p sam
 mkdir -p "$dest/plugins" "$dest/lib"
 cp target/release/ls-ml-backend "$dest/"
 cp target/release/libyolov8_detect.so target/release/libyolov8_seg.so target/release/libyolov8_cls.so \
-    target/release/libyolov8_pose.so target/release/libyolov8_obb.so "$dest/plugins/"
+    target/release/libyolov8_pose.so target/release/libyolov8_obb.so target/release/libsam.so "$dest/plugins/"
 ORT_VENDOR_DIR="$dest/lib" scripts/setup-onnxruntime.sh
 echo "packaged into $dest"

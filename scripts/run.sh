@@ -8,5 +8,5 @@ scripts/setup-onnxruntime.sh
 # Video tracking decodes with ffmpeg; without it, only video tasks fail (with a clear error).
 scripts/setup-ffmpeg.sh || echo "ffmpeg could not be installed: video tasks will fail until it is" >&2
 # Only what ships: the server and its plugins (not the test-only faulty plugin).
-cargo build --release --locked -p ls-ml-backend -p yolov8-detect -p yolov8-seg -p yolov8-cls -p yolov8-pose -p yolov8-obb
+cargo build --release --locked -p ls-ml-backend -p yolov8-detect -p yolov8-seg -p yolov8-cls -p yolov8-pose -p yolov8-obb -p sam
 exec target/release/ls-ml-backend "$@"

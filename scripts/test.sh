@@ -50,7 +50,7 @@ done
 kill "$server" 2>/dev/null || true
 wait "$server" 2>/dev/null || true
 missing=""
-for plugin in yolov8-detect yolov8-seg yolov8-cls yolov8-pose yolov8-obb; do
+for plugin in yolov8-detect yolov8-seg yolov8-cls yolov8-pose yolov8-obb sam; do
     grep -q "plugin $plugin " "$dist/server.log" || missing="$missing $plugin"
 done
 if [ "$healthy" != yes ] || [ -n "$missing" ]; then

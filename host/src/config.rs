@@ -129,6 +129,18 @@ pub struct Config {
     #[arg(long, env = "ML_MAX_BATCH", default_value_t = 1)]
     pub max_batch: usize,
 
+    /// Confidence threshold for interactive labeling with a model that knows no prompts (a
+    /// YOLO segmentation or detection model): it runs this low, since the annotator has just
+    /// said an object is there, and the prompt picks the instance it points at.
+    #[arg(long, env = "ML_INTERACTIVE_CONF", default_value_t = 0.05)]
+    pub interactive_conf: f32,
+
+    /// Memory, in MB, each segment-anything model may keep image embeddings in, so that every
+    /// click after the first on an image runs only the prompt decoder. The least recently
+    /// used image goes first; 0 keeps none (each click encodes the image again).
+    #[arg(long, env = "ML_EMBEDDING_CACHE_MB", default_value_t = 256)]
+    pub embedding_cache_mb: u64,
+
     /// Milliseconds a task waits for others to fill its batch (with ML_MAX_BATCH above 1).
     #[arg(long, env = "ML_BATCH_WAIT_MS", default_value_t = 2)]
     pub batch_wait_ms: u64,

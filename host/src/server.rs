@@ -73,17 +73,20 @@ pub async fn run(config: Config) -> Result<ExitCode, StartError> {
     if blocking(move || create_models_dir(&models_dir)).await?? {
         info!("created the models folder {}", config.models_dir.display());
     }
-    let registry = Arc::new(Registry::new(
-        config.models_dir.clone(),
-        Arc::clone(&runtime),
-        plugins_dir.clone(),
-        config.default_model.clone(),
-        config.labels.clone(),
-        BatchSettings {
-            max_batch: config.max_batch.max(1),
-            wait: Duration::from_millis(config.batch_wait_ms),
-        },
-    ));
+    let registry = Arc::new(
+        Registry::new(
+            config.models_dir.clone(),
+            Arc::clone(&runtime),
+            plugins_dir.clone(),
+            config.default_model.clone(),
+            config.labels.clone(),
+            BatchSettings {
+                max_batch: config.max_batch.max(1),
+                wait: Duration::from_millis(config.batch_wait_ms),
+            },
+        )
+        .with_adapter_defaults(plugin_api::Options::new().with("embedding_cache_mb", config.embedding_cache_mb)),
+    );
     if registry.load_new_plugins().await == 0 {
         warn!(
             "no adapter plugins in {}: build them (cargo build --workspace) or set ML_PLUGINS_DIR; plugins put \
@@ -138,6 +141,7 @@ pub async fn run(config: Config) -> Result<ExitCode, StartError> {
         task_concurrency: config.tasks_in_flight(),
         in_flight: Arc::new(tokio::sync::Semaphore::new(config.tasks_in_flight())),
         polygon_tolerance: config.polygon_tolerance,
+        interactive_conf: config.interactive_conf,
         max_image_pixels: config.max_image_pixels,
         admission: Admission::new(config.queue_tasks),
         video: config.video_settings(),

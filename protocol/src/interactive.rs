@@ -47,7 +47,12 @@ pub enum PromptError {
     OutsideImage { what: &'static str, x: f64, y: f64 },
     #[error("the prompt's regions are on different images (`{0}` and `{1}`)")]
     SeveralImages(String, String),
+    #[error("the prompt has {0} clicks; at most {MAX_CLICKS} describe one object")]
+    TooManyClicks(usize),
 }
+
+/// Clicks one prompt may hold: more describe no object better, and each costs the decoder.
+pub const MAX_CLICKS: usize = 64;
 
 /// The prompt in `params.context`: `None` for an ordinary prediction (no context, or no
 /// `result` in it); an error when the context holds regions that make no prompt.
@@ -108,6 +113,9 @@ fn read(regions: &[Value]) -> Result<Prompt, PromptError> {
     }
     if prompt.clicks.is_empty() && prompt.bbox.is_none() {
         return Err(PromptError::NothingUsable(regions.len()));
+    }
+    if prompt.clicks.len() > MAX_CLICKS {
+        return Err(PromptError::TooManyClicks(prompt.clicks.len()));
     }
     Ok(prompt)
 }
@@ -205,5 +213,14 @@ mod tests {
             read_context(vec![click(1.0, 1.0, Some(true)), other]),
             Err(PromptError::SeveralImages(..))
         ));
+    }
+
+    #[test]
+    fn a_flood_of_clicks_and_unreadable_coordinates_make_no_prompt() {
+        let many: Vec<Value> = (0..10_000).map(|i| click((i % 100) as f64, 50.0, Some(true))).collect();
+        assert_eq!(read_context(many), Err(PromptError::TooManyClicks(10_000)));
+        let mut nan = click(1.0, 1.0, Some(true));
+        nan["value"]["x"] = json!("NaN");
+        assert_eq!(read_context(vec![nan]), Err(PromptError::NothingUsable(1)));
     }
 }

@@ -218,6 +218,82 @@ pub fn build(found: &Found<'_>, controls: &[Control], default_conf: f32, polygon
     out
 }
 
+/// The answer to an interactive prompt: the one object the prompt chose, in each target tag
+/// with the label `label_of` gives that tag (a tag it gives none is left out). Rectangles
+/// get the object's box: the adapter's, else the tight box around its mask. The results
+/// share an id prefix, like one instance's results in [`build`].
+pub fn prompted<'c>(
+    instance: &Instance,
+    targets: &'c [Control],
+    label_of: impl Fn(&'c Control) -> Option<String>,
+    size: ImageSize,
+    polygon_tolerance: f64,
+) -> Vec<Value> {
+    let prefix = region_id();
+    let mut out = Vec::new();
+    for control in targets {
+        let Some(label) = label_of(control) else {
+            continue;
+        };
+        let values: Vec<Value> = match control.kind {
+            ControlKind::RectangleLabels => {
+                let tight = || match &instance.mask {
+                    ROption::RSome(mask) => mask_bounds(mask),
+                    ROption::RNone => None,
+                };
+                instance
+                    .bbox
+                    .into_option()
+                    .or_else(tight)
+                    .map(|b| rectangle_value(&b, size))
+                    .into_iter()
+                    .collect()
+            }
+            ControlKind::PolygonLabels => polygon_values(instance, size, polygon_tolerance),
+            ControlKind::BrushLabels => instance
+                .mask
+                .as_ref()
+                .into_option()
+                .and_then(|m| brush_value(m, size))
+                .into_iter()
+                .collect(),
+            ControlKind::KeyPointLabels | ControlKind::Choices => Vec::new(),
+        };
+        for value in values {
+            let id = format!("{prefix}{}", out.len());
+            out.push(result(id, instance.score, &label, control, size, value));
+        }
+    }
+    out
+}
+
+/// The upright box around a mask's pixels (whole pixels: a pixel at column 3 spans 3 to 4),
+/// or None for an empty mask.
+pub fn mask_bounds(mask: &Mask) -> Option<BoxGeometry> {
+    let width = mask.width.max(1) as u64;
+    let (mut x1, mut y1, mut x2, mut y2) = (u64::MAX, u64::MAX, 0u64, 0u64);
+    let mut at = 0u64;
+    for (i, &run) in mask.runs.iter().enumerate() {
+        let run = run as u64;
+        if i % 2 == 1 && run > 0 {
+            let (first, last) = (at, at + run - 1);
+            let (fy, ly) = (first / width, last / width);
+            y1 = y1.min(fy);
+            y2 = y2.max(ly);
+            if fy == ly {
+                x1 = x1.min(first % width);
+                x2 = x2.max(last % width);
+            } else {
+                // The run wraps a row: it covers every column somewhere.
+                x1 = 0;
+                x2 = width - 1;
+            }
+        }
+        at += run;
+    }
+    (x1 != u64::MAX).then(|| BoxGeometry::from_corners(x1 as f32, y1 as f32, (x2 + 1) as f32, (y2 + 1) as f32))
+}
+
 /// What the labels of a `KeyPointLabels` tag are matched against for one instance.
 struct Points<'a> {
     class: &'a str,
@@ -558,5 +634,79 @@ mod tests {
         assert_eq!(p["score"], 0.75);
         assert_eq!(p["model_version"], "v1");
         assert_eq!(prediction(vec![], "v1")["score"], 0.0);
+    }
+
+    #[test]
+    fn mask_bounds_cover_exactly_the_foreground() {
+        // 5 x 4: foreground at (1,1), (2,1) and (4,2).
+        let mask = Mask {
+            width: 5,
+            height: 4,
+            runs: plugin_api::RVec::from(vec![6, 2, 6, 1, 5]),
+        };
+        assert_eq!(mask_bounds(&mask), Some(BoxGeometry::from_corners(1.0, 1.0, 5.0, 3.0)));
+        // A run from the end of row 0 into row 1 spans every column.
+        let wrapping = Mask {
+            width: 5,
+            height: 2,
+            runs: plugin_api::RVec::from(vec![4, 2, 4]),
+        };
+        assert_eq!(
+            mask_bounds(&wrapping),
+            Some(BoxGeometry::from_corners(0.0, 0.0, 5.0, 2.0))
+        );
+        let empty = Mask {
+            width: 5,
+            height: 2,
+            runs: plugin_api::RVec::from(vec![10]),
+        };
+        assert_eq!(mask_bounds(&empty), None);
+    }
+
+    #[test]
+    fn a_prompted_object_fills_each_target_with_the_chosen_label() {
+        let config = LabelConfig::parse(
+            r#"<View><Image name="image" value="$image"/>
+               <BrushLabels name="brush" toName="image"><Label value="Car"/></BrushLabels>
+               <RectangleLabels name="box" toName="image"><Label value="Car"/></RectangleLabels>
+               <PolygonLabels name="poly" toName="image"><Label value="Bus"/></PolygonLabels></View>"#,
+        )
+        .expect("config");
+        // A 4 x 3 square at (2, 2) on a 10 x 10 image: rows 2..5, columns 2..6.
+        let mut runs = vec![22u32];
+        for _ in 0..3 {
+            runs.extend([4, 6]);
+        }
+        let last = runs.len() - 1;
+        runs[last] = 100 - runs[..last].iter().sum::<u32>();
+        let instance = Instance::new(0, 0.75)
+            .with_mask(Mask {
+                width: 10,
+                height: 10,
+                runs: plugin_api::RVec::from(runs),
+            })
+            .with_box(BoxGeometry::from_corners(1.5, 1.5, 6.5, 5.5));
+        let size = ImageSize { width: 10, height: 10 };
+        let label_of = |c: &Control| c.labels.iter().find(|l| l.value == "Car").map(|l| l.value.clone());
+        let out = prompted(&instance, &config.controls, label_of, size, 1.0);
+        let kinds: Vec<&str> = out.iter().filter_map(|r| r["type"].as_str()).collect();
+        assert_eq!(
+            kinds,
+            ["brushlabels", "rectanglelabels"],
+            "the polygon tag has no label Car"
+        );
+        assert_eq!(out[0]["score"], 0.75);
+        assert_eq!(out[1]["value"]["rectanglelabels"][0], "Car");
+        // The adapter's box; without one, the tight box around the mask.
+        assert_eq!(out[1]["value"]["x"], 15.0);
+        assert_eq!(out[1]["value"]["width"], 50.0);
+        let mut maskonly = instance.clone();
+        maskonly.bbox = ROption::RNone;
+        let tight = prompted(&maskonly, &config.controls[1..2], label_of, size, 1.0);
+        assert_eq!(tight[0]["value"]["x"], 20.0);
+        assert_eq!(tight[0]["value"]["width"], 40.0);
+        assert_eq!(tight[0]["value"]["height"], 30.0);
+        let id = |r: &Value| r["id"].as_str().unwrap_or_default().to_string();
+        assert_eq!(id(&out[0])[..8], id(&out[1])[..8], "one object: one id prefix");
     }
 }

@@ -99,6 +99,7 @@ impl Registry {
                 plugins: registry.plugins.all(),
                 fallback_labels: &registry.fallback_labels,
                 batching: registry.batching,
+                adapter_defaults: &registry.adapter_defaults,
             };
             let outcome = loader
                 .load_with_sidecar(&staged, &files::sidecar_of(&target), &name_owned, None)
@@ -136,24 +137,27 @@ impl Registry {
         }
     }
 
-    /// The model file's path, if the model exists.
+    /// The model file's path (a two-file model's decoder), if the model exists.
     pub async fn model_file(&self, name: &str) -> Result<PathBuf, ManageError> {
         let file = self.file_of(name);
-        let probe = file.clone();
-        if blocking(move || probe.is_file()).await? {
-            Ok(file)
-        } else {
-            Err(ManageError::NotFound(name.to_string()))
-        }
+        blocking(move || files::resolve(&file).main().map(Path::to_path_buf))
+            .await?
+            .ok_or_else(|| ManageError::NotFound(name.to_string()))
     }
 
-    /// Deletes the model file and its sidecar; requests in flight finish with the model.
+    /// Deletes the model's files and its sidecar; requests in flight finish with the model.
     pub async fn delete(self: &Arc<Self>, name: &str, who: &str) -> Result<(), ManageError> {
         let file = self.model_file(name).await?;
         let hash = blocking(move || {
             let hash = content_hash(&file);
-            std::fs::remove_file(&file)
-                .map_err(|e| ManageError::Io(format!("cannot delete {}: {e}", file.display())))?;
+            let all = match files::resolve(&file) {
+                files::ModelFiles::Graphs(graphs) => graphs.into_iter().map(|(_, p)| p).collect(),
+                _ => vec![file.clone()],
+            };
+            for path in all.iter().filter(|p| p.is_file()) {
+                std::fs::remove_file(path)
+                    .map_err(|e| ManageError::Io(format!("cannot delete {}: {e}", path.display())))?;
+            }
             match std::fs::remove_file(files::sidecar_of(&file)) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(ManageError::Io(format!(
                     "the model is deleted, but its settings file is not: {e}"

@@ -42,6 +42,8 @@ pub struct Registry {
     generation: AtomicU64,
     /// Uploads are checked and installed one at a time.
     pub(super) installing: tokio::sync::Mutex<()>,
+    /// Settings every adapter is opened with, under its sidecar's `[options]`.
+    pub(super) adapter_defaults: plugin_api::Options,
 }
 
 /// Runs blocking work off the async executor; a failed worker is logged, and the caller
@@ -73,7 +75,15 @@ impl Registry {
             table: RwLock::new(Table::new()),
             generation: AtomicU64::new(0),
             installing: tokio::sync::Mutex::new(()),
+            adapter_defaults: plugin_api::Options::new(),
         }
+    }
+
+    /// Settings every adapter is opened with (`embedding_cache_mb`, ...); a model's sidecar
+    /// `[options]` override them.
+    pub fn with_adapter_defaults(mut self, defaults: plugin_api::Options) -> Self {
+        self.adapter_defaults = defaults;
+        self
     }
 
     pub fn dir(&self) -> &Path {
@@ -200,9 +210,12 @@ impl Registry {
     /// Brings one model in line with its file: loads it when it is new or changed, unloads it
     /// when the file is gone. A failed load leaves the serving version in place.
     pub async fn reload(self: &Arc<Self>, name: &str) {
-        let file = self.file_of(name);
-        let probe = file.clone();
-        if !blocking(move || probe.is_file()).await.unwrap_or(false) {
+        let key = self.file_of(name);
+        let found = blocking(move || files::resolve(&key).main().map(Path::to_path_buf))
+            .await
+            .flatten();
+        let Some(file) = found else {
+            let file = self.file_of(name);
             if let Some(slot) = self.write().remove(name) {
                 info!(
                     "model {name} removed: {} is gone{}",
@@ -215,11 +228,12 @@ impl Registry {
                 );
             }
             return;
-        }
+        };
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
         {
             let mut table = self.write();
             let slot = table.entry(name.to_string()).or_insert_with(|| Slot::new(file.clone()));
+            slot.file = file.clone();
             slot.load = Load::Loading;
             slot.generation = generation;
         }
@@ -238,6 +252,7 @@ impl Registry {
             plugins: self.plugins.all(),
             fallback_labels: &self.fallback_labels,
             batching: self.batching,
+            adapter_defaults: &self.adapter_defaults,
         };
         let result = loader.load(file, name, serving.as_deref());
         let mut table = self.write();

@@ -8,7 +8,7 @@ use std::{
 };
 
 use plugin_api::{
-    Frame, FrameOutput, ImageRef, Input, Options, Params, PluginError, Prepared, Step, TensorRef, capability,
+    Frame, FrameOutput, ImageRef, Input, Options, Params, PluginError, Prepared, Prompt, Step, TensorRef, capability,
 };
 
 use crate::{
@@ -57,12 +57,23 @@ impl RunTimes {
 #[derive(Clone)]
 pub struct Engine {
     pub adapter: Arc<Adapter>,
+    /// The sessions of the graph that answers: the model file, or a two-file model's decoder.
     pub pool: Arc<SessionPool>,
+    /// The graphs of a two-file model by name, in the order they run (empty for one file).
+    pub graphs: Arc<Vec<(String, Arc<SessionPool>)>>,
 }
 
-/// The frames of a run and their settings: what `prepare` and `finish` both see.
+/// Which graph ran in one inference of a run, and how long it took.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GraphRun {
+    pub graph: String,
+    pub took: Duration,
+}
+
+/// The frames of a run, their prompts and settings: what `prepare` and `finish` both see.
 struct Stills {
     images: Vec<Arc<RgbImage>>,
+    prompts: Vec<Prompt>,
     params: Params,
     options: Options,
 }
@@ -74,7 +85,7 @@ impl Stills {
             .iter()
             .map(|image| Frame::still(ImageRef::new(image.width, image.height, &image.pixels)))
             .collect();
-        call(&Input::new(&frames, self.params, &self.options))
+        call(&Input::new(&frames, self.params, &self.options).with_prompts(&self.prompts))
     }
 }
 
@@ -87,25 +98,46 @@ impl Engine {
         params: Params,
         options: Options,
     ) -> Result<(Vec<FrameOutput>, RunTimes), RunError> {
+        self.run_prompted(images, Vec::new(), params, options)
+            .await
+            .map(|(frames, times, _)| (frames, times))
+    }
+
+    /// The same with prompts (for an adapter that declares their kinds), also saying which
+    /// graphs ran.
+    pub async fn run_prompted(
+        &self,
+        images: Vec<Arc<RgbImage>>,
+        prompts: Vec<Prompt>,
+        params: Params,
+        options: Options,
+    ) -> Result<(Vec<FrameOutput>, RunTimes, Vec<GraphRun>), RunError> {
         let count = images.len();
         let stills = Arc::new(Stills {
             images,
+            prompts,
             params,
             options,
         });
+        let mut graphs_run = Vec::new();
         let mut times = RunTimes::default();
         let (adapter, s) = (Arc::clone(&self.adapter), Arc::clone(&stills));
         let t = Instant::now();
         let mut prepared = blocking(move || s.with_input(|input| adapter.prepare(input))).await??;
-        runnable(&prepared)?;
+        let mut pool = self.pool_for(&prepared)?;
         times.prepare = t.elapsed();
 
         let mut done = 0;
         let frames = loop {
             let t = Instant::now();
             let context = prepared.context;
-            let outputs = self.pool.run(prepared.inputs.into_vec()).await?;
+            let graph = prepared.graph.to_string();
+            let outputs = pool.run(prepared.inputs.into_vec()).await?;
             times.infer += t.elapsed();
+            graphs_run.push(GraphRun {
+                graph,
+                took: t.elapsed(),
+            });
             done += 1;
 
             let (adapter, s) = (Arc::clone(&self.adapter), Arc::clone(&stills));
@@ -120,7 +152,7 @@ impl Engine {
                 Step::Done(output) => break output.frames.into_vec(),
                 Step::Run(next) => {
                     self.may_run_again(done)?;
-                    runnable(&next)?;
+                    pool = self.pool_for(&next)?;
                     prepared = next;
                 }
             }
@@ -131,7 +163,35 @@ impl Engine {
                 frames.len()
             ))));
         }
-        Ok((frames, times))
+        Ok((frames, times, graphs_run))
+    }
+
+    /// The sessions of the graph an adapter asks for: empty names the model file (or the
+    /// decoder of a two-file model), anything else one of a two-file model's graphs.
+    fn pool_for(&self, prepared: &Prepared) -> Result<Arc<SessionPool>, PluginError> {
+        if prepared.graph.is_empty() {
+            return Ok(Arc::clone(&self.pool));
+        }
+        if let Some((_, pool)) = self
+            .graphs
+            .iter()
+            .find(|(name, _)| name.as_str() == prepared.graph.as_str())
+        {
+            return Ok(Arc::clone(pool));
+        }
+        Err(PluginError::unsupported(if self.graphs.is_empty() {
+            format!(
+                "the adapter asks for graph `{}`, but this model is one ONNX file",
+                prepared.graph
+            )
+        } else {
+            let names: Vec<&str> = self.graphs.iter().map(|(n, _)| n.as_str()).collect();
+            format!(
+                "the adapter asks for graph `{}`, but this model has the graphs {}",
+                prepared.graph,
+                names.join(", ")
+            )
+        }))
     }
 
     /// Whether the adapter may ask for another inference after `done` of them.
@@ -147,18 +207,5 @@ impl Engine {
             )));
         }
         Ok(())
-    }
-}
-
-/// Whether the host can run the inference an adapter asks for: it runs the model's one
-/// ONNX file.
-fn runnable(prepared: &Prepared) -> Result<(), PluginError> {
-    if prepared.graph.is_empty() {
-        Ok(())
-    } else {
-        Err(PluginError::unsupported(format!(
-            "the adapter asks for graph `{}`, but this model is one ONNX file",
-            prepared.graph
-        )))
     }
 }

@@ -36,6 +36,15 @@ pub struct ModelStatus {
     pub batch: Option<bool>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub projects: Vec<String>,
+    /// The graphs of a two-file model (encoder, decoder) and how often each has run.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub graphs: Vec<GraphStatus>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GraphStatus {
+    pub name: String,
+    pub inferences: u64,
 }
 
 pub(super) fn statuses(table: &Table) -> Vec<ModelStatus> {
@@ -61,6 +70,18 @@ pub(super) fn statuses(table: &Table) -> Vec<ModelStatus> {
                 sessions: m.map(|m| m.pool().size()),
                 batch: m.map(|m| m.batcher.is_some()),
                 projects: m.map(|m| m.projects.clone()).unwrap_or_default(),
+                graphs: m
+                    .map(|m| {
+                        m.engine
+                            .graphs
+                            .iter()
+                            .map(|(name, pool)| GraphStatus {
+                                name: name.clone(),
+                                inferences: pool.inferences(),
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
             }
         })
         .collect()

@@ -6,7 +6,9 @@
 mod admission;
 mod error;
 mod guard;
+mod interactive;
 mod plan;
+mod select;
 mod stage;
 mod try_model;
 mod video;
@@ -14,8 +16,8 @@ mod video;
 use std::{sync::Arc, time::Instant};
 
 use futures::{StreamExt, stream};
-use log::warn;
-use plugin_api::Params;
+use log::{info, warn};
+use plugin_api::{Params, capability};
 use serde_json::Value;
 
 pub use admission::Admission;
@@ -25,6 +27,7 @@ pub use stage::{Stage, StageTimes};
 pub use try_model::TryRequest;
 
 use labelstudio_protocol::{
+    interactive::prompt as interactive_prompt,
     label_config::LabelConfig,
     protocol::{PredictRequest, Task, project_id},
     results::{self, Found, ImageSize},
@@ -51,6 +54,8 @@ pub struct Predictor {
     pub in_flight: Arc<tokio::sync::Semaphore>,
     /// Douglas–Peucker tolerance of polygon outlines, in pixels.
     pub polygon_tolerance: f64,
+    /// The threshold a model that knows no prompts runs at for an interactive request.
+    pub interactive_conf: f32,
     /// Larger images are refused before they are decoded.
     pub max_image_pixels: u64,
     pub admission: Admission,
@@ -71,11 +76,43 @@ impl Predictor {
             failed: 0,
             times: StageTimes::default(),
         };
-        // Smart tools send what the user clicked in `context`; our models cannot use it, and an
-        // empty answer is what Label Studio handles best.
-        if is_interactive(request.params.context.as_ref()) {
-            outcome.results = request.tasks.iter().map(|_| empty()).collect();
-            return Ok(outcome);
+        // Smart tools send what the annotator clicked or drew in `context`.
+        match interactive_prompt(request.params.context.as_ref()) {
+            None => {}
+            Some(Err(why)) => {
+                info!("interactive request: {why}; answering an empty prediction");
+                outcome.results = request.tasks.iter().map(|_| empty()).collect();
+                return Ok(outcome);
+            }
+            Some(Ok(prompt)) => {
+                for (i, task) in request.tasks.iter().enumerate() {
+                    // Label Studio sends the one task the annotator works on.
+                    if i > 0 {
+                        warn!(
+                            "interactive request: task {} is not the first of the request; left empty",
+                            task.label()
+                        );
+                        outcome.results.push(empty());
+                        continue;
+                    }
+                    self.metrics.task_done();
+                    let label = task.label();
+                    match self.answer_prompt(&plan, &config, task, &prompt).await {
+                        Ok(answered) => {
+                            interactive::log_answer(&label, &outcome.model, &prompt, &answered);
+                            let regions = answered.result.unwrap_or_default();
+                            outcome.results.push(results::prediction(regions, &plan.version));
+                        }
+                        Err(e) => {
+                            warn!("interactive request, task {label}: {e}; its result is left empty");
+                            self.metrics.task_failed(e.kind());
+                            outcome.failed += 1;
+                            outcome.results.push(empty());
+                        }
+                    }
+                }
+                return Ok(outcome);
+            }
         }
         if !plan.fills_anything() {
             warn!(
@@ -160,7 +197,9 @@ impl Predictor {
         };
 
         let mut out = Vec::new();
-        for group in plan.groups.iter().filter(|g| !g.controls.is_empty()) {
+        // A class-agnostic segmenter answers prompts only: without one it gives nothing.
+        let answers = |g: &&plan::Group| !g.controls.is_empty() && !g.model.plugin().has(capability::INTERACTIVE_ONLY);
+        for group in plan.groups.iter().filter(answers) {
             let base = group.model.params(self.defaults);
             // The adapter keeps everything above the lowest threshold of the tags it fills;
             // each tag then applies its own.
@@ -201,11 +240,4 @@ impl Predictor {
 struct TaskRun {
     result: Result<Vec<Value>, TaskError>,
     times: StageTimes,
-}
-
-fn is_interactive(context: Option<&Value>) -> bool {
-    context
-        .and_then(|c| c.get("result"))
-        .and_then(Value::as_array)
-        .is_some_and(|r| !r.is_empty())
 }

@@ -111,6 +111,8 @@ pub struct SessionPool {
     running: Arc<AtomicUsize>,
     free: Semaphore,
     shares_weights: bool,
+    /// Inferences started on this pool since it was built.
+    inferences: std::sync::atomic::AtomicU64,
 }
 
 impl SessionPool {
@@ -138,6 +140,7 @@ impl SessionPool {
             running,
             free: Semaphore::new(count),
             shares_weights: weights.is_some(),
+            inferences: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -154,6 +157,11 @@ impl SessionPool {
 
     pub fn has_solo(&self) -> bool {
         self.solo.is_some()
+    }
+
+    /// Inferences started on this pool so far.
+    pub fn inferences(&self) -> u64 {
+        self.inferences.load(Ordering::Relaxed)
     }
 
     /// Runs one inference on a free session, waiting for one if all are busy.
@@ -182,6 +190,7 @@ impl SessionPool {
     /// async path holds a permit per running job, so one is always idle there; a blocking
     /// caller without one may find none and queues behind the first session.
     fn dispatch(&self, job: Job) -> Result<(), RuntimeError> {
+        self.inferences.fetch_add(1, Ordering::Relaxed);
         let alone = self.running.fetch_add(1, Ordering::SeqCst) == 0;
         let worker = self
             .solo

@@ -6,14 +6,12 @@
 //! (antialiased), centre crop, scale to 0..1. The model's output is already a softmax; the
 //! five best classes come back, best first, for a `<Choices>` tag.
 
-mod resize;
-
 use plugin_api::{
     prelude::*,
     sdk::{self, Family, Placement, rgb_to_chw},
 };
 
-pub use resize::resize_bilinear;
+pub use plugin_api::sdk::resize_bilinear;
 
 const TOP: usize = 5;
 /// Ultralytics' classification export size, for a dynamic model without `imgsz`.

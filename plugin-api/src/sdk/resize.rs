@@ -1,7 +1,8 @@
 //! Pillow's bilinear resize of 8-bit images, bit for bit: a separable convolution with the
 //! triangle filter widened by the downscale factor (so shrinking is antialiased), 22-bit
 //! fixed-point weights, rounding and clamping after each pass, horizontal pass first. This is
-//! what torchvision's `Resize` does to the PIL image Ultralytics hands it.
+//! what torchvision's `Resize` does to a PIL image (Ultralytics' classifiers, and
+//! segment-anything's `ResizeLongestSide`).
 
 const PRECISION_BITS: u32 = 32 - 8 - 2;
 
