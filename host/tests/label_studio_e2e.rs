@@ -480,3 +480,103 @@ async fn video_tracking_fills_a_video_rectangle_project() {
         server.log()
     );
 }
+
+/// Smart tools: the backend connected with `is_interactive: true`, and Label Studio's own
+/// `interactive-annotating` call (what the labeling page sends when an annotator clicks with a
+/// smart KeyPointLabels tool or drags a smart RectangleLabels box) comes back with our mask and
+/// polygon, and the mask decodes to the image's size with Label Studio's own decoder.
+#[tokio::test]
+async fn smart_tools_get_a_mask_and_a_polygon_through_label_studio() {
+    let ls = LabelStudio::get().await;
+    let env = [
+        ("LABEL_STUDIO_URL", ls.url.as_str()),
+        ("LABEL_STUDIO_API_KEY", LEGACY_TOKEN),
+    ];
+    let seg = "yolov8n-shapes-seg-320.onnx";
+    let server = Server::start_with_plugins(&[(seg, seg)], &env, &["yolov8_seg"]).await;
+    let labels = r#"<Label value="circle"/><Label value="square"/><Label value="triangle"/>"#;
+    let config = format!(
+        r#"<View><Image name="image" value="$image"/>
+  <BrushLabels name="mask" toName="image">{labels}</BrushLabels>
+  <PolygonLabels name="outline" toName="image">{labels}</PolygonLabels>
+  <KeyPointLabels name="click" toName="image" smart="true">{labels}</KeyPointLabels>
+  <RectangleLabels name="drag" toName="image" smart="true" model_skip="true">{labels}</RectangleLabels></View>"#
+    );
+    let project = ls.create_project("e2e smart tools", &config).await;
+    let gt = load_json(&fixtures().join("eval-a/ground_truth_coco.json"));
+    let image = &gt["images"][0];
+    let file = image["file_name"].as_str().expect("file");
+    let (w, h) = (
+        image["width"].as_f64().expect("width"),
+        image["height"].as_f64().expect("height"),
+    );
+    let object = gt["annotations"]
+        .as_array()
+        .expect("annotations")
+        .iter()
+        .find(|a| a["image_id"] == image["id"])
+        .expect("an object");
+    let class = object["class_name"].as_str().expect("class");
+    let b: Vec<f64> = object["bbox_xyxy"]
+        .as_array()
+        .expect("box")
+        .iter()
+        .map(|v| v.as_f64().expect("number"))
+        .collect();
+    assert_eq!(ls.upload(project, &[eval_images().join(file)]).await, 1);
+    let task = ls.tasks(project).await[0]["id"].clone();
+    let ml = ls
+        .expect_post(
+            "/api/ml",
+            &json!({"url": server.url(""), "project": project, "title": "ls-ml-backend", "auth_method": "NONE",
+                    "is_interactive": true}),
+        )
+        .await;
+    assert_eq!(ml["is_interactive"], true, "{ml}");
+    let click = json!({
+        "id": "Kx9s", "from_name": "click", "to_name": "image", "type": "keypointlabels", "origin": "manual",
+        "original_width": w, "original_height": h, "image_rotation": 0, "is_positive": true,
+        "value": {"x": (b[0] + b[2]) / 2.0 / w * 100.0, "y": (b[1] + b[3]) / 2.0 / h * 100.0, "width": 0.6,
+                  "keypointlabels": [class]}
+    });
+    let drag = json!({
+        "id": "Rt4p", "from_name": "drag", "to_name": "image", "type": "rectanglelabels", "origin": "manual",
+        "original_width": w, "original_height": h, "image_rotation": 0,
+        "value": {"x": b[0] / w * 100.0, "y": b[1] / h * 100.0, "width": (b[2] - b[0]) / w * 100.0,
+                  "height": (b[3] - b[1]) / h * 100.0, "rotation": 0, "rectanglelabels": [class]}
+    });
+    for (what, region) in [("a smart click", click), ("a smart box", drag)] {
+        let answer = ls
+            .expect_post(
+                &format!("/api/ml/{}/interactive-annotating", ml["id"]),
+                &json!({"task": task, "context": {"result": [region]}}),
+            )
+            .await;
+        assert!(answer.get("errors").is_none(), "{what}: {answer}");
+        let result = answer["data"]["result"].as_array().expect("data.result");
+        let of = |kind: &str| result.iter().filter(|r| r["type"] == kind).collect::<Vec<_>>();
+        let (masks, polygons) = (of("brushlabels"), of("polygonlabels"));
+        assert_eq!(masks.len(), 1, "{what}: one mask: {answer}");
+        assert!(!polygons.is_empty(), "{what}: its outline: {answer}");
+        assert_eq!(masks[0]["value"]["brushlabels"][0], class);
+        assert_eq!(polygons[0]["value"]["polygonlabels"][0], class);
+        let rle: Vec<u8> = masks[0]["value"]["rle"]
+            .as_array()
+            .expect("rle")
+            .iter()
+            .map(|v| v.as_u64().expect("byte") as u8)
+            .collect();
+        let decoded = sdk_decode(&[rle]);
+        assert_eq!(
+            decoded[0].0,
+            (w * h * 4.0) as usize,
+            "{what}: Label Studio's decoder gives an RGBA image of the task's size"
+        );
+        report(&format!(
+            "label studio e2e ({what}): interactive-annotating answered a {class} mask ({} RLE bytes) and {} polygon(s)",
+            masks[0]["value"]["rle"].as_array().map_or(0, Vec::len),
+            polygons.len()
+        ));
+    }
+    assert!(server.log().contains("interactive: task"), "our backend answered");
+}

@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::{collections::HashMap, process::Command};
+use std::collections::HashMap;
 
 use common::*;
 use labelstudio_protocol::brush;
@@ -189,41 +189,6 @@ fn instance<'a>(candidates: &[&'a Value], kind: &str, class: &str, conf: f64) ->
         })
         .filter(|r| (r["score"].as_f64().unwrap_or(0.0) - conf).abs() <= 0.01)
         .copied()
-}
-
-/// Decodes every RLE with label-studio-sdk's `brush.decode_rle` (the installed Label Studio's
-/// own SDK) and returns the length and SHA-256 of each output.
-fn sdk_decode(rles: &[Vec<u8>]) -> Vec<(usize, String)> {
-    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv-ls/bin/python");
-    assert!(
-        python.is_file(),
-        "label-studio-sdk is not installed: run scripts/setup-label-studio.sh"
-    );
-    let dir = tempfile::tempdir().expect("temp");
-    let input = dir.path().join("rles.json");
-    std::fs::write(&input, serde_json::to_vec(rles).expect("json")).expect("write");
-    let script = r#"
-import hashlib, json, sys
-from label_studio_sdk.converter.brush import decode_rle
-for rle in json.load(open(sys.argv[1])):
-    out = bytes(decode_rle(rle).astype("uint8"))
-    print(len(out), hashlib.sha256(out).hexdigest())
-"#;
-    let output = Command::new(python)
-        .arg("-c")
-        .arg(script)
-        .arg(&input)
-        .output()
-        .expect("run python");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8(output.stdout)
-        .expect("utf-8")
-        .lines()
-        .map(|l| {
-            let (n, h) = l.split_once(' ').expect("two fields");
-            (n.parse().expect("length"), h.to_string())
-        })
-        .collect()
 }
 
 #[tokio::test]
