@@ -1,0 +1,284 @@
+//! Interactive labeling latency, end to end through the release server, against plain ONNX
+//! Runtime `session.run` of the same graphs:
+//! - segment-anything (the two-file fixture): a first click on a new image (encode + decode)
+//!   and a repeated click (the embedding cached: decode only), against the encoder's and the
+//!   decoder's bare `session.run`;
+//! - a YOLO segmentation model: one interactive request (a click) against one plain /predict.
+//!
+//! Every request is a whole HTTP round trip: the image from a local HTTP server, decode,
+//! prompt, inference, mask, outline, Label Studio JSON. Run it on an otherwise idle machine.
+//!   target/release/interactive-bench --repo .
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+use clap::Parser;
+use ort::{
+    session::{Session, builder::GraphOptimizationLevel},
+    value::TensorRef,
+};
+use serde_json::{Value, json};
+
+#[derive(Parser)]
+struct Args {
+    /// The repository (fixtures, target/release, vendor/onnxruntime).
+    #[arg(long, default_value = ".")]
+    repo: PathBuf,
+    /// Rounds per measurement (the median is printed).
+    #[arg(long, default_value_t = 15)]
+    rounds: usize,
+}
+
+const SEG: &str = "yolov8n-shapes-seg-320.onnx";
+const SAM: &str = "sam-tiny";
+const CONFIG: &str = r#"<View><Image name="image" value="$image"/>
+  <BrushLabels name="mask" toName="image"><Label value="circle"/><Label value="square"/><Label value="triangle"/></BrushLabels>
+  <PolygonLabels name="outline" toName="image"><Label value="circle"/><Label value="square"/><Label value="triangle"/></PolygonLabels>
+  <KeyPointLabels name="click" toName="image" smart="true"><Label value="circle"/><Label value="square"/><Label value="triangle"/></KeyPointLabels>
+</View>"#;
+
+trait Plain<T> {
+    fn plain(self) -> anyhow::Result<T>;
+}
+
+impl<T, E: std::fmt::Display> Plain<T> for Result<T, E> {
+    fn plain(self) -> anyhow::Result<T> {
+        self.map_err(|e| anyhow::anyhow!("{e}"))
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+fn ms(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1e3
+}
+
+/// A plain session as the server's solo session runs it: all cores, all optimizations.
+fn session(env: &ort::environment::Environment, path: &Path) -> anyhow::Result<Session> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    Session::builder(env)
+        .plain()?
+        .with_optimization_level(GraphOptimizationLevel::All)
+        .plain()?
+        .with_intra_threads(threads)
+        .plain()?
+        .commit_from_file(path)
+        .plain()
+}
+
+/// Bare `session.run` medians: (encoder, decoder) for SAM on an image of `w` x `h`.
+fn bare_sam(env: &ort::environment::Environment, models: &Path, w: usize, h: usize, rounds: usize) -> anyhow::Result<(f64, f64)> {
+    let mut encoder = session(env, &models.join(format!("{SAM}.encoder.onnx")))?;
+    let mut decoder = session(env, &models.join(format!("{SAM}.decoder.onnx")))?;
+    let image = vec![0.1f32; 3 * 1024 * 1024];
+    let mut encode = Vec::new();
+    let mut embedding: Vec<f32> = Vec::new();
+    let mut shape: Vec<i64> = Vec::new();
+    for _ in 0..rounds.min(8) {
+        let t = Instant::now();
+        let outputs = encoder
+            .run(ort::inputs![TensorRef::from_array_view(([1usize, 3, 1024, 1024], image.as_slice())).plain()?])
+            .plain()?;
+        encode.push(ms(t));
+        let (s, values) = outputs[0].try_extract_tensor::<f32>().plain()?;
+        shape = s.iter().copied().collect();
+        embedding = values.to_vec();
+    }
+    let dims: Vec<usize> = shape.iter().map(|d| *d as usize).collect();
+    let (mh, mw) = (4 * dims[2], 4 * dims[3]);
+    let mask_input = vec![0.0f32; mh * mw];
+    let mut decode = Vec::new();
+    for _ in 0..rounds {
+        let coords = [300.0f32, 200.0, 0.0, 0.0];
+        let labels = [1.0f32, -1.0];
+        let t = Instant::now();
+        let outputs = decoder
+            .run(ort::inputs![
+                "image_embeddings" => TensorRef::from_array_view((dims.clone(), embedding.as_slice())).plain()?,
+                "point_coords" => TensorRef::from_array_view(([1usize, 2, 2], coords.as_slice())).plain()?,
+                "point_labels" => TensorRef::from_array_view(([1usize, 2], labels.as_slice())).plain()?,
+                "mask_input" => TensorRef::from_array_view(([1usize, 1, mh, mw], mask_input.as_slice())).plain()?,
+                "has_mask_input" => TensorRef::from_array_view(([1usize], [0.0f32].as_slice())).plain()?,
+                "orig_im_size" => TensorRef::from_array_view(([2usize], [h as f32, w as f32].as_slice())).plain()?,
+            ])
+            .plain()?;
+        decode.push(ms(t));
+        drop(outputs);
+    }
+    Ok((median(encode), median(decode)))
+}
+
+fn bare_seg(env: &ort::environment::Environment, models: &Path, rounds: usize) -> anyhow::Result<f64> {
+    let mut seg = session(env, &models.join(SEG))?;
+    let input = vec![0.5f32; 3 * 320 * 320];
+    let mut times = Vec::new();
+    for _ in 0..rounds {
+        let t = Instant::now();
+        drop(
+            seg.run(ort::inputs![TensorRef::from_array_view(([1usize, 3, 320, 320], input.as_slice())).plain()?])
+                .plain()?,
+        );
+        times.push(ms(t));
+    }
+    Ok(median(times))
+}
+
+struct ServerProcess(Child);
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn start_server(repo: &Path, models: &Path, port: u16) -> anyhow::Result<ServerProcess> {
+    let exe = repo.join("target/release/ls-ml-backend");
+    let child = Command::new(&exe)
+        .env("ML_BACKEND_ADDR", "127.0.0.1")
+        .env("ML_BACKEND_PORT", port.to_string())
+        .env("ML_MODELS_DIR", models)
+        .env("ML_PLUGINS_DIR", repo.join("target/release"))
+        .env("ML_WATCH", "off")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {}", exe.display()))?;
+    Ok(ServerProcess(child))
+}
+
+fn click(x: f64, y: f64, w: f64, h: f64) -> Value {
+    json!({"id": "k", "from_name": "click", "to_name": "image", "type": "keypointlabels", "is_positive": true,
+           "original_width": w, "original_height": h,
+           "value": {"x": x / w * 100.0, "y": y / h * 100.0, "width": 0.5, "keypointlabels": ["circle"]}})
+}
+
+fn body(url: &str, model: &str, context: Value) -> Value {
+    let config = CONFIG.replace("name=\"mask\"", &format!("name=\"mask\" model_path=\"{model}\""));
+    let config = config.replace("name=\"outline\"", &format!("name=\"outline\" model_path=\"{model}\""));
+    json!({"tasks": [{"id": 1, "data": {"image": url}}], "label_config": config, "project": "1",
+           "params": {"login": null, "password": null, "context": context}})
+}
+
+async fn timed(client: &reqwest::Client, url: &str, body: &Value) -> anyhow::Result<(f64, Value)> {
+    let t = Instant::now();
+    let answer: Value = client.post(url).json(body).send().await?.error_for_status()?.json().await?;
+    Ok((ms(t), answer))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let repo = args.repo.canonicalize()?;
+    let fixtures = repo.join("tests/fixtures");
+    let models = tempfile::tempdir()?;
+    for file in [SEG.to_string(), format!("{SAM}.encoder.onnx"), format!("{SAM}.decoder.onnx")] {
+        std::fs::copy(fixtures.join("models").join(&file), models.path().join(&file))
+            .with_context(|| format!("copying {file} (make it with scripts/fixtures/make-sam-fixture.py)"))?;
+    }
+    let env = ort::init_from(repo.join("vendor/onnxruntime/libonnxruntime.so"))
+        .plain()?
+        .with_telemetry(false)
+        .build()
+        .plain()?;
+
+    let images_dir = fixtures.join("eval-a/images");
+    let manifest: Value = serde_json::from_slice(&std::fs::read(fixtures.join("eval-a/manifest.json"))?)?;
+    let images: Vec<(String, f64, f64)> = manifest
+        .as_array()
+        .context("manifest")?
+        .iter()
+        .map(|e| {
+            (
+                e["file_name"].as_str().unwrap_or_default().to_string(),
+                e["width"].as_f64().unwrap_or(0.0),
+                e["height"].as_f64().unwrap_or(0.0),
+            )
+        })
+        .collect();
+    let files = warp::fs::dir(images_dir);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let files_addr = listener.local_addr()?;
+    tokio::spawn(warp::serve(files).incoming(listener).run());
+
+    let port = free_port()?;
+    let _server = start_server(&repo, models.path(), port)?;
+    let client = reqwest::Client::new();
+    let health = format!("http://127.0.0.1:{port}/health");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Ok(r) = client.get(&health).send().await
+            && r.status().is_success()
+        {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("the server did not come up");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let predict = format!("http://127.0.0.1:{port}/predict");
+
+    // segment-anything: a first click on each image, then repeated clicks on it.
+    let (mut first, mut repeated) = (Vec::new(), Vec::new());
+    for (file, w, h) in &images {
+        let url = format!("http://{files_addr}/{file}");
+        let context = json!({"result": [click(w / 2.0, h / 2.0, *w, *h)]});
+        let (t, answer) = timed(&client, &predict, &body(&url, SAM, context.clone())).await?;
+        if answer["results"][0]["result"].as_array().is_none_or(Vec::is_empty) {
+            eprintln!("note: no mask for {file}");
+        }
+        first.push(t);
+        for _ in 0..args.rounds.div_ceil(images.len()).max(3) {
+            repeated.push(timed(&client, &predict, &body(&url, SAM, context.clone())).await?.0);
+        }
+    }
+    // Bare runs on the typical image size of the set.
+    let (w, h) = (images[0].1 as usize, images[0].2 as usize);
+    let (encoder, decoder) = bare_sam(&env, models.path(), w, h, args.rounds)?;
+    let (first_ms, repeated_ms) = (median(first), median(repeated));
+    println!("interactive-bench on {} cores, eval-a images ({} of them, 240-640 px)", std::thread::available_parallelism().map_or(0, |n| n.get()), images.len());
+    println!("segment-anything fixture ({SAM}: narrow TinyViT encoder + SAM's decoder), medians:");
+    println!("  bare session.run: encoder {encoder:.1} ms, decoder {decoder:.1} ms (at {w}x{h})");
+    println!(
+        "  first click on a new image (HTTP round trip): {first_ms:.1} ms = {:.2}x encoder + decoder",
+        first_ms / (encoder + decoder)
+    );
+    println!(
+        "  repeated click (embedding cached): {repeated_ms:.1} ms = {:.2}x the bare decoder",
+        repeated_ms / decoder
+    );
+
+    // YOLO-seg: one interactive click against one plain prediction, on each image.
+    let (mut plain, mut prompted) = (Vec::new(), Vec::new());
+    for _ in 0..args.rounds.div_ceil(images.len()).max(2) {
+        for (file, w, h) in &images {
+            let url = format!("http://{files_addr}/{file}");
+            let model = SEG.trim_end_matches(".onnx");
+            plain.push(timed(&client, &predict, &body(&url, model, Value::Null)).await?.0);
+            let context = json!({"result": [click(w / 2.0, h / 2.0, *w, *h)]});
+            prompted.push(timed(&client, &predict, &body(&url, model, context)).await?.0);
+        }
+    }
+    let bare = bare_seg(&env, models.path(), args.rounds)?;
+    let (plain_ms, prompted_ms) = (median(plain), median(prompted));
+    println!("YOLO-seg ({SEG}), medians:");
+    println!("  bare session.run {bare:.1} ms");
+    println!(
+        "  plain /predict {plain_ms:.1} ms, interactive click {prompted_ms:.1} ms ({:.2}x the plain prediction)",
+        prompted_ms / plain_ms
+    );
+    Ok(())
+}
