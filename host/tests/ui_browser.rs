@@ -244,8 +244,51 @@ async fn upload_configure_try_and_delete_in_a_real_browser() {
         .await
         .expect("scroll");
     shot(&client, "4-tried").await;
+
+    // 4b. Click on an object to prompt the model: the answer is that object alone.
+    let (label, target) = expected[0].clone();
+    let (cx, cy) = ((target[0] + target[2]) / 2.0, (target[1] + target[3]) / 2.0);
+    client
+        .execute(
+            "const svg = document.getElementById('try-overlay'); const r = svg.getBoundingClientRect();
+             const vb = svg.viewBox.baseVal;
+             svg.dispatchEvent(new MouseEvent('click', {bubbles: true,
+               clientX: r.left + arguments[0] / vb.width * r.width, clientY: r.top + arguments[1] / vb.height * r.height}));",
+            vec![json!(cx), json!(cy)],
+        )
+        .await
+        .expect("click on the image");
+    until("the prompted object", || async {
+        let summary = client
+            .find(Locator::Css("#try-summary"))
+            .await
+            .expect("summary")
+            .text()
+            .await
+            .unwrap_or_default();
+        summary.contains("the object at your 1 click(s)")
+    })
+    .await;
+    let answered = client
+        .find_all(Locator::Css("#try-overlay rect.box"))
+        .await
+        .expect("boxes");
+    assert_eq!(answered.len(), 1, "one object for one click");
+    let dots = client
+        .find_all(Locator::Css("#try-overlay circle.click"))
+        .await
+        .expect("clicks");
+    assert_eq!(dots.len(), 1, "the click is drawn");
+    let held = answered[0].attr("data-label").await.expect("label").unwrap_or_default();
+    assert!(
+        expected
+            .iter()
+            .any(|(l, b)| *l == held && (b[0]..=b[2]).contains(&cx) && (b[1]..=b[3]).contains(&cy)),
+        "the answer ({held}) is an object under the click on {label}"
+    );
+    shot(&client, "4b-prompted").await;
     report(&format!(
-        "web page: upload, configure, try ({} boxes drawn as the API's), delete in Chromium",
+        "web page: upload, configure, try ({} boxes drawn as the API's), click-to-prompt, delete in Chromium",
         drawn.len()
     ));
 

@@ -74,7 +74,13 @@ fn session(env: &ort::environment::Environment, path: &Path) -> anyhow::Result<S
 }
 
 /// Bare `session.run` medians: (encoder, decoder) for SAM on an image of `w` x `h`.
-fn bare_sam(env: &ort::environment::Environment, models: &Path, w: usize, h: usize, rounds: usize) -> anyhow::Result<(f64, f64)> {
+fn bare_sam(
+    env: &ort::environment::Environment,
+    models: &Path,
+    w: usize,
+    h: usize,
+    rounds: usize,
+) -> anyhow::Result<(f64, f64)> {
     let mut encoder = session(env, &models.join(format!("{SAM}.encoder.onnx")))?;
     let mut decoder = session(env, &models.join(format!("{SAM}.decoder.onnx")))?;
     let image = vec![0.1f32; 3 * 1024 * 1024];
@@ -84,7 +90,9 @@ fn bare_sam(env: &ort::environment::Environment, models: &Path, w: usize, h: usi
     for _ in 0..rounds.min(8) {
         let t = Instant::now();
         let outputs = encoder
-            .run(ort::inputs![TensorRef::from_array_view(([1usize, 3, 1024, 1024], image.as_slice())).plain()?])
+            .run(ort::inputs![
+                TensorRef::from_array_view(([1usize, 3, 1024, 1024], image.as_slice())).plain()?
+            ])
             .plain()?;
         encode.push(ms(t));
         let (s, values) = outputs[0].try_extract_tensor::<f32>().plain()?;
@@ -122,8 +130,10 @@ fn bare_seg(env: &ort::environment::Environment, models: &Path, rounds: usize) -
     for _ in 0..rounds {
         let t = Instant::now();
         drop(
-            seg.run(ort::inputs![TensorRef::from_array_view(([1usize, 3, 320, 320], input.as_slice())).plain()?])
-                .plain()?,
+            seg.run(ort::inputs![
+                TensorRef::from_array_view(([1usize, 3, 320, 320], input.as_slice())).plain()?
+            ])
+            .plain()?,
         );
         times.push(ms(t));
     }
@@ -174,7 +184,14 @@ fn body(url: &str, model: &str, context: Value) -> Value {
 
 async fn timed(client: &reqwest::Client, url: &str, body: &Value) -> anyhow::Result<(f64, Value)> {
     let t = Instant::now();
-    let answer: Value = client.post(url).json(body).send().await?.error_for_status()?.json().await?;
+    let answer: Value = client
+        .post(url)
+        .json(body)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
     Ok((ms(t), answer))
 }
 
@@ -184,7 +201,11 @@ async fn main() -> anyhow::Result<()> {
     let repo = args.repo.canonicalize()?;
     let fixtures = repo.join("tests/fixtures");
     let models = tempfile::tempdir()?;
-    for file in [SEG.to_string(), format!("{SAM}.encoder.onnx"), format!("{SAM}.decoder.onnx")] {
+    for file in [
+        SEG.to_string(),
+        format!("{SAM}.encoder.onnx"),
+        format!("{SAM}.decoder.onnx"),
+    ] {
         std::fs::copy(fixtures.join("models").join(&file), models.path().join(&file))
             .with_context(|| format!("copying {file} (make it with scripts/fixtures/make-sam-fixture.py)"))?;
     }
@@ -249,7 +270,11 @@ async fn main() -> anyhow::Result<()> {
     let (w, h) = (images[0].1 as usize, images[0].2 as usize);
     let (encoder, decoder) = bare_sam(&env, models.path(), w, h, args.rounds)?;
     let (first_ms, repeated_ms) = (median(first), median(repeated));
-    println!("interactive-bench on {} cores, eval-a images ({} of them, 240-640 px)", std::thread::available_parallelism().map_or(0, |n| n.get()), images.len());
+    println!(
+        "interactive-bench on {} cores, eval-a images ({} of them, 240-640 px)",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        images.len()
+    );
     println!("segment-anything fixture ({SAM}: narrow TinyViT encoder + SAM's decoder), medians:");
     println!("  bare session.run: encoder {encoder:.1} ms, decoder {decoder:.1} ms (at {w}x{h})");
     println!(

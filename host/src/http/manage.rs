@@ -242,8 +242,9 @@ pub async fn set_settings(name: String, body: bytes::Bytes, state: State) -> Res
     }
 }
 
-/// `POST /models/NAME/try`: an image as the body (thresholds in the query: `?conf=0.1`), or
-/// JSON with `url`, thresholds and a label config.
+/// `POST /models/NAME/try`: an image as the body (thresholds in the query: `?conf=0.1`, a
+/// prompt as `?points=x,y,1;x,y,0&box=x1,y1,x2,y2`), or JSON with `url`, thresholds, a label
+/// config, `points` and `box`.
 pub async fn try_model(
     name: String,
     query: std::collections::HashMap<String, String>,
@@ -265,7 +266,14 @@ pub async fn try_model(
         let conf = query.get("conf").and_then(|v| v.parse().ok());
         let iou = query.get("iou").and_then(|v| v.parse().ok());
         let max_det = query.get("max_det").and_then(|v| v.parse().ok());
-        crate::pipeline::TryRequest::image(body, conf, iou, max_det)
+        let request = crate::pipeline::TryRequest::image(body, conf, iou, max_det).with_prompt_text(
+            query.get("points").map(String::as_str),
+            query.get("box").map(String::as_str),
+        );
+        match request {
+            Ok(request) => request,
+            Err(why) => return reply::error(warp::http::StatusCode::BAD_REQUEST, why),
+        }
     };
     match state.predictor.try_model(&name, request).await {
         Ok(answer) => reply::json(&answer),

@@ -140,7 +140,7 @@ impl Predictor {
     }
 
     /// The one instance a model gives for the prompt.
-    async fn prompt_model(
+    pub(super) async fn prompt_model(
         &self,
         model: &Arc<LoadedModel>,
         image: &Arc<imaging::RgbImage>,

@@ -8,11 +8,11 @@ use labelstudio_protocol::{
     label_config::LabelConfig,
     results::{self, Found, ImageSize},
 };
-use plugin_api::{FrameOutput, Instance};
+use plugin_api::{BoxGeometry, FrameOutput, Instance};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ApiError, Predictor, TaskError, guard};
+use super::{ApiError, Predictor, TaskError, guard, select::PixelPrompt};
 use crate::{imaging, worker::off_executor};
 
 /// What to try: an image (the request body) or a URL, with optional thresholds and a label
@@ -27,6 +27,12 @@ pub struct TryRequest {
     iou: Option<f32>,
     max_det: Option<u32>,
     label_config: Option<String>,
+    /// Clicks in pixels: `[x, y, 1]` on the object, `[x, y, 0]` off it. With clicks or a
+    /// box the model answers the prompt (as for a smart tool) instead of the whole image.
+    points: Option<Vec<[f32; 3]>>,
+    /// A box prompt in pixels: `[x1, y1, x2, y2]`.
+    #[serde(rename = "box")]
+    bbox: Option<[f32; 4]>,
 }
 
 impl TryRequest {
@@ -38,6 +44,53 @@ impl TryRequest {
             max_det,
             ..Self::default()
         }
+    }
+
+    /// Adds a prompt from query text: `points=x,y,1;x,y,0` and `box=x1,y1,x2,y2`.
+    pub fn with_prompt_text(mut self, points: Option<&str>, bbox: Option<&str>) -> Result<Self, String> {
+        let numbers = |text: &str| -> Result<Vec<f32>, String> {
+            text.split(',')
+                .map(|v| v.trim().parse::<f32>().map_err(|_| format!("`{v}` is not a number")))
+                .collect()
+        };
+        if let Some(text) = points.filter(|t| !t.trim().is_empty()) {
+            let mut clicks = Vec::new();
+            for click in text.split(';') {
+                match numbers(click)?.as_slice() {
+                    [x, y, sign] => clicks.push([*x, *y, *sign]),
+                    _ => {
+                        return Err(format!(
+                            "a point is `x,y,1` (on the object) or `x,y,0` (off it), not `{click}`"
+                        ));
+                    }
+                }
+            }
+            self.points = Some(clicks);
+        }
+        if let Some(text) = bbox.filter(|t| !t.trim().is_empty()) {
+            match numbers(text)?.as_slice() {
+                [x1, y1, x2, y2] => self.bbox = Some([*x1, *y1, *x2, *y2]),
+                _ => return Err(format!("a box is `x1,y1,x2,y2`, not `{text}`")),
+            }
+        }
+        Ok(self)
+    }
+
+    /// The prompt, if the request has one; clicks and box coordinates must be finite.
+    fn prompt(&self) -> Option<PixelPrompt> {
+        let clicks: Vec<(f32, f32, bool)> = self
+            .points
+            .iter()
+            .flatten()
+            .filter(|p| p[0].is_finite() && p[1].is_finite())
+            .take(labelstudio_protocol::interactive::MAX_CLICKS)
+            .map(|p| (p[0], p[1], p[2] > 0.5))
+            .collect();
+        let bbox = self
+            .bbox
+            .filter(|b| b.iter().all(|v| v.is_finite()))
+            .map(|[x1, y1, x2, y2]| BoxGeometry::from_corners(x1.min(x2), y1.min(y2), x1.max(x2), y1.max(y2)));
+        (!clicks.is_empty() || bbox.is_some()).then_some(PixelPrompt { clicks, bbox })
     }
 }
 
@@ -64,6 +117,7 @@ impl Predictor {
     pub async fn try_model(&self, name: &str, request: TryRequest) -> Result<Value, ApiError> {
         let model = self.registry.by_path(name)?;
         let config = request.label_config.as_deref().map(LabelConfig::parse).transpose()?;
+        let prompt = request.prompt();
         let bytes = match (request.image, request.url) {
             (Some(bytes), _) if !bytes.is_empty() => bytes,
             (_, Some(url)) => self.media.fetch(&url, None).await.map_err(TaskError::from)?,
@@ -84,8 +138,18 @@ impl Predictor {
             iou: request.iou.unwrap_or(base.iou),
             max_det: request.max_det.unwrap_or(base.max_det),
         };
-        let (found, _) = model.predict(Arc::new(image), params).await.map_err(TaskError::from)?;
-        let frame: FrameOutput = guard::sanitize(found, model.class_names.len(), params.max_det as usize, size);
+        let image = Arc::new(image);
+        let frame: FrameOutput = match prompt {
+            Some(prompt) => {
+                let mut stages = Vec::new();
+                let found = self.prompt_model(&model, &image, &prompt, &[], &mut stages).await?;
+                FrameOutput::instances(found.into_iter().collect())
+            }
+            None => {
+                let (found, _) = model.predict(image, params).await.map_err(TaskError::from)?;
+                guard::sanitize(found, model.class_names.len(), params.max_det as usize, size)
+            }
+        };
         let results = config.map(|config| {
             let controls: Vec<_> = config.active_controls().cloned().collect();
             let found = Found {
