@@ -493,16 +493,31 @@ async fn smart_tools_get_a_mask_and_a_polygon_through_label_studio() {
         ("LABEL_STUDIO_API_KEY", LEGACY_TOKEN),
     ];
     let seg = "yolov8n-shapes-seg-320.onnx";
-    let server = Server::start_with_plugins(&[(seg, seg)], &env, &["yolov8_seg"]).await;
+    let env = [env[0], env[1], ("ML_DEFAULT_MODEL", "yolov8n-shapes-seg-320")];
+    let models = [
+        (seg, seg),
+        ("sam-tiny.encoder.onnx", "sam-tiny.encoder.onnx"),
+        ("sam-tiny.decoder.onnx", "sam-tiny.decoder.onnx"),
+    ];
+    let server = Server::start_with_plugins(&models, &env, &["yolov8_seg", "sam"]).await;
+    // The YOLO segmentation model (the project's), then segment-anything (by model_path).
+    for routed in ["", r#" model_path="sam-tiny""#] {
+        smart_project(&ls, &server, routed).await;
+    }
+    assert!(server.log().contains("interactive: task"), "our backend answered");
+}
+
+async fn smart_project(ls: &LabelStudio, server: &Server, routed: &str) {
     let labels = r#"<Label value="circle"/><Label value="square"/><Label value="triangle"/>"#;
     let config = format!(
         r#"<View><Image name="image" value="$image"/>
-  <BrushLabels name="mask" toName="image">{labels}</BrushLabels>
-  <PolygonLabels name="outline" toName="image">{labels}</PolygonLabels>
-  <KeyPointLabels name="click" toName="image" smart="true">{labels}</KeyPointLabels>
+  <BrushLabels name="mask" toName="image"{routed}>{labels}</BrushLabels>
+  <PolygonLabels name="outline" toName="image"{routed}>{labels}</PolygonLabels>
+  <KeyPointLabels name="click" toName="image" smart="true" model_skip="true">{labels}</KeyPointLabels>
   <RectangleLabels name="drag" toName="image" smart="true" model_skip="true">{labels}</RectangleLabels></View>"#
     );
-    let project = ls.create_project("e2e smart tools", &config).await;
+    let model = if routed.is_empty() { "yolov8-seg" } else { "sam" };
+    let project = ls.create_project(&format!("e2e smart tools {model}"), &config).await;
     let gt = load_json(&fixtures().join("eval-a/ground_truth_coco.json"));
     let image = &gt["images"][0];
     let file = image["file_name"].as_str().expect("file");
@@ -573,10 +588,10 @@ async fn smart_tools_get_a_mask_and_a_polygon_through_label_studio() {
             "{what}: Label Studio's decoder gives an RGBA image of the task's size"
         );
         report(&format!(
-            "label studio e2e ({what}): interactive-annotating answered a {class} mask ({} RLE bytes) and {} polygon(s)",
+            "label studio e2e ({model}, {what}): interactive-annotating answered a {class} mask ({} RLE bytes) and {} \
+             polygon(s)",
             masks[0]["value"]["rle"].as_array().map_or(0, Vec::len),
             polygons.len()
         ));
     }
-    assert!(server.log().contains("interactive: task"), "our backend answered");
 }

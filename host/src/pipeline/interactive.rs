@@ -160,10 +160,11 @@ impl Predictor {
             plugin.has(capability::PROMPT_BOX),
         );
         if !prompts.is_empty() {
-            let (frames, _, graphs) = model
+            let (frames, times, graphs) = model
                 .engine
                 .run_prompted(vec![Arc::clone(image)], prompts, base, Options::new())
                 .await?;
+            stages.push(("prepare".to_string(), times.prepare.as_secs_f64() * 1e3));
             let ran: Vec<&str> = graphs.iter().map(|g| g.graph.as_str()).collect();
             if !ran.contains(&"encoder") && !model.engine.graphs.is_empty() {
                 stages.push(("embedding cached".to_string(), 0.0));
@@ -176,6 +177,8 @@ impl Predictor {
                 };
                 stages.push((name.to_string(), run.took.as_secs_f64() * 1e3));
             }
+            // The adapter's own work after each inference (keeping the embedding, the mask).
+            stages.push(("finish".to_string(), times.finish.as_secs_f64() * 1e3));
             let frame = checked(frames.into_iter().next().unwrap_or_default(), model, base, size);
             // The adapter answers best first.
             return Ok(frame.instances.into_iter().next());
