@@ -53,16 +53,18 @@ pub fn resize_bilinear(src: &[u8], w: usize, h: usize, out_w: usize, out_h: usiz
     let horizontal = if out_w != w {
         let coeffs = coefficients(w, out_w);
         let mut out = vec![0u8; out_w * h * 3];
-        for y in 0..h {
-            let row = &src[y * w * 3..(y + 1) * w * 3];
-            for (xx, (xmin, k)) in coeffs.iter().enumerate() {
-                for c in 0..3 {
-                    let mut ss = 1i32 << (PRECISION_BITS - 1);
-                    for (x, weight) in k.iter().enumerate() {
-                        ss += row[(xmin + x) * 3 + c] as i32 * weight;
-                    }
-                    out[(y * out_w + xx) * 3 + c] = clip8(ss);
+        for (row, out_row) in src.chunks_exact(w * 3).zip(out.chunks_exact_mut(out_w * 3)) {
+            for ((xmin, k), px) in coeffs.iter().zip(out_row.chunks_exact_mut(3)) {
+                let mut ss = [1i32 << (PRECISION_BITS - 1); 3];
+                let window = &row[xmin * 3..(xmin + k.len()) * 3];
+                for (input, weight) in window.chunks_exact(3).zip(k) {
+                    ss[0] += input[0] as i32 * weight;
+                    ss[1] += input[1] as i32 * weight;
+                    ss[2] += input[2] as i32 * weight;
                 }
+                px[0] = clip8(ss[0]);
+                px[1] = clip8(ss[1]);
+                px[2] = clip8(ss[2]);
             }
         }
         out
@@ -72,15 +74,21 @@ pub fn resize_bilinear(src: &[u8], w: usize, h: usize, out_w: usize, out_h: usiz
     if out_h == h {
         return horizontal;
     }
+    // Row by row: each output row is a weighted sum of whole input rows, which vectorises.
     let coeffs = coefficients(h, out_h);
-    let mut out = vec![0u8; out_w * out_h * 3];
-    for (yy, (ymin, k)) in coeffs.iter().enumerate() {
-        for x in 0..out_w * 3 {
-            let mut ss = 1i32 << (PRECISION_BITS - 1);
-            for (y, weight) in k.iter().enumerate() {
-                ss += horizontal[(ymin + y) * out_w * 3 + x] as i32 * weight;
+    let stride = out_w * 3;
+    let mut out = vec![0u8; stride * out_h];
+    let mut sums = vec![0i32; stride];
+    for ((ymin, k), out_row) in coeffs.iter().zip(out.chunks_exact_mut(stride)) {
+        sums.fill(1i32 << (PRECISION_BITS - 1));
+        for (y, weight) in k.iter().enumerate() {
+            let row = &horizontal[(ymin + y) * stride..(ymin + y + 1) * stride];
+            for (sum, &v) in sums.iter_mut().zip(row) {
+                *sum += v as i32 * weight;
             }
-            out[yy * out_w * 3 + x] = clip8(ss);
+        }
+        for (o, &sum) in out_row.iter_mut().zip(&sums) {
+            *o = clip8(sum);
         }
     }
     out

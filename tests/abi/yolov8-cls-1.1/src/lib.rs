@@ -1,14 +1,14 @@
 //! The yolov8-cls plugin as it was released for plugin-api 1.1, frozen: the host's tests
 //! build it against the frozen plugin-api 1.1 and check that it still reproduces
 //! Ultralytics' classes through the host's 1.x shim. Only the resize, which knows nothing of
-//! the plugin API, is shared with today's plugin.
+//! the plugin API, is shared with today's plugins (it lives in plugin-api's SDK now).
 //!
 //! Preprocessing is Ultralytics 8.4's `classify_transforms` as `predict()` applies it to a
 //! PIL image: resize the shortest edge to the model's size with Pillow's bilinear filter
 //! (antialiased), centre crop, scale to 0..1. The model's output is already a softmax; the
 //! five best classes come back as `Class` regions, best first, for a `<Choices>` tag.
 
-#[path = "../../../../plugins/yolov8-cls/src/resize.rs"]
+#[path = "../../../../plugin-api/src/sdk/resize.rs"]
 mod resize;
 
 use plugin_api::prelude::*;
