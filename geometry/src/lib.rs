@@ -3,7 +3,9 @@
 //! boundary.
 
 pub mod contour;
+pub mod runs;
 pub mod simplify;
 
 pub use contour::{area, outline_of_bits, outline_of_runs, outlines_of_bits};
+pub use runs::runs_of_bits;
 pub use simplify::{douglas_peucker, drop_collinear};

@@ -11,7 +11,6 @@ mod common;
 use std::collections::HashMap;
 
 use common::*;
-use labelstudio_protocol::brush;
 use serde_json::{Value, json};
 
 const SEG: &str = "yolov8n-shapes-seg-320.onnx";
@@ -165,19 +164,6 @@ fn regions_of<'a>(prediction: &'a Value, kind: &str) -> Vec<&'a Value> {
         .collect()
 }
 
-/// A brush region's mask: one byte per pixel (RGBA in Label Studio's RLE: every 4th byte).
-fn mask_of(region: &Value, width: usize, height: usize) -> Vec<bool> {
-    let rle: Vec<u8> = region["value"]["rle"]
-        .as_array()
-        .expect("rle")
-        .iter()
-        .map(|v| v.as_u64().expect("byte") as u8)
-        .collect();
-    let bytes = brush::decode(&rle).expect("our RLE decodes");
-    assert_eq!(bytes.len(), width * height * 4, "the mask is exactly the image's size");
-    bytes.chunks(4).map(|px| px[3] > 0).collect()
-}
-
 fn at(mask: &[bool], width: usize, x: f64, y: f64) -> bool {
     mask[y as usize * width + x as usize]
 }
@@ -222,7 +208,7 @@ async fn clicks_and_boxes_pick_the_models_own_instance_on_eval_a() {
             .map(|r| {
                 (
                     r["score"].as_f64().expect("score"),
-                    mask_of(r, w, h),
+                    brush_mask(r, w, h),
                     r["value"]["brushlabels"][0] == o.class.as_str(),
                 )
             })
@@ -255,7 +241,7 @@ async fn clicks_and_boxes_pick_the_models_own_instance_on_eval_a() {
             "the annotator's label"
         );
         assert_eq!(polygons[0]["value"]["polygonlabels"][0], o.class.as_str());
-        let ours = mask_of(masks[0], w, h);
+        let ours = brush_mask(masks[0], w, h);
         assert_eq!(
             &ours, expected_mask,
             "{}: the model's own best instance under the click",
@@ -288,7 +274,7 @@ async fn clicks_and_boxes_pick_the_models_own_instance_on_eval_a() {
         .await;
         let still = regions_of(&without, "brushlabels");
         assert!(
-            still.iter().all(|r| !at(&mask_of(r, w, h), w, off.0, off.1)),
+            still.iter().all(|r| !at(&brush_mask(r, w, h), w, off.0, off.1)),
             "{}: no answer holds the negative click",
             o.file
         );
@@ -304,7 +290,7 @@ async fn clicks_and_boxes_pick_the_models_own_instance_on_eval_a() {
         ];
         let boxed = ask(&server, &url, &config, vec![drag(jittered, o, &o.class)]).await;
         if let [only] = regions_of(&boxed, "brushlabels").as_slice()
-            && mask_of(only, w, h) == ours
+            && brush_mask(only, w, h) == ours
         {
             same_box += 1;
         }

@@ -10,7 +10,6 @@
 mod common;
 
 use common::*;
-use labelstudio_protocol::brush;
 use serde_json::{Value, json};
 
 const SAM: &str = "sam-tiny";
@@ -65,18 +64,6 @@ fn runs_to_bits(runs: &[Value], n: usize) -> Vec<bool> {
     bits
 }
 
-fn brush_bits(region: &Value, n: usize) -> Vec<bool> {
-    let rle: Vec<u8> = region["value"]["rle"]
-        .as_array()
-        .expect("rle")
-        .iter()
-        .map(|v| v.as_u64().expect("byte") as u8)
-        .collect();
-    let bytes = brush::decode(&rle).expect("decodes");
-    assert_eq!(bytes.len(), n * 4, "exactly the image's size");
-    bytes.chunks(4).map(|p| p[3] > 0).collect()
-}
-
 fn mask_iou(a: &[bool], b: &[bool]) -> f64 {
     let inter = a.iter().zip(b).filter(|(x, y)| **x && **y).count();
     let union = a.iter().zip(b).filter(|(x, y)| **x || **y).count();
@@ -123,7 +110,9 @@ async fn masks_and_scores_match_segment_anythings_predictor() {
             let result = answer["results"][0]["result"].as_array().expect("result");
             let expected = runs_to_bits(prompt["mask_runs"].as_array().expect("runs"), n);
             let brush = result.iter().find(|r| r["type"] == "brushlabels");
-            let ours = brush.map(|r| brush_bits(r, n)).unwrap_or_else(|| vec![false; n]);
+            let ours = brush
+                .map(|r| brush_mask(r, w as usize, h as usize))
+                .unwrap_or_else(|| vec![false; n]);
             let iou = mask_iou(&ours, &expected);
             let best = prompt["best"].as_u64().expect("best") as usize;
             let score = prompt["iou_predictions"][best].as_f64().expect("score");

@@ -111,6 +111,17 @@ pub fn brush_value(mask: &Mask, size: ImageSize) -> Option<Value> {
         .then(|| json!({ "format": "rle", "rle": brush::encode(mask) }))
 }
 
+/// The instance's mask as `brushlabels` values (none without a mask of the image's size).
+fn brush_values(instance: &Instance, size: ImageSize) -> Vec<Value> {
+    instance
+        .mask
+        .as_ref()
+        .into_option()
+        .and_then(|m| brush_value(m, size))
+        .into_iter()
+        .collect()
+}
+
 /// A `choices` result: the labels of whole-image classes, best first, scored by the best.
 pub fn choices(picked: &[(f32, &str)], control: &Control) -> Option<Value> {
     let best = picked.first()?.0;
@@ -201,13 +212,7 @@ pub fn build(found: &Found<'_>, controls: &[Control], default_conf: f32, polygon
                     .into_iter()
                     .collect(),
                 ControlKind::PolygonLabels => polygon_values(instance, size, polygon_tolerance),
-                ControlKind::BrushLabels => instance
-                    .mask
-                    .as_ref()
-                    .into_option()
-                    .and_then(|m| brush_value(m, size))
-                    .into_iter()
-                    .collect(),
+                ControlKind::BrushLabels => brush_values(instance, size),
                 ControlKind::KeyPointLabels | ControlKind::Choices => Vec::new(),
             };
             for value in values {
@@ -250,13 +255,7 @@ pub fn prompted<'c>(
                     .collect()
             }
             ControlKind::PolygonLabels => polygon_values(instance, size, polygon_tolerance),
-            ControlKind::BrushLabels => instance
-                .mask
-                .as_ref()
-                .into_option()
-                .and_then(|m| brush_value(m, size))
-                .into_iter()
-                .collect(),
+            ControlKind::BrushLabels => brush_values(instance, size),
             ControlKind::KeyPointLabels | ControlKind::Choices => Vec::new(),
         };
         for value in values {

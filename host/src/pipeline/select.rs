@@ -119,17 +119,7 @@ mod tests {
                 bits[(row * 20 + col) as usize] = true;
             }
         }
-        let mut runs = Vec::new();
-        let (mut current, mut count) = (false, 0u32);
-        for bit in bits {
-            if bit != current {
-                runs.push(count);
-                current = bit;
-                count = 0;
-            }
-            count += 1;
-        }
-        runs.push(count);
+        let runs = mask_geometry::runs_of_bits(&bits);
         Instance::new(0, score)
             .with_mask(Mask {
                 width: 20,

@@ -557,3 +557,17 @@ for rle in json.load(open(sys.argv[1])):
         })
         .collect()
 }
+
+/// A `brushlabels` region's mask, one bool per pixel, decoded with our decoder (Label Studio's
+/// RLE holds RGBA: the alpha byte says foreground); asserts it covers exactly `width * height`.
+pub fn brush_mask(region: &Value, width: usize, height: usize) -> Vec<bool> {
+    let rle: Vec<u8> = region["value"]["rle"]
+        .as_array()
+        .expect("rle")
+        .iter()
+        .map(|v| v.as_u64().expect("byte") as u8)
+        .collect();
+    let bytes = labelstudio_protocol::brush::decode(&rle).expect("our RLE decodes");
+    assert_eq!(bytes.len(), width * height * 4, "the mask is exactly the image's size");
+    bytes.chunks(4).map(|px| px[3] > 0).collect()
+}

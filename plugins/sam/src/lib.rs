@@ -338,28 +338,18 @@ const MIN_PIECE_SHARE: f64 = 0.01;
 /// An instance from a full-size binary mask: its runs, its tight box, and one outline per
 /// piece (through boundary pixels' centres), largest first. None for an empty mask.
 fn instance_from_bits(bits: &[bool], w: usize, h: usize, score: f32) -> Option<Instance> {
-    let mut runs = Vec::new();
-    let (mut current, mut count) = (false, 0u32);
     let (mut x1, mut y1, mut x2, mut y2) = (usize::MAX, usize::MAX, 0, 0);
-    for (i, &bit) in bits.iter().enumerate() {
-        if bit {
-            let (x, y) = (i % w, i / w);
-            x1 = x1.min(x);
-            y1 = y1.min(y);
-            x2 = x2.max(x);
-            y2 = y2.max(y);
-        }
-        if bit != current {
-            runs.push(count);
-            current = bit;
-            count = 0;
-        }
-        count += 1;
+    for (i, _) in bits.iter().enumerate().filter(|(_, bit)| **bit) {
+        let (x, y) = (i % w, i / w);
+        x1 = x1.min(x);
+        y1 = y1.min(y);
+        x2 = x2.max(x);
+        y2 = y2.max(y);
     }
-    runs.push(count);
     if x1 == usize::MAX {
         return None;
     }
+    let runs = mask_geometry::runs_of_bits(bits);
     let pieces = mask_geometry::outlines_of_bits(w, h, bits, 2);
     let area = |p: &[(i32, i32)]| {
         let f: Vec<(f64, f64)> = p.iter().map(|&(x, y)| (x as f64, y as f64)).collect();
