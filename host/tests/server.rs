@@ -303,16 +303,37 @@ async fn a_taken_port_is_a_clear_start_up_error() {
     );
 }
 
+/// A detection model and a RectangleLabels config: a click has no tag to be answered in (an
+/// empty result, and the log says why), while a box snaps to the best-overlapping detection.
 #[tokio::test]
-async fn interactive_requests_get_empty_results_not_errors() {
+async fn a_detector_answers_a_smart_box_with_its_detection_and_a_click_with_nothing() {
     let images = serve_dir(eval_images());
     let server = Server::start(&[(DET, "1.onnx")], &[]).await;
     let mut body = predict_body(&[format!("http://{images}/eval-a_0000.png")], "1.1", RECT_CONFIG);
     body["params"]["context"] = json!({"result": [{"type": "keypointlabels", "value": {"x": 50.0, "y": 50.0}}]});
-    let (status, body) = server.post("/predict", &body).await;
+    let (status, answer) = server.post("/predict", &body).await;
     assert_eq!(status, 200);
-    assert_eq!(body["results"].as_array().map(Vec::len), Some(1));
-    assert_eq!(body["results"][0]["result"], json!([]));
+    assert_eq!(answer["results"].as_array().map(Vec::len), Some(1));
+    assert_eq!(answer["results"][0]["result"], json!([]));
+    assert!(
+        server.log().contains("has no BrushLabels or PolygonLabels tag"),
+        "the log says why"
+    );
+
+    // The ground-truth triangle of eval-a_0000 (360 x 640), drawn a little loosely.
+    let truth = [204.196, 332.851, 269.395, 372.884];
+    let (w, h) = (360.0, 640.0);
+    let drawn = [truth[0] - 4.0, truth[1] - 3.0, truth[2] + 3.0, truth[3] + 4.0];
+    body["params"]["context"] = json!({"result": [{"type": "rectanglelabels", "from_name": "label", "to_name": "image",
+        "value": {"x": drawn[0] / w * 100.0, "y": drawn[1] / h * 100.0, "width": (drawn[2] - drawn[0]) / w * 100.0,
+                  "height": (drawn[3] - drawn[1]) / h * 100.0, "rotation": 0, "rectanglelabels": ["triangle"]}}]});
+    let (status, answer) = server.post("/predict", &body).await;
+    assert_eq!(status, 200);
+    let result = answer["results"][0]["result"].as_array().expect("result");
+    assert_eq!(result.len(), 1, "{answer}");
+    let det = det_of(&result[0]);
+    assert_eq!(det.class, "triangle");
+    assert!(iou(&det.xyxy, &truth) > 0.8, "the detection's own box: {:?}", det.xyxy);
 }
 
 #[tokio::test]
