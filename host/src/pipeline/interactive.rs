@@ -154,11 +154,17 @@ impl Predictor {
             width: image.width,
             height: image.height,
         };
-        let prompts = adapter_prompts(
+        let mut prompts = adapter_prompts(
             prompt,
             plugin.has(capability::PROMPT_POINT),
             plugin.has(capability::PROMPT_BOX),
         );
+        // The annotator's label as the model's class, for an adapter that can use it.
+        if let [class] = preferred {
+            for p in &mut prompts {
+                p.class_id = plugin_api::ROption::RSome(*class);
+            }
+        }
         if !prompts.is_empty() {
             let (frames, times, graphs) = model
                 .engine
