@@ -155,23 +155,8 @@ async fn ask(server: &Server, url: &str, config: &str, regions: Vec<Value>) -> V
     results[0].clone()
 }
 
-fn regions_of<'a>(prediction: &'a Value, kind: &str) -> Vec<&'a Value> {
-    prediction["result"]
-        .as_array()
-        .expect("result")
-        .iter()
-        .filter(|r| r["type"] == kind)
-        .collect()
-}
-
 fn at(mask: &[bool], width: usize, x: f64, y: f64) -> bool {
     mask[y as usize * width + x as usize]
-}
-
-fn mask_iou(a: &[bool], b: &[bool]) -> f64 {
-    let inter = a.iter().zip(b).filter(|(x, y)| **x && **y).count();
-    let union = a.iter().zip(b).filter(|(x, y)| **x || **y).count();
-    if union == 0 { 0.0 } else { inter as f64 / union as f64 }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

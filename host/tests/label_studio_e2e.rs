@@ -257,12 +257,7 @@ async fn segmentation_fills_polygon_and_brush_projects() {
                     r["original_height"].as_u64().expect("height") as usize,
                 );
                 if kind == "brushlabels" {
-                    let rle: Vec<u8> = r["value"]["rle"]
-                        .as_array()
-                        .expect("rle")
-                        .iter()
-                        .map(|v| v.as_u64().expect("byte") as u8)
-                        .collect();
+                    let rle = rle_of(r);
                     let decoded = labelstudio_protocol::brush::decode(&rle).expect("stored RLE decodes");
                     assert_eq!(decoded.len(), w * h * 4, "the stored mask covers the image");
                 } else {
@@ -575,12 +570,7 @@ async fn smart_project(ls: &LabelStudio, server: &Server, routed: &str) {
         assert!(!polygons.is_empty(), "{what}: its outline: {answer}");
         assert_eq!(masks[0]["value"]["brushlabels"][0], class);
         assert_eq!(polygons[0]["value"]["polygonlabels"][0], class);
-        let rle: Vec<u8> = masks[0]["value"]["rle"]
-            .as_array()
-            .expect("rle")
-            .iter()
-            .map(|v| v.as_u64().expect("byte") as u8)
-            .collect();
+        let rle = rle_of(masks[0]);
         let decoded = sdk_decode(&[rle]);
         assert_eq!(
             decoded[0].0,

@@ -64,12 +64,6 @@ fn runs_to_bits(runs: &[Value], n: usize) -> Vec<bool> {
     bits
 }
 
-fn mask_iou(a: &[bool], b: &[bool]) -> f64 {
-    let inter = a.iter().zip(b).filter(|(x, y)| **x && **y).count();
-    let union = a.iter().zip(b).filter(|(x, y)| **x || **y).count();
-    if union == 0 { 1.0 } else { inter as f64 / union as f64 }
-}
-
 async fn graph_runs(server: &Server) -> (u64, u64) {
     let (_, models) = server.get("/models").await;
     let graphs = models["models"][0]["graphs"].as_array().expect("graphs").clone();

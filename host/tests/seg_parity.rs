@@ -158,25 +158,6 @@ fn shoelace(points: &[(f64, f64)]) -> f64 {
         / 2.0
 }
 
-fn mask_iou(a: &[bool], b: &[bool]) -> f64 {
-    let (mut inter, mut union) = (0usize, 0usize);
-    for (x, y) in a.iter().zip(b) {
-        inter += (*x && *y) as usize;
-        union += (*x || *y) as usize;
-    }
-    if union == 0 { 1.0 } else { inter as f64 / union as f64 }
-}
-
-/// One of our regions of a given type, by class label and score.
-fn regions<'a>(prediction: &'a Value, kind: &str) -> Vec<&'a Value> {
-    prediction["result"]
-        .as_array()
-        .expect("result")
-        .iter()
-        .filter(|r| r["type"] == kind)
-        .collect()
-}
-
 /// The region of `kind` for a reference instance: same class, the closest score.
 fn instance<'a>(candidates: &[&'a Value], kind: &str, class: &str, conf: f64) -> Option<&'a Value> {
     candidates
@@ -219,11 +200,11 @@ async fn masks_polygons_and_boxes_match_ultralytics() {
             entry["width"].as_u64().expect("w") as usize,
             entry["height"].as_u64().expect("h") as usize,
         );
-        let rects: Vec<Value> = regions(prediction, "rectanglelabels").into_iter().cloned().collect();
+        let rects: Vec<Value> = regions_of(prediction, "rectanglelabels").into_iter().cloned().collect();
         let ours = dets_of(&json!({ "result": rects }));
         match_dets(&reference_dets(entry), &ours, 0.98, 0.01, &mut boxes);
-        let polygons = regions(prediction, "polygonlabels");
-        let brushes = regions(prediction, "brushlabels");
+        let polygons = regions_of(prediction, "polygonlabels");
+        let brushes = regions_of(prediction, "brushlabels");
         // A mask in several pieces has a polygon per piece.
         assert!(polygons.len() >= rects.len(), "a polygon per box");
         assert_eq!(brushes.len(), rects.len(), "a mask per box");
@@ -260,12 +241,7 @@ async fn masks_polygons_and_boxes_match_ultralytics() {
             let expected_area = det["polygon_area_orig"].as_f64().expect("area");
             let area_diff = (shoelace(&ours_polygon) - expected_area).abs() / expected_area;
 
-            let rle: Vec<u8> = brush_region["value"]["rle"]
-                .as_array()
-                .expect("rle")
-                .iter()
-                .map(|v| v.as_u64().expect("byte") as u8)
-                .collect();
+            let rle = rle_of(brush_region);
             let decoded = brush::decode(&rle).expect("our decoder reads it");
             assert_eq!(decoded.len(), w * h * 4, "the RLE covers the image exactly");
             let mask: Vec<bool> = decoded.chunks(4).map(|px| px[3] == 255).collect();

@@ -558,16 +558,40 @@ for rle in json.load(open(sys.argv[1])):
         .collect()
 }
 
-/// A `brushlabels` region's mask, one bool per pixel, decoded with our decoder (Label Studio's
-/// RLE holds RGBA: the alpha byte says foreground); asserts it covers exactly `width * height`.
-pub fn brush_mask(region: &Value, width: usize, height: usize) -> Vec<bool> {
-    let rle: Vec<u8> = region["value"]["rle"]
+/// A `brushlabels` region's RLE bytes.
+pub fn rle_of(region: &Value) -> Vec<u8> {
+    region["value"]["rle"]
         .as_array()
         .expect("rle")
         .iter()
         .map(|v| v.as_u64().expect("byte") as u8)
-        .collect();
-    let bytes = labelstudio_protocol::brush::decode(&rle).expect("our RLE decodes");
+        .collect()
+}
+
+/// A `brushlabels` region's mask, one bool per pixel, decoded with our decoder (Label Studio's
+/// RLE holds RGBA: the alpha byte says foreground); asserts it covers exactly `width * height`.
+pub fn brush_mask(region: &Value, width: usize, height: usize) -> Vec<bool> {
+    let bytes = labelstudio_protocol::brush::decode(&rle_of(region)).expect("our RLE decodes");
     assert_eq!(bytes.len(), width * height * 4, "the mask is exactly the image's size");
     bytes.chunks(4).map(|px| px[3] > 0).collect()
+}
+
+/// The regions of one type in a prediction.
+pub fn regions_of<'a>(prediction: &'a Value, kind: &str) -> Vec<&'a Value> {
+    prediction["result"]
+        .as_array()
+        .expect("result")
+        .iter()
+        .filter(|r| r["type"] == kind)
+        .collect()
+}
+
+/// IoU of two masks of the same size; two empty masks match (1.0).
+pub fn mask_iou(a: &[bool], b: &[bool]) -> f64 {
+    let (mut inter, mut union) = (0usize, 0usize);
+    for (x, y) in a.iter().zip(b) {
+        inter += (*x && *y) as usize;
+        union += (*x || *y) as usize;
+    }
+    if union == 0 { 1.0 } else { inter as f64 / union as f64 }
 }
