@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # A one-off run gains nothing from incremental caches, which were a third of target/ (2 GB).
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
-# The debug and release builds and Label Studio's venv take about 5 GB together: say so up
+# The debug and release builds and Label Studio's venv take about 5 GB together (the trainer's
+# venv, cached in ~/.cache, another 6 GB once): say so up
 # front rather than fail half-way with "No space left on device".
 mkdir -p target
 free_kib=$(df -Pk target | awk 'NR == 2 { print $4 }')
@@ -21,6 +22,8 @@ scripts/setup-label-studio.sh
 scripts/setup-browser.sh
 # Video tracking decodes with ffmpeg.
 scripts/setup-ffmpeg.sh
+# Training jobs run Ultralytics in its own venv (cached outside the clone: ~6 GB once).
+scripts/setup-trainer.sh
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # The container files, with real linters (no Docker engine needed).

@@ -253,6 +253,65 @@ pub struct Config {
     #[arg(long, env = "BASIC_AUTH_PASS", hide_env_values = true)]
     pub basic_auth_pass: Option<Secret>,
 
+    /// Folder for the server's own state: job records and their working files (datasets,
+    /// trainer runs). Default: `.state` inside the models folder (hidden, so never a model).
+    #[arg(long, env = "ML_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Jobs (training, project prediction) that may wait in the queue; more are refused
+    /// until one has started.
+    #[arg(long, env = "ML_JOBS_QUEUE", default_value_t = 16)]
+    pub jobs_queue: usize,
+
+    /// The python of the trainer's venv (Ultralytics), which scripts/setup-trainer.sh installs.
+    #[arg(long, env = "ML_TRAINER_PYTHON", default_value = ".venv-trainer/bin/python")]
+    pub trainer_python: PathBuf,
+
+    /// Where training runs: `cpu`, `cuda` or `cuda:0` (a GPU needs the trainer venv's
+    /// CUDA build of torch, which is the one PyPI gives).
+    #[arg(long, env = "ML_TRAIN_DEVICE", default_value = "cpu")]
+    pub train_device: String,
+
+    /// CPU threads the trainer may use, so that training never takes every core from
+    /// serving. Default: half the cores (at least 1).
+    #[arg(long, env = "ML_TRAIN_THREADS")]
+    pub train_threads: Option<u32>,
+
+    /// Training epochs (a model's `[train]` table or the job can say otherwise).
+    #[arg(long, env = "ML_TRAIN_EPOCHS", default_value_t = 50)]
+    pub train_epochs: u32,
+
+    /// Training image size, a multiple of 32.
+    #[arg(long, env = "ML_TRAIN_IMGSZ", default_value_t = 640)]
+    pub train_imgsz: u32,
+
+    /// Training batch size.
+    #[arg(long, env = "ML_TRAIN_BATCH", default_value_t = 16)]
+    pub train_batch: u32,
+
+    /// Epochs without improvement after which training stops early.
+    #[arg(long, env = "ML_TRAIN_PATIENCE", default_value_t = 20)]
+    pub train_patience: u32,
+
+    /// An Ultralytics checkpoint (e.g. yolo11n.pt, which you download yourself) that training
+    /// starts from when the project's model has no checkpoint of its own yet.
+    #[arg(long, env = "ML_TRAIN_BASE")]
+    pub train_base: Option<PathBuf>,
+
+    /// The architecture trained from random weights when there is no checkpoint at all
+    /// (`yolo11n` trains `yolo11n.yaml`, `yolo11n-seg.yaml`, ...).
+    #[arg(long, env = "ML_TRAIN_ARCH", default_value = "yolo11n")]
+    pub train_arch: String,
+
+    /// Earlier versions of each trained model kept for `POST /models/NAME/rollback`.
+    #[arg(long, env = "ML_MODEL_HISTORY", default_value_t = 3)]
+    pub model_history: usize,
+
+    /// Start a training job for a project after this many annotations were created or
+    /// updated in it (counted from Label Studio's webhook). 0 turns it off.
+    #[arg(long, env = "ML_TRAIN_EVERY_N_ANNOTATIONS", default_value_t = 0)]
+    pub train_every_n_annotations: u64,
+
     /// Do not serve: ask the server on ML_BACKEND_PORT (this machine) for /health and exit 0
     /// if it answers, 1 if not. For container health checks, where no curl is installed.
     #[arg(long)]
@@ -262,6 +321,28 @@ pub struct Config {
     /// scripts/setup-onnxruntime.sh puts in vendor/onnxruntime/.
     #[arg(long, env = "ORT_DYLIB_PATH")]
     pub ort_dylib_path: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// What to do instead of serving.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Predict every task of a Label Studio project with the running server (a job, with a
+    /// progress bar), storing the predictions in Label Studio. Tasks that already hold a
+    /// prediction of the current model version are skipped.
+    PredictProject {
+        /// The Label Studio project id.
+        #[arg(long)]
+        project: u64,
+        /// Predict again the tasks that already hold a prediction of the current version.
+        #[arg(long)]
+        force: bool,
+        /// The running server (default: this machine, ML_BACKEND_PORT).
+        #[arg(long, env = "ML_BACKEND_URL")]
+        server: Option<String>,
+    },
 }
 
 impl Config {
@@ -295,6 +376,32 @@ impl Config {
         match (&self.basic_auth_user, &self.basic_auth_pass) {
             (Some(user), Some(pass)) if !user.is_empty() => Some((user.clone(), pass.clone())),
             _ => None,
+        }
+    }
+
+    /// ML_STATE_DIR, or `.state` in the models folder.
+    pub fn state_dir(&self) -> PathBuf {
+        self.state_dir.clone().unwrap_or_else(|| self.models_dir.join(".state"))
+    }
+
+    pub fn train_settings(&self) -> crate::jobs::TrainSettings {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+        crate::jobs::TrainSettings {
+            // The trainer runs in its job's folder: a relative path means one from here. Not
+            // canonicalized: a venv's python is a symlink that must stay inside the venv.
+            python: std::path::absolute(&self.trainer_python).unwrap_or_else(|_| self.trainer_python.clone()),
+            device: self.train_device.clone(),
+            threads: self.train_threads.unwrap_or((cores / 2).max(1)).max(1),
+            epochs: self.train_epochs.max(1),
+            imgsz: self.train_imgsz.max(32),
+            batch: self.train_batch.max(1),
+            patience: self.train_patience.max(1),
+            base: self
+                .train_base
+                .as_ref()
+                .map(|b| std::path::absolute(b).unwrap_or_else(|_| b.clone())),
+            arch: self.train_arch.clone(),
+            history: self.model_history.max(1),
         }
     }
 

@@ -11,9 +11,11 @@
 //! - `plugins`: loading plugin libraries (ABI 2, and 1.x through a shim) and calling them;
 //! - `runtime`: ONNX Runtime and each model's sessions.
 
+pub mod cli;
 mod config;
 mod http;
 mod imaging;
+mod jobs;
 mod labelstudio;
 mod metrics;
 mod models;
@@ -25,7 +27,7 @@ mod video;
 mod watcher;
 mod worker;
 
-pub use config::Config;
+pub use config::{Command, Config};
 
 /// What the integration tests and the benchmark use from inside the server, and nothing else:
 /// the listener (for their own loopback servers), the image decoder and the runtime, each

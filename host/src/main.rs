@@ -5,7 +5,7 @@ use std::{process::ExitCode, time::Duration};
 use clap::Parser;
 use log::{error, warn};
 
-use ls_ml_backend::{Config, server};
+use ls_ml_backend::{Command, Config, cli, server};
 
 /// glibc gives every thread that allocates its own malloc arena (up to 8 per core), and
 /// ONNX Runtime's and the decoders' buffers then fragment across all of them. Measured under
@@ -49,6 +49,9 @@ fn main() -> ExitCode {
     };
     if config.health_check {
         return runtime.block_on(server::health_check(config.port));
+    }
+    if let Some(Command::PredictProject { project, force, server }) = &config.command {
+        return runtime.block_on(cli::predict_project(&config, *project, *force, server.as_deref()));
     }
     let outcome = runtime.block_on(server::run(config));
     // Loads or inferences still running on the blocking pool do not hold the exit up.

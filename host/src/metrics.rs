@@ -41,6 +41,12 @@ struct StateLabels {
     state: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct JobLabels {
+    kind: &'static str,
+    state: &'static str,
+}
+
 fn stage_histogram() -> Histogram {
     Histogram::new(BUCKETS)
 }
@@ -52,6 +58,7 @@ pub struct Metrics {
     tasks: Counter,
     stages: Family<StageLabels, Histogram, fn() -> Histogram>,
     models: Family<StateLabels, Gauge>,
+    jobs: Family<JobLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -62,6 +69,7 @@ impl Default for Metrics {
         let tasks = Counter::default();
         let stages = Family::<StageLabels, Histogram, fn() -> Histogram>::new_with_constructor(stage_histogram);
         let models = Family::<StateLabels, Gauge>::default();
+        let jobs = Family::<JobLabels, Gauge>::default();
         registry.register(
             "ls_ml_requests",
             "HTTP requests by endpoint and status",
@@ -79,6 +87,11 @@ impl Default for Metrics {
             stages.clone(),
         );
         registry.register("ls_ml_models", "Models by state", models.clone());
+        registry.register(
+            "ls_ml_jobs",
+            "Jobs (training, project prediction) by kind and state, since the state folder was made",
+            jobs.clone(),
+        );
         // Every stage is listed from the start, so a dashboard sees zeros rather than nothing.
         for stage in Stage::ALL {
             let _ = stages.get_or_create(&StageLabels { stage: stage.as_str() });
@@ -90,6 +103,7 @@ impl Default for Metrics {
             tasks,
             stages,
             models,
+            jobs,
         }
     }
 }
@@ -118,8 +132,15 @@ impl Metrics {
             .observe(d.as_secs_f64());
     }
 
-    /// Renders everything, with the models counted by state.
-    pub fn render(&self, models: impl IntoIterator<Item = LoadState>) -> String {
+    /// Renders everything, with the models counted by state and the jobs by kind and state.
+    pub fn render(
+        &self,
+        models: impl IntoIterator<Item = LoadState>,
+        jobs: impl IntoIterator<Item = ((&'static str, &'static str), usize)>,
+    ) -> String {
+        for ((kind, state), n) in jobs {
+            self.jobs.get_or_create(&JobLabels { kind, state }).set(n as i64);
+        }
         let mut counts = [0i64; 3];
         for state in models {
             counts[state as usize] += 1;
@@ -147,7 +168,7 @@ mod tests {
         m.request("predict", 200);
         m.stage(Stage::Infer, Duration::from_millis(12));
         m.task_failed("fetch");
-        let text = m.render([LoadState::Ready]);
+        let text = m.render([LoadState::Ready], [(("train", "running"), 1)]);
         assert!(
             text.contains("ls_ml_requests_total{endpoint=\"predict\",status=\"200\"} 2"),
             "{text}"
@@ -158,6 +179,10 @@ mod tests {
         );
         assert!(text.contains("ls_ml_stage_seconds_bucket{le=\"0.025\",stage=\"infer\"} 1"));
         assert!(text.contains("ls_ml_stage_seconds_bucket{le=\"+Inf\",stage=\"infer\"} 1"));
+        assert!(
+            text.contains("ls_ml_jobs{kind=\"train\",state=\"running\"} 1"),
+            "{text}"
+        );
         assert!(
             text.contains("ls_ml_stage_seconds_count{stage=\"decode\"} 0"),
             "every stage is listed"

@@ -14,7 +14,8 @@ use log::{error, info, warn};
 use crate::{
     config::Config,
     http::{self, AppState},
-    labelstudio::{auth::KeyKind, media::MediaClient},
+    jobs,
+    labelstudio::{api::LabelStudioApi, auth::KeyKind, media::MediaClient},
     metrics::Metrics,
     models::{BatchSettings, Registry},
     pipeline::{Admission, Predictor},
@@ -43,6 +44,8 @@ pub enum StartError {
     Watch(notify::Error),
     #[error("start-up: {0}")]
     Worker(#[from] WorkerFailed),
+    #[error("jobs: {0}; set ML_STATE_DIR to a folder the server can write")]
+    Jobs(String),
 }
 
 /// Creates the models folder if it is missing; whether it did. Blocking.
@@ -97,9 +100,11 @@ pub async fn run(config: Config) -> Result<ExitCode, StartError> {
     let metrics = Arc::new(Metrics::default());
     // It checks LOCAL_FILES_DOCUMENT_ROOT on the file system.
     let media_config = config.clone();
-    let media = blocking(move || MediaClient::new(&media_config))
-        .await?
-        .map_err(StartError::Media)?;
+    let media = Arc::new(
+        blocking(move || MediaClient::new(&media_config))
+            .await?
+            .map_err(StartError::Media)?,
+    );
     match (&config.label_studio_url, media.key_kind()) {
         (None, _) => info!(
             "LABEL_STUDIO_URL is not set: Label Studio paths (/data/upload/...) are fetched from the address \
@@ -129,7 +134,8 @@ pub async fn run(config: Config) -> Result<ExitCode, StartError> {
         loopback: config.addr.is_loopback(),
         user: config.basic_auth_user.clone(),
     };
-    let predictor = Predictor {
+    let api = Arc::new(LabelStudioApi::new(Arc::clone(&media)).map_err(StartError::Media)?);
+    let predictor = Arc::new(Predictor {
         registry: Arc::clone(&registry),
         media,
         metrics: Arc::clone(&metrics),
@@ -145,7 +151,18 @@ pub async fn run(config: Config) -> Result<ExitCode, StartError> {
         max_image_pixels: config.max_image_pixels,
         admission: Admission::new(config.queue_tasks),
         video: config.video_settings(),
+    });
+    let context = jobs::Context {
+        predictor: Arc::clone(&predictor),
+        registry: Arc::clone(&registry),
+        api,
+        train: config.train_settings(),
+        state_dir: config.state_dir(),
     };
+    let queue = config.jobs_queue;
+    let jobs = blocking(move || jobs::Jobs::start(context, queue))
+        .await?
+        .map_err(StartError::Jobs)?;
     let state = Arc::new(AppState {
         predictor,
         basic_auth,
@@ -156,6 +173,8 @@ pub async fn run(config: Config) -> Result<ExitCode, StartError> {
         metrics,
         runtime,
         started,
+        jobs: Arc::clone(&jobs),
+        annotations: http::AnnotationCounter::new(config.train_every_n_annotations),
     });
 
     let addr = SocketAddr::new(config.addr, config.port);
@@ -189,7 +208,7 @@ pub async fn run(config: Config) -> Result<ExitCode, StartError> {
         })
         .run();
     let grace = Duration::from_secs(config.shutdown_timeout_secs);
-    tokio::select! {
+    let outcome = tokio::select! {
         () = server => {
             info!("stopped");
             Ok(ExitCode::SUCCESS)
@@ -207,7 +226,10 @@ pub async fn run(config: Config) -> Result<ExitCode, StartError> {
             );
             Ok(ExitCode::FAILURE)
         }
-    }
+    };
+    // A trainer is a process of its own: it must not outlive the server.
+    jobs.shutdown();
+    outcome
 }
 
 /// Asks a local server for /health: exit 0 if it answers 200 within two seconds.

@@ -3,6 +3,8 @@
 //! the legacy token, and with a personal access token (plus Basic auth on the backend).
 
 mod common;
+#[path = "label_studio_e2e/jobs.rs"]
+mod jobs;
 
 use std::collections::BTreeMap;
 

@@ -113,6 +113,8 @@ pub struct Control {
     pub skip: bool,
     /// `choice="multiple"` on `<Choices>`: every class above the threshold, not just the best.
     pub multiple: bool,
+    /// `model_obb="true"` on `RectangleLabels`: the boxes are oriented (train an OBB model).
+    pub obb: bool,
     /// For `KeyPointLabels`.
     pub keypoints: KeypointOptions,
 }
@@ -329,6 +331,7 @@ impl LabelConfig {
                 model_path: non_empty(node.attribute("model_path")),
                 skip: is_true(node.attribute("model_skip")),
                 multiple: node.attribute("choice").is_some_and(|c| c.trim() == "multiple"),
+                obb: is_true(node.attribute("model_obb")),
                 keypoints: keypoint_options(node),
             });
         }

@@ -10,5 +10,6 @@ pub mod protocol;
 pub mod results;
 mod secret;
 pub mod video;
+pub mod yolo_dataset;
 
 pub use secret::Secret;

@@ -29,7 +29,7 @@ impl Expected {
         self.0.is_some()
     }
 
-    fn admits(&self, header: Option<&str>) -> bool {
+    pub fn admits(&self, header: Option<&str>) -> bool {
         let Some(expected) = &self.0 else {
             return true;
         };

@@ -30,7 +30,7 @@ pub struct WritePolicy {
 }
 
 impl WritePolicy {
-    fn who(&self) -> String {
+    pub fn who(&self) -> String {
         match &self.user {
             Some(user) => format!("user `{user}`"),
             None => "a local client".to_string(),

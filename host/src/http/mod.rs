@@ -3,6 +3,7 @@
 pub mod basic_auth;
 mod health;
 mod info;
+mod jobs;
 pub mod listener;
 mod manage;
 mod metrics;
@@ -19,7 +20,7 @@ use warp::{Filter, Reply};
 use crate::{metrics::Metrics, models::Registry, pipeline::Predictor, runtime::Runtime};
 
 pub struct AppState {
-    pub predictor: Predictor,
+    pub predictor: Arc<Predictor>,
     pub basic_auth: basic_auth::Expected,
     /// Largest request body (ML_MAX_BODY_MB). Label Studio sends all selected tasks in one
     /// /predict, each with its annotations, so the default is generous.
@@ -32,11 +33,15 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub runtime: Arc<Runtime>,
     pub started: Instant,
+    pub jobs: Arc<crate::jobs::Jobs>,
+    /// Annotations counted toward automatic training.
+    pub annotations: webhook::AnnotationCounter,
 }
 
 pub type State = Arc<AppState>;
 
 pub use manage::WritePolicy;
+pub use webhook::AnnotationCounter;
 
 pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     let with_state = {
@@ -81,7 +86,12 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Infa
         .and(body)
         .and(with_state.clone())
         .then(predict::handle);
-    let webhook = warp::path!("webhook").and(warp::post()).and(body).map(webhook::handle);
+    let webhook = warp::path!("webhook")
+        .and(warp::post())
+        .and(warp::header::optional::<String>("authorization"))
+        .and(body)
+        .and(with_state.clone())
+        .map(webhook::handle);
     let versions = warp::path!("versions")
         .and(warp::get())
         .and(auth.clone())
@@ -130,6 +140,43 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Infa
         .and(body)
         .and(with_state.clone())
         .then(manage::set_settings);
+    let rollback = warp::path!("models" / String / "rollback")
+        .and(warp::post())
+        .and(auth.clone())
+        .and(writes.clone())
+        .and(with_state.clone())
+        .then(jobs::rollback);
+    let submit_job = warp::path!("jobs")
+        .and(warp::post())
+        .and(auth.clone())
+        .and(writes.clone())
+        .and(body)
+        .and(with_state.clone())
+        .map(jobs::submit);
+    let list_jobs = warp::path!("jobs")
+        .and(warp::get())
+        .and(auth.clone())
+        .and(with_state.clone())
+        .map(jobs::list);
+    let show_job = warp::path!("jobs" / String)
+        .and(warp::get())
+        .and(auth.clone())
+        .and(with_state.clone())
+        .map(jobs::show);
+    let cancel_job = warp::path!("jobs" / String)
+        .and(warp::delete())
+        .and(auth.clone())
+        .and(writes.clone())
+        .and(with_state.clone())
+        .map(jobs::cancel);
+    // Label Studio before 1.12 (and its older SDK) trains through POST /train, with the
+    // backend's credentials like /predict.
+    let legacy_train = warp::path!("train")
+        .and(warp::post())
+        .and(auth.clone())
+        .and(body)
+        .and(with_state.clone())
+        .map(jobs::legacy_train);
     let try_model = warp::path!("models" / String / "try")
         .and(warp::post())
         .and(auth.clone())
@@ -166,6 +213,12 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Infa
         .or(settings)
         .or(set_settings)
         .or(try_model)
+        .or(rollback)
+        .or(submit_job)
+        .or(list_jobs)
+        .or(show_job)
+        .or(cancel_job)
+        .or(legacy_train)
         .or(plugins)
         .or(metrics)
         .recover(reply::rejection)

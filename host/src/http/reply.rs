@@ -57,7 +57,8 @@ pub async fn rejection(rejection: Rejection) -> Result<Response, Infallible> {
         error(
             StatusCode::NOT_FOUND,
             "no such endpoint; this backend serves /health, /setup, /predict, /webhook, /versions, /metrics, /models \
-             (and /models/NAME, /models/NAME/file, /models/NAME/config, /models/NAME/try) and /plugins",
+             (and /models/NAME, /models/NAME/file, /models/NAME/config, /models/NAME/try, /models/NAME/rollback), /jobs \
+             (and /jobs/ID), /train and /plugins",
         )
     } else if rejection.find::<super::basic_auth::Unauthorized>().is_some() {
         let mut reply = error(

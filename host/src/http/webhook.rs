@@ -1,19 +1,109 @@
+//! `POST /webhook`, which two senders use (see docs): Label Studio's Start Training button
+//! (`START_TRAINING`, sent with the backend's credentials), and the project webhook Label
+//! Studio creates when the backend is connected (annotation events, sent without any).
+//! Answered quickly: Label Studio delivers project webhooks with a one-second timeout.
+
+use std::{collections::HashMap, sync::Mutex};
+
 use bytes::Bytes;
 use serde_json::{Value, json};
-use warp::reply::Response;
+use warp::{http::StatusCode, reply::Response};
 
-use super::reply;
+use super::{State, jobs, reply};
 
-/// Accepts every event with 200, quickly: Label Studio delivers webhooks synchronously
-/// with a one-second timeout. Training is not supported, so events are only logged.
-pub fn handle(body: Bytes) -> Response {
+/// Counts annotations per project toward automatic training (ML_TRAIN_EVERY_N_ANNOTATIONS).
+#[derive(Default)]
+pub struct AnnotationCounter {
+    every: u64,
+    counts: Mutex<HashMap<u64, u64>>,
+}
+
+impl AnnotationCounter {
+    pub fn new(every: u64) -> Self {
+        Self {
+            every,
+            counts: Mutex::default(),
+        }
+    }
+
+    /// Adds `n` annotations of `project`; true when they reach the threshold (the count
+    /// then starts over).
+    pub fn add(&self, project: u64, n: u64) -> bool {
+        if self.every == 0 {
+            return false;
+        }
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let count = counts.entry(project).or_default();
+        *count += n;
+        if *count >= self.every {
+            *count = 0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+pub fn handle(authorization: Option<String>, body: Bytes, state: State) -> Response {
     let event: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let action = event.get("action").and_then(Value::as_str).unwrap_or("(no action)");
-    let project = event
-        .get("project")
-        .and_then(|p| p.get("id").or(Some(p)))
-        .map(|p| p.to_string())
-        .unwrap_or_else(|| "-".into());
-    log::info!("webhook {action} for project {project}");
-    reply::json(&json!({}))
+    let project_value = event.get("project").cloned().unwrap_or(Value::Null);
+    let project = labelstudio_protocol::protocol::project_id(Some(&project_value)).and_then(|p| p.parse::<u64>().ok());
+    log::info!(
+        "webhook {action} for project {}",
+        project.map_or_else(|| "-".to_string(), |p| p.to_string())
+    );
+    match action {
+        "START_TRAINING" => {
+            // Label Studio sends Start Training with the backend's Basic auth; the project
+            // webhook's events come without, and never start training by themselves.
+            if !state.basic_auth.admits(authorization.as_deref()) {
+                return reply::error(
+                    StatusCode::UNAUTHORIZED,
+                    "START_TRAINING needs the backend's Basic auth credentials (set them in the project's Model settings)",
+                );
+            }
+            jobs::train_from_label_studio(&project_value, "label-studio (Start Training)", &state)
+        }
+        "ANNOTATION_CREATED" | "ANNOTATION_UPDATED" | "ANNOTATIONS_CREATED" => {
+            let n = match event.get("annotation") {
+                Some(Value::Array(list)) => list.len() as u64,
+                Some(_) => 1,
+                None => 0,
+            };
+            if let Some(project) = project
+                && state.annotations.add(project, n)
+            {
+                log::info!("project {project}: enough new annotations (ML_TRAIN_EVERY_N_ANNOTATIONS) to train again");
+                if state.jobs.training_of(project).is_none()
+                    && let Err(e) = state.jobs.submit(
+                        crate::jobs::JobKind::Train,
+                        project,
+                        crate::jobs::JobOptions::default(),
+                        "auto (annotations)",
+                    )
+                {
+                    log::warn!("project {project}: automatic training not started: {e}");
+                }
+            }
+            reply::json(&json!({ "status": "ok" }))
+        }
+        _ => reply::json(&json!({ "status": "ok" })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_counter_fires_every_n_and_starts_over() {
+        let counter = AnnotationCounter::new(3);
+        assert!(!counter.add(1, 2));
+        assert!(!counter.add(2, 2), "projects count apart");
+        assert!(counter.add(1, 1));
+        assert!(!counter.add(1, 2));
+        assert!(counter.add(1, 5));
+        assert!(!AnnotationCounter::new(0).add(1, 100), "0 is off");
+    }
 }

@@ -280,13 +280,15 @@ impl MediaClient {
         }
     }
 
-    fn label_studio(&self) -> Option<Url> {
+    /// Label Studio's base address: LABEL_STUDIO_URL, else what /setup said.
+    pub fn label_studio(&self) -> Option<Url> {
         self.label_studio
             .clone()
             .or_else(|| self.setup.read().unwrap_or_else(|e| e.into_inner()).hostname.clone())
     }
 
-    fn credentials(&self) -> Option<Arc<Credentials>> {
+    /// The key for Label Studio: LABEL_STUDIO_API_KEY, else the legacy token from /setup.
+    pub fn credentials(&self) -> Option<Arc<Credentials>> {
         self.credentials
             .clone()
             .or_else(|| self.setup.read().unwrap_or_else(|e| e.into_inner()).credentials.clone())

@@ -1,6 +1,7 @@
 //! Getting task media from Label Studio, its storages or elsewhere, with Label Studio's
 //! tokens. The protocol itself is the `labelstudio-protocol` crate.
 
+pub mod api;
 pub mod auth;
 pub mod media;
 mod media_cache;

@@ -122,6 +122,44 @@ impl Registry {
         self.settled(name).await
     }
 
+    /// Loads a model file in a slot that serves nothing (with the sidecar at `sidecar`), to
+    /// prove it loads and to score it before it is installed.
+    pub async fn load_unserved(
+        self: &Arc<Self>,
+        file: PathBuf,
+        sidecar: PathBuf,
+        name: &str,
+    ) -> Result<Arc<super::LoadedModel>, ManageError> {
+        let registry = Arc::clone(self);
+        let name = name.to_string();
+        blocking(move || {
+            let loader = Loader {
+                runtime: &registry.runtime,
+                plugins: registry.plugins.all(),
+                fallback_labels: &registry.fallback_labels,
+                batching: registry.batching,
+                adapter_defaults: &registry.adapter_defaults,
+            };
+            loader
+                .load_with_sidecar(&file, &sidecar, &name, None)
+                .and_then(|m| m.ok_or_else(|| "nothing was loaded".to_string()))
+                .map(Arc::new)
+                .map_err(ManageError::Refused)
+        })
+        .await?
+    }
+
+    /// The sidecar of model `name`, if it has one that parses.
+    pub async fn sidecar(&self, name: &str) -> Result<Option<Sidecar>, ManageError> {
+        let path = files::sidecar_of(&self.file_of(name));
+        blocking(move || match std::fs::read_to_string(&path) {
+            Ok(text) => Sidecar::parse(&path, &text).map(Some).map_err(ManageError::Io),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(ManageError::Io(format!("cannot read {}: {e}", path.display()))),
+        })
+        .await?
+    }
+
     /// The model's status once its latest load has finished: the watcher may have started
     /// another load of the same file meanwhile.
     async fn settled(&self, name: &str) -> Result<ModelStatus, ManageError> {

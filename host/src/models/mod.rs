@@ -2,7 +2,7 @@
 //! of slots with their load states, and routing a request to a model.
 
 mod batcher;
-mod files;
+pub mod files;
 mod loader;
 mod manage;
 mod model;
@@ -21,5 +21,6 @@ pub use model::{Described, LoadedModel, Overrides};
 pub use registry::Registry;
 pub use routing::RouteError;
 pub use run::{RunError, RunTimes};
+pub use sidecar::{Sidecar, TrainTable};
 pub use status::ModelStatus;
 pub use table::LoadState;

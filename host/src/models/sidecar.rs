@@ -11,6 +11,13 @@
 //!
 //! [options]                          # handed to the adapter when it opens the model
 //! tracker = "botsort"
+//!
+//! [train]                            # training jobs for this model (defaults: ML_TRAIN_*)
+//! epochs = 30
+//! imgsz = 640
+//!
+//! [trained]                          # written by a training job: where this model came from
+//! job = 12
 //! ```
 
 use std::{collections::BTreeMap, path::Path};
@@ -38,10 +45,32 @@ pub struct Sidecar {
     /// Settings for the adapter, as text: `tracker = "botsort"`, `imgsz = 640`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub options: BTreeMap<String, toml::Value>,
+    /// Training settings for this model, over the ML_TRAIN_* defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train: Option<TrainTable>,
+    /// The provenance a training job records: job, data, metrics. Not read by serving.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub trained: BTreeMap<String, toml::Value>,
+}
+
+/// The `[train]` table.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainTable {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub epochs: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub imgsz: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patience: Option<u32>,
 }
 
 /// The settings a sidecar may hold, for messages about unknown ones.
-const KEYS: [&str; 7] = ["adapter", "labels", "conf", "iou", "max_det", "projects", "options"];
+const KEYS: [&str; 9] = [
+    "adapter", "labels", "conf", "iou", "max_det", "projects", "options", "train", "trained",
+];
 
 impl Sidecar {
     /// Parses a sidecar; the error says which file and what is wrong.
@@ -71,6 +100,16 @@ impl Sidecar {
                 "options",
                 format!("option `{key}` must be text, a number or true/false"),
             ));
+        }
+        if let Some(train) = &self.train {
+            for (key, value) in [("epochs", train.epochs), ("imgsz", train.imgsz), ("batch", train.batch)] {
+                if value == Some(0) {
+                    problems.push(("train", format!("`train.{key}` must be at least 1")));
+                }
+            }
+            if train.imgsz.is_some_and(|s| s % 32 != 0) {
+                problems.push(("train", "`train.imgsz` must be a multiple of 32".to_string()));
+            }
         }
         problems
     }
@@ -174,7 +213,10 @@ mod tests {
                projects = [3, "7"]
                [options]
                tracker = "botsort"
-               stride = 2"#,
+               stride = 2
+               [train]
+               epochs = 30
+               imgsz = 320"#,
         )
         .expect("parse");
         assert_eq!(s.adapter.as_deref(), Some("yolov8-detect"));
@@ -186,7 +228,17 @@ mod tests {
             (options.get("tracker"), options.get("stride")),
             (Some("botsort"), Some("2"))
         );
+        assert_eq!(
+            s.train.map(|t| (t.epochs, t.imgsz, t.batch)),
+            Some((Some(30), Some(320), None))
+        );
         assert_eq!(parse("").expect("empty"), Sidecar::default());
+        assert!(
+            parse("[train]\nimgsz = 100")
+                .expect_err("stride")
+                .contains("multiple of 32")
+        );
+        assert!(parse("[train]\nepoch = 3").expect_err("typo").contains("epoch"));
     }
 
     #[test]

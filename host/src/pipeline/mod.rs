@@ -41,12 +41,14 @@ pub struct Outcome {
     pub results: Vec<Value>,
     pub model: String,
     pub failed: usize,
+    /// Which tasks (by position) failed: their results are empty placeholders.
+    pub failed_at: Vec<usize>,
     pub times: StageTimes,
 }
 
 pub struct Predictor {
     pub registry: Arc<Registry>,
-    pub media: MediaClient,
+    pub media: Arc<MediaClient>,
     pub metrics: Arc<Metrics>,
     pub defaults: Params,
     pub task_concurrency: usize,
@@ -74,6 +76,7 @@ impl Predictor {
             results: Vec::with_capacity(request.tasks.len()),
             model: plan.model_names(),
             failed: 0,
+            failed_at: Vec::new(),
             times: StageTimes::default(),
         };
         // Smart tools send what the annotator clicked or drew in `context`.
@@ -107,6 +110,7 @@ impl Predictor {
                             warn!("interactive request, task {label}: {e}; its result is left empty");
                             self.metrics.task_failed(e.kind());
                             outcome.failed += 1;
+                            outcome.failed_at.push(i);
                             outcome.results.push(empty());
                         }
                     }
@@ -131,7 +135,7 @@ impl Predictor {
             .buffered(self.task_concurrency.max(1))
             .collect::<Vec<_>>()
             .await;
-        for (label, run) in labels.iter().zip(runs) {
+        for (i, (label, run)) in labels.iter().zip(runs).enumerate() {
             self.metrics.task_done();
             outcome.times.add(&run.times);
             match run.result {
@@ -140,6 +144,7 @@ impl Predictor {
                     warn!("task {label}: {e}; its result is left empty");
                     self.metrics.task_failed(e.kind());
                     outcome.failed += 1;
+                    outcome.failed_at.push(i);
                     outcome.results.push(empty());
                 }
             }

@@ -175,3 +175,38 @@ impl Predictor {
         }))
     }
 }
+
+impl Predictor {
+    /// The Label Studio results one model gives for one image and the given control tags,
+    /// keeping everything scored above `conf` (a training job scores models this way).
+    pub async fn results_for(
+        &self,
+        model: &Arc<crate::models::LoadedModel>,
+        image: Arc<imaging::RgbImage>,
+        controls: &[labelstudio_protocol::label_config::Control],
+        conf: f32,
+    ) -> Result<Vec<Value>, TaskError> {
+        let size = ImageSize {
+            width: image.width,
+            height: image.height,
+        };
+        let params = plugin_api::Params {
+            conf,
+            ..model.params(self.defaults)
+        };
+        let (found, _) = model.predict(image, params).await?;
+        let (model, controls, tolerance) = (Arc::clone(model), controls.to_vec(), self.polygon_tolerance);
+        off_executor(move || {
+            let frame = guard::sanitize(found, model.class_names.len(), params.max_det as usize, size);
+            let found = Found {
+                frame: &frame,
+                class_names: &model.class_names,
+                keypoint_names: &model.described.keypoint_names,
+                size,
+            };
+            results::build(&found, &controls, conf, tolerance)
+        })
+        .await
+        .map_err(TaskError::from)
+    }
+}
