@@ -2,6 +2,8 @@
 #   CPU:  docker build -t ls-ml-backend .
 #   CUDA: docker build -t ls-ml-backend:cuda --build-arg ORT_FLAVOR=gpu \
 #           --build-arg RUNTIME_IMAGE=nvidia/cuda:13.0.1-cudnn-runtime-ubuntu24.04 --build-arg ML_PROVIDER=cuda .
+#   Training jobs (Ultralytics and torch in /app/trainer, about 6 GB more):
+#         add --build-arg WITH_TRAINER=true
 # ONNX Runtime comes from its official PyPI wheel (onnxruntime, or onnxruntime-gpu 1.31.1, which
 # is built for CUDA 13 and cuDNN 9), through the same script as the README.
 
@@ -21,8 +23,15 @@ RUN ORT_FLAVOR=${ORT_FLAVOR} scripts/package.sh /out
 # --- the image: Debian slim, or NVIDIA's CUDA runtime for the CUDA build -------------------
 FROM ${RUNTIME_IMAGE}
 ARG ML_PROVIDER=cpu
+ARG WITH_TRAINER=false
+COPY scripts/trainer/requirements.txt /app/trainer-requirements.txt
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates ffmpeg \
+    && if [ "$WITH_TRAINER" = true ]; then \
+         apt-get install -y --no-install-recommends python3 python3-venv libgl1 libglib2.0-0 \
+         && python3 -m venv /app/trainer \
+         && /app/trainer/bin/python -m pip install --no-cache-dir -r /app/trainer-requirements.txt; \
+       fi \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin app \
     && mkdir -p /app/models \
@@ -36,6 +45,8 @@ ENV ML_BACKEND_ADDR=0.0.0.0 \
     ML_MODELS_DIR=/app/models \
     ML_PLUGINS_DIR=/app/plugins \
     ML_PROVIDER=${ML_PROVIDER} \
+    ML_TRAINER_PYTHON=/app/trainer/bin/python \
+    ML_STATE_DIR=/app/models/.state \
     ORT_DYLIB_PATH=/app/lib/libonnxruntime.so
 VOLUME ["/app/models"]
 USER 10001:10001
