@@ -51,6 +51,7 @@ async fn basic_auth_guards_everything_but_health_and_webhook() {
         ("GET", "/models"),
         ("GET", "/plugins"),
         ("GET", "/metrics"),
+        ("GET", "/jobs"),
     ] {
         let denied = call(method, path, None).await.expect("request");
         assert_eq!(denied.status(), 401, "{method} {path} without credentials");
@@ -79,6 +80,41 @@ async fn basic_auth_guards_everything_but_health_and_webhook() {
         .await
         .expect("webhook");
     assert_eq!(webhook.status(), 200);
+    // Start Training comes with the backend's credentials; without them it starts nothing,
+    // and neither does a job request.
+    let training = json!({"action": "START_TRAINING", "project": {"id": 1}});
+    let denied = http
+        .post(server.url("/webhook"))
+        .json(&training)
+        .send()
+        .await
+        .expect("webhook");
+    assert_eq!(denied.status(), 401);
+    let denied = http
+        .post(server.url("/jobs"))
+        .json(&json!({"kind": "train", "project": 1}))
+        .send()
+        .await
+        .expect("jobs");
+    assert_eq!(denied.status(), 401);
+    let (_, jobs) = {
+        let r = http
+            .get(server.url("/jobs"))
+            .header("Authorization", basic("ann:pa55-word"))
+            .send()
+            .await
+            .expect("jobs");
+        (r.status(), r.json::<Value>().await.expect("json"))
+    };
+    assert_eq!(jobs["jobs"], json!([]), "nothing was started: {jobs}");
+    let admitted = http
+        .post(server.url("/webhook"))
+        .header("Authorization", basic("ann:pa55-word"))
+        .json(&training)
+        .send()
+        .await
+        .expect("webhook");
+    assert_eq!(admitted.status(), 201);
     assert!(
         !server.log().contains("pa55-word"),
         "the password never reaches the log"

@@ -172,17 +172,26 @@ async fn endpoints_answer_label_studio_in_time_and_in_json() {
             .any(|p| p["name"] == "yolov8-detect" && p["tasks"] == json!(["detect"]))
     );
 
-    for action in [
-        "ANNOTATION_CREATED",
-        "ANNOTATIONS_DELETED",
-        "START_TRAINING",
-        "PROJECT_UPDATED",
-    ] {
+    for action in ["ANNOTATION_CREATED", "ANNOTATIONS_DELETED", "PROJECT_UPDATED"] {
         let (status, body) = server
             .post("/webhook", &json!({"action": action, "project": {"id": 7}}))
             .await;
-        assert_eq!((status, body), (200, json!({})), "{action}");
+        assert_eq!((status, body), (200, json!({"status": "ok"})), "{action}");
     }
+    // Start Training answers at once with the job Label Studio records.
+    let (status, body) = server
+        .post(
+            "/webhook",
+            &json!({"action": "START_TRAINING", "project": {"id": 7, "title": "t"}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let job = body["job"].as_u64().expect("a job id");
+    let (status, listed) = server.get(&format!("/jobs/{job}")).await;
+    assert_eq!(
+        (status, listed["kind"].as_str(), listed["project"].as_u64()),
+        (200, Some("train"), Some(7))
+    );
 
     let text = server.get_text("/metrics").await;
     assert!(
@@ -190,6 +199,7 @@ async fn endpoints_answer_label_studio_in_time_and_in_json() {
         "{text}"
     );
     assert!(text.contains("ls_ml_models{state=\"ready\"} 1"), "{text}");
+    assert!(text.contains("ls_ml_jobs{kind=\"train\",state="), "{text}");
     assert!(text.contains("ls_ml_stage_seconds_count{stage=\"infer\"}"), "{text}");
 }
 

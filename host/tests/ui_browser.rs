@@ -1,8 +1,9 @@
 //! The web page in a real browser: Debian's Chromium, driven through chromedriver
 //! (`scripts/setup-browser.sh` installs both). Open `/`, upload the detection fixture and
 //! watch it become ready, change its labels and see the version change, try it on an eval-a
-//! image and compare the drawn boxes with the API's, delete it. A screenshot of each step goes
-//! to `target/ui-screenshots/`.
+//! image and compare the drawn boxes with the API's, delete it; then submit a prediction job
+//! from the Jobs form and see it fail (no Label Studio here) in the jobs table. A screenshot of
+//! each step goes to `target/ui-screenshots/`.
 
 mod common;
 
@@ -123,6 +124,28 @@ async fn row_text(client: &Client, column: usize) -> String {
         Ok(cell) => cell.text().await.unwrap_or_default(),
         Err(_) => String::new(),
     }
+}
+
+/// The visible text of the element, or "" if there is none.
+async fn text_of(client: &Client, css: &str) -> String {
+    match client.find(Locator::Css(css)).await {
+        Ok(element) => element.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+/// `GET /jobs`, through the API.
+async fn jobs_of(server: &Server) -> Vec<Value> {
+    let body: Value = server
+        .http
+        .get(server.url("/jobs"))
+        .send()
+        .await
+        .expect("GET /jobs")
+        .json()
+        .await
+        .expect("json");
+    body["jobs"].as_array().cloned().unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -301,5 +324,54 @@ async fn upload_configure_try_and_delete_in_a_real_browser() {
     .await;
     shot(&client, "5-deleted").await;
     assert!(!server.models_dir.path().join("det.onnx").exists());
+
+    // 6. Jobs: an empty project is refused on the page, without a request.
+    let started = Instant::now();
+    client
+        .execute("document.getElementById('jobs').scrollIntoView()", Vec::new())
+        .await
+        .expect("scroll");
+    click(&client, "#job-kind option[value=\"predict\"]").await;
+    click(&client, "#job-submit").await;
+    let refusal = text_of(&client, "#job-error").await;
+    assert!(refusal.contains("project id"), "{refusal:?}");
+    assert_eq!(jobs_of(&server).await, Vec::<Value>::new(), "nothing was sent");
+    // A prediction of project 7 fails at once: this server knows no Label Studio.
+    type_into(&client, "#job-project", "7").await;
+    click(&client, "#job-submit").await;
+    let failed = "#job-rows tr[data-state=\"failed\"]";
+    until("the failed job", || async {
+        text_of(&client, &format!("{failed} td.outcome"))
+            .await
+            .starts_with("Label Studio's address is unknown")
+    })
+    .await;
+    let row = client.find(Locator::Css(failed)).await.expect("the job's row");
+    let id = row.attr("data-job").await.expect("id").unwrap_or_default();
+    assert_eq!(text_of(&client, &format!("{failed} td:nth-child(2)")).await, "predict");
+    assert_eq!(text_of(&client, &format!("{failed} td:nth-child(3)")).await, "7");
+    assert_eq!(text_of(&client, &format!("{failed} td:nth-child(4)")).await, "failed");
+    assert!(text_of(&client, "#job-error").await.is_empty());
+    let listed = jobs_of(&server).await;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["id"].to_string(), id);
+    assert_eq!(
+        (listed[0]["kind"].as_str(), listed[0]["project"].as_u64()),
+        (Some("predict"), Some(7))
+    );
+    assert_eq!(listed[0]["state"], "failed");
+    // Its details open from the keyboard-reachable button.
+    click(&client, &format!("{failed} button[data-action=\"details\"]")).await;
+    until("the job's details", || async {
+        text_of(&client, "#job-details-title")
+            .await
+            .starts_with(&format!("Job {id}:"))
+    })
+    .await;
+    shot(&client, "6-jobs").await;
+    report(&format!(
+        "web page: a predict job submitted from the Jobs form failed as expected and was listed ({:.1} s)",
+        started.elapsed().as_secs_f64()
+    ));
     client.close().await.expect("close the browser");
 }

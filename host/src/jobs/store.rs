@@ -13,10 +13,13 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (creating) the jobs folder. Blocking.
+    /// The jobs folder in the state folder; made with the first job, so a server that never
+    /// runs one leaves nothing behind.
     pub fn open(state_dir: &Path) -> Result<Self, String> {
         let dir = state_dir.join("jobs");
-        fs::create_dir_all(&dir).map_err(|e| format!("cannot create the jobs folder {}: {e}", dir.display()))?;
+        if dir.exists() && !dir.is_dir() {
+            return Err(format!("{} is not a folder", dir.display()));
+        }
         Ok(Self { dir })
     }
 
@@ -52,7 +55,8 @@ impl Store {
         let path = self.file(job.id);
         let part = self.dir.join(format!(".{}.json.part", job.id));
         let bytes = serde_json::to_vec_pretty(job).map_err(|e| e.to_string())?;
-        fs::write(&part, bytes)
+        fs::create_dir_all(&self.dir)
+            .and_then(|()| fs::write(&part, bytes))
             .and_then(|()| fs::rename(&part, &path))
             .map_err(|e| {
                 let _ = fs::remove_file(&part);
