@@ -15,7 +15,7 @@ use std::{
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::{LoadState, ModelStatus, Registry, files, loader::Loader, sidecar::Sidecar};
+use super::{LoadState, ModelStatus, Registry, files, sidecar::Sidecar};
 use crate::worker::{WorkerFailed, off_executor as blocking};
 
 #[derive(Debug, thiserror::Error)]
@@ -94,13 +94,7 @@ impl Registry {
         let registry = Arc::clone(self);
         let (target, name_owned) = (self.file_of(name), name.to_string());
         let checked = blocking(move || {
-            let loader = Loader {
-                runtime: &registry.runtime,
-                plugins: registry.plugins.all(),
-                fallback_labels: &registry.fallback_labels,
-                batching: registry.batching,
-                adapter_defaults: &registry.adapter_defaults,
-            };
+            let loader = registry.loader();
             let outcome = loader
                 .load_with_sidecar(&staged, &files::sidecar_of(&target), &name_owned, None)
                 .map(drop)
@@ -133,13 +127,7 @@ impl Registry {
         let registry = Arc::clone(self);
         let name = name.to_string();
         blocking(move || {
-            let loader = Loader {
-                runtime: &registry.runtime,
-                plugins: registry.plugins.all(),
-                fallback_labels: &registry.fallback_labels,
-                batching: registry.batching,
-                adapter_defaults: &registry.adapter_defaults,
-            };
+            let loader = registry.loader();
             loader
                 .load_with_sidecar(&file, &sidecar, &name, None)
                 .and_then(|m| m.ok_or_else(|| "nothing was loaded".to_string()))

@@ -242,19 +242,23 @@ impl Registry {
         blocking(move || registry.load_and_store(&name, &file, generation)).await;
     }
 
-    /// Blocking.
-    fn load_and_store(&self, name: &str, file: &Path, generation: u64) {
-        let started = Instant::now();
-        let fingerprint = Fingerprint::of(file);
-        let serving = self.read().get(name).and_then(|s| s.serving.clone());
-        let loader = Loader {
+    /// Builds models the way this registry does: its runtime, plugins, labels and settings.
+    pub(super) fn loader(&self) -> Loader<'_> {
+        Loader {
             runtime: &self.runtime,
             plugins: self.plugins.all(),
             fallback_labels: &self.fallback_labels,
             batching: self.batching,
             adapter_defaults: &self.adapter_defaults,
-        };
-        let result = loader.load(file, name, serving.as_deref());
+        }
+    }
+
+    /// Blocking.
+    fn load_and_store(&self, name: &str, file: &Path, generation: u64) {
+        let started = Instant::now();
+        let fingerprint = Fingerprint::of(file);
+        let serving = self.read().get(name).and_then(|s| s.serving.clone());
+        let result = self.loader().load(file, name, serving.as_deref());
         let mut table = self.write();
         let Some(slot) = table.get_mut(name).filter(|s| s.generation == generation) else {
             // A newer load of this name started meanwhile (or the file was deleted); it decides.

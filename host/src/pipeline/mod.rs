@@ -224,22 +224,36 @@ impl Predictor {
             // Outlines and RLE cost milliseconds on big images: not on the async executor.
             let (controls, tolerance) = (group.controls.clone(), self.polygon_tolerance);
             let t = Instant::now();
-            let built = blocking(move || {
-                let frame = guard::sanitize(found, model.class_names.len(), params.max_det as usize, size);
-                let found = Found {
-                    frame: &frame,
-                    class_names: &model.class_names,
-                    keypoint_names: &model.described.keypoint_names,
-                    size,
-                };
-                results::build(&found, &controls, base.conf, tolerance)
-            })
-            .await?;
+            let max_det = params.max_det as usize;
+            let built =
+                blocking(move || label_studio_results(&model, found, &controls, size, max_det, base.conf, tolerance))
+                    .await?;
             times.finish += t.elapsed();
             out.extend(built);
         }
         Ok(out)
     }
+}
+
+/// What a model found, checked, as the Label Studio results of `controls`. Blocking
+/// (outlines and RLE cost milliseconds on big images).
+fn label_studio_results(
+    model: &crate::models::LoadedModel,
+    found: plugin_api::FrameOutput,
+    controls: &[labelstudio_protocol::label_config::Control],
+    size: ImageSize,
+    max_det: usize,
+    conf: f32,
+    tolerance: f64,
+) -> Vec<Value> {
+    let frame = guard::sanitize(found, model.class_names.len(), max_det, size);
+    let found = Found {
+        frame: &frame,
+        class_names: &model.class_names,
+        keypoint_names: &model.described.keypoint_names,
+        size,
+    };
+    results::build(&found, controls, conf, tolerance)
 }
 
 struct TaskRun {

@@ -196,17 +196,9 @@ impl Predictor {
         };
         let (found, _) = model.predict(image, params).await?;
         let (model, controls, tolerance) = (Arc::clone(model), controls.to_vec(), self.polygon_tolerance);
-        off_executor(move || {
-            let frame = guard::sanitize(found, model.class_names.len(), params.max_det as usize, size);
-            let found = Found {
-                frame: &frame,
-                class_names: &model.class_names,
-                keypoint_names: &model.described.keypoint_names,
-                size,
-            };
-            results::build(&found, &controls, conf, tolerance)
-        })
-        .await
-        .map_err(TaskError::from)
+        let max_det = params.max_det as usize;
+        off_executor(move || super::label_studio_results(&model, found, &controls, size, max_det, conf, tolerance))
+            .await
+            .map_err(TaskError::from)
     }
 }
