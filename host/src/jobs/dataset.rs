@@ -232,6 +232,14 @@ pub async fn build(
     })
 }
 
+/// The labels in the order a classifier trained on these folders numbers its classes: by
+/// folder name, as Ultralytics (torchvision's ImageFolder) sorts them.
+pub fn classes_by_folder(classes: &[String]) -> Vec<String> {
+    let mut by_folder: Vec<(String, &String)> = classes.iter().map(|c| (class_dir(c), c)).collect();
+    by_folder.sort();
+    by_folder.into_iter().map(|(_, c)| c.clone()).collect()
+}
+
 /// A class name as a folder name: Ultralytics' classification datasets are folders per class.
 fn class_dir(class: &str) -> String {
     class
@@ -286,4 +294,17 @@ fn write_example(
         }),
         skips,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_classifier_numbers_its_classes_by_folder_name() {
+        let labels: Vec<String> = ["Dog", "cat", "bird/other", "Ant"].map(String::from).to_vec();
+        assert_eq!(class_dir("bird/other"), "bird_other");
+        // Byte order, as Python's sorted(): upper case first.
+        assert_eq!(classes_by_folder(&labels), ["Ant", "Dog", "bird/other", "cat"]);
+    }
 }

@@ -303,7 +303,12 @@ fn new_sidecar(
     trained: &trainer::Trained,
 ) -> Sidecar {
     let mut sidecar = previous.unwrap_or_default();
-    sidecar.labels = None;
+    sidecar.labels = match data.plan.task {
+        // A classifier numbers its classes by folder name (Ultralytics lists them sorted), and
+        // a folder name cannot hold every character a label can: the sidecar names them.
+        TrainTask::Classify => Some(dataset::classes_by_folder(&data.plan.classes)),
+        _ => None,
+    };
     if target != project && !sidecar.projects.iter().any(|p| p == project) {
         sidecar.projects.push(project.to_string());
     }

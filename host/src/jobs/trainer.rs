@@ -16,7 +16,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use super::{Handle, JobError};
 
 /// The trainer program, carried in the binary so that an installed server needs no source tree.
-const TRAIN_PY: &str = include_str!("../../../scripts/trainer/train.py");
+const TRAIN_PY: &str = include_str!("../../trainer/train.py");
 const EVENT_PREFIX: &str = "LSMLB ";
 /// How long the trainer gets to exit after SIGTERM before SIGKILL.
 const KILL_GRACE: Duration = Duration::from_secs(3);
@@ -107,6 +107,15 @@ pub async fn train(python: &Path, spec: &Spec, job: &Handle, (from, to): (f64, f
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
+    // SAFETY: nice(2) only lowers the child's own priority, between fork and exec; it
+    // allocates nothing and takes no lock.
+    unsafe {
+        command.pre_exec(|| {
+            // Serving comes first when both want the CPU; a failure just keeps the priority.
+            let _ = libc::nice(10);
+            Ok(())
+        });
+    }
     let mut child = command
         .spawn()
         .map_err(|e| JobError::Failed(format!("cannot start the trainer {}: {e}", python.display())))?;

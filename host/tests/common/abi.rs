@@ -184,8 +184,9 @@ pub fn build_host(plugin_api: &Path) -> PathBuf {
             &workspace.path().join(crate_dir).join("src"),
         );
     }
-    // The web page the host embeds.
+    // The web page and the trainer program the host embeds.
     copy(&repo.join("host/ui"), &workspace.path().join("host/ui"));
+    copy(&repo.join("host/trainer"), &workspace.path().join("host/trainer"));
     let manifest = std::fs::read_to_string(repo.join("host/Cargo.toml"))
         .expect("manifest")
         .replace("name = \"ls-ml-backend\"", "name = \"ls-ml-backend-next\"")

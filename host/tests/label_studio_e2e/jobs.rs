@@ -316,7 +316,8 @@ async fn the_gate_rollback_cancel_restart_and_bad_input() {
         )
         .await;
     let state = tempfile::tempdir().expect("state dir");
-    let env = train_env(&ls, state.path());
+    let mut env = train_env(&ls, state.path());
+    env.push(("ML_JOBS_QUEUE", "1".into()));
     let name = format!("{project}.onnx");
     let server = Server::start(&[("yolov8n-shapes-det-320.onnx", name.as_str())], &env_refs(&env)).await;
     let model_file = server.models_dir.path().join(&name);
@@ -379,6 +380,15 @@ async fn the_gate_rollback_cancel_restart_and_bad_input() {
     .await;
     let pid = running["pid"].as_u64().expect("trainer pid");
     assert!(process_alive(pid));
+    let (status, refused) = server.post("/jobs", &long).await;
+    assert_eq!(status, 409, "one training per project: {refused}");
+    assert!(
+        refused["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&format!("training job ({id}, running)")),
+        "{refused}"
+    );
     let cancelled_at = Instant::now();
     let r = server
         .http
@@ -429,6 +439,14 @@ async fn the_gate_rollback_cancel_restart_and_bad_input() {
     let queued = submit(&server, json!({"kind": "train", "project": empty})).await;
     let (_, q) = server.get(&format!("/jobs/{queued}")).await;
     assert_eq!(q["state"], "queued");
+    let (status, full) = server
+        .post("/jobs", &json!({"kind": "train", "project": untrainable}))
+        .await;
+    assert_eq!(status, 503, "ML_JOBS_QUEUE=1 holds one waiting job: {full}");
+    assert!(
+        full["detail"].as_str().unwrap_or_default().contains("ML_JOBS_QUEUE"),
+        "{full}"
+    );
     let mut server = server;
     assert!(
         server.terminate(Duration::from_secs(30)).is_some(),
