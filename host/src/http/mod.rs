@@ -197,6 +197,21 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Infa
         .and(with_state.clone())
         .map(metrics::handle);
 
+    // One boxed filter: every further `or` deepens the route's type, and past a point the
+    // release build's trait solver gives up on it.
+    let jobs = submit_job
+        .or(list_jobs)
+        .unify()
+        .or(show_job)
+        .unify()
+        .or(cancel_job)
+        .unify()
+        .or(legacy_train)
+        .unify()
+        .or(rollback)
+        .unify()
+        .boxed();
+
     let log_state = Arc::clone(&state);
     to_page
         .or(page)
@@ -213,12 +228,7 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Infa
         .or(settings)
         .or(set_settings)
         .or(try_model)
-        .or(rollback)
-        .or(submit_job)
-        .or(list_jobs)
-        .or(show_job)
-        .or(cancel_job)
-        .or(legacy_train)
+        .or(jobs)
         .or(plugins)
         .or(metrics)
         .recover(reply::rejection)

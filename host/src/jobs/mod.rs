@@ -19,6 +19,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use futures::FutureExt;
 use serde_json::Value;
 use tokio::sync::{Notify, watch};
 
@@ -99,6 +100,13 @@ impl Jobs {
     /// stopped under them), and starts the workers. Blocking (reads the folder).
     pub fn start(context: Context, queue_limit: usize) -> Result<Arc<Jobs>, String> {
         let store = store::Store::open(&context.state_dir)?;
+        // Nothing runs yet: working files left by jobs that a stop interrupted go.
+        let work = context.state_dir.join("work");
+        if work.is_dir()
+            && let Err(e) = std::fs::remove_dir_all(&work)
+        {
+            log::warn!("cannot clear the jobs' working folder {}: {e}", work.display());
+        }
         let mut jobs = BTreeMap::new();
         let mut interrupted = Vec::new();
         for mut job in store.load() {
@@ -306,10 +314,21 @@ impl Jobs {
             };
             let started = Instant::now();
             log::info!("job {} started: {} project {}", job.id, kind.as_str(), job.project);
-            let outcome = match kind {
-                JobKind::Train => train::run(&self.context, &handle, &job).await,
-                JobKind::Predict => predict::run(&self.context, &handle, &job).await,
+            let run = async {
+                match kind {
+                    JobKind::Train => train::run(&self.context, &handle, &job).await,
+                    JobKind::Predict => predict::run(&self.context, &handle, &job).await,
+                }
             };
+            // A bug in one job must not stop the queue behind it.
+            let outcome = std::panic::AssertUnwindSafe(run)
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|_| {
+                    Err(JobError::Failed(
+                        "internal error: the job panicked; see the server log".into(),
+                    ))
+                });
             let took = started.elapsed().as_secs_f64();
             handle.update_now(|j| {
                 j.finished_at = Some(record::now());

@@ -470,6 +470,10 @@ async fn the_gate_rollback_cancel_restart_and_bad_input() {
         job["error"].as_str().unwrap_or_default().contains("no annotated tasks"),
         "the queued job ran: {job}"
     );
+    assert!(
+        !state.path().join(format!("work/job-{running}")).exists(),
+        "the interrupted job's working files are cleared"
+    );
     drop(server);
 
     // A missing trainer, and Label Studio out of reach.
