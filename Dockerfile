@@ -24,14 +24,21 @@ RUN ORT_FLAVOR=${ORT_FLAVOR} scripts/package.sh /out
 FROM ${RUNTIME_IMAGE}
 ARG ML_PROVIDER=cpu
 ARG WITH_TRAINER=false
-COPY scripts/trainer/requirements.txt /app/trainer-requirements.txt
+# The trainer is installed from its lock alone (every package pinned, each file checked by its
+# sha256), by uv, which pip installs first from uv's own hashed lock.
+COPY scripts/python/uv.txt scripts/python/trainer.linux-*.txt /tmp/locks/
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates ffmpeg \
     && if [ "$WITH_TRAINER" = true ]; then \
          apt-get install -y --no-install-recommends python3 python3-venv libgl1 libglib2.0-0 \
-         && python3 -m venv /app/trainer \
-         && /app/trainer/bin/python -m pip install --no-cache-dir -r /app/trainer-requirements.txt; \
+         && python3 -m venv /tmp/uv \
+         && /tmp/uv/bin/pip install --no-cache-dir --require-hashes --no-deps -r /tmp/locks/uv.txt \
+         && /tmp/uv/bin/uv venv --no-python-downloads --python python3 /app/trainer \
+         && /tmp/uv/bin/uv pip sync --no-cache --require-hashes --python /app/trainer/bin/python \
+              "/tmp/locks/trainer.linux-$(uname -m).txt" \
+         && rm -rf /tmp/uv; \
        fi \
+    && rm -rf /tmp/locks \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin app \
     && mkdir -p /app/models \

@@ -10,13 +10,8 @@ scripts/setup-build-tools.sh
 scripts/setup-onnxruntime.sh
 scripts/setup-ffmpeg.sh
 cargo build --release --locked -p ls-ml-backend -p yolov8-detect
-# Ultralytics (and `lap`, which its trackers import) in their own venv, as scripts/bench.sh.
-venv=.venv-bench
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import ultralytics, onnxruntime, lap" 2>/dev/null; then
-    python3 -m venv "$venv" && "$venv/bin/pip" install --quiet --disable-pip-version-check \
-        "ultralytics==8.4.190" "onnxruntime==1.32.0" "lap==0.5.13" \
-        || echo "bench-video: ultralytics could not be installed; its numbers are skipped"
-fi
+# Ultralytics (and `lap`, which its trackers import): the fixtures' environment, from its lock.
+venv="$(scripts/setup-venv.sh fixtures .venv-fixtures)"
 work=target/bench-video
 mkdir -p "$work/models" docs/bench
 cp tests/fixtures/models/yolov8n-shapes-det-320.onnx "$work/models/"

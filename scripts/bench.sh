@@ -8,13 +8,16 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/setup-build-tools.sh
 scripts/setup-onnxruntime.sh
 cargo build --release --locked -p ls-ml-backend -p yolov8-detect -p yolov8-seg -p ls-ml-bench
-# The Python anchor: Ultralytics (and the same ONNX Runtime) in their own venv. Optional: the
-# benchmark notes it when this cannot be installed.
-if [ ! -x .venv-bench/bin/python ] || ! .venv-bench/bin/python -c "import ultralytics, onnxruntime" 2>/dev/null; then
-    python3 -m venv .venv-bench && .venv-bench/bin/pip install --quiet --disable-pip-version-check \
-        "ultralytics==8.4.190" "onnxruntime==1.32.0" || echo "bench: ultralytics could not be installed; the anchor is skipped"
+# The Python anchor: Ultralytics (and the same ONNX Runtime) in the environment the fixtures'
+# references were made in, installed from its lock (scripts/python/fixtures.*.txt). Optional:
+# the benchmark notes it when this cannot be installed.
+python=/nonexistent
+if venv="$(scripts/setup-venv.sh fixtures .venv-fixtures)"; then
+    python="$venv/bin/python"
+else
+    echo "bench: the fixtures environment could not be installed; the Ultralytics anchor is skipped" >&2
 fi
 mkdir -p docs/bench
-target/release/ls-ml-bench --repo . --out docs/bench "$@" | tee docs/bench/table.txt
+target/release/ls-ml-bench --repo . --out docs/bench --python "$python" "$@" | tee docs/bench/table.txt
 # The data behind the runtime defaults: threading layouts, session memory, micro-batching.
 target/release/ort-layouts | tee docs/bench/layouts.txt

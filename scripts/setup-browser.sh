@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Chromium and its WebDriver, for the web page's test (host/tests/ui_browser.rs). Installed
+# Chromium and its WebDriver, for the web page's test (host/tests/integration/ui_browser.rs). Installed
 # from Debian/Ubuntu packages when missing; nothing is downloaded from elsewhere.
 set -euo pipefail
 if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then

@@ -11,7 +11,7 @@ raw="$(mktemp)"
 trap 'rm -f "$raw"' EXIT
 LS_ML_SOAK_SECONDS="${SOAK_SECONDS:-600}" LS_ML_SOAK_SWAP_SECONDS="${SOAK_SWAP_SECONDS:-30}" \
     LS_ML_SOAK_REPORT="$raw" \
-    cargo test --release --locked -p ls-ml-backend --test soak -- --nocapture
+    cargo test --release --locked -p ls-ml-backend --test integration -- soak:: --nocapture
 {
     echo "# Soak result"
     echo

@@ -1,14 +1,26 @@
 #!/usr/bin/env bash
-# The whole test suite: formatting, lints, then every unit and integration test against the
-# real binary, real plugins, real ONNX Runtime and a real Label Studio. Needs the Rust toolchain
-# and python3 with pip (and venv).
+# The whole test suite, every tier, as CI runs it: formatting, lints, the unit and integration
+# tests (against the real binary, real plugins, real ONNX Runtime, and the outside programs:
+# a real Label Studio, Chromium, ffmpeg and Ultralytics), then the release build, packaged and
+# started as the container does, and a short benchmark run. Installs what it needs: the Rust
+# toolchain and python3 (with venv) must be there.
+#
+# `cargo test` alone is the quick tier: it skips the tests that need an outside program and
+# says which and why. Here they all run (--include-ignored), and a skipped test fails the run.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+started=$SECONDS
+phases=""
+phase() { # name: ends the phase that ran since the last call
+    phases="$phases$(printf '  %-44s %5d s' "$1" $((SECONDS - phase_start)))"$'\n'
+    phase_start=$SECONDS
+}
+phase_start=$SECONDS
 # A one-off run gains nothing from incremental caches, which were a third of target/ (2 GB).
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
-# The debug and release builds and Label Studio's venv take about 5 GB together (the trainer's
-# venv, cached in ~/.cache, another 6 GB once): say so up
-# front rather than fail half-way with "No space left on device".
+# The debug and release builds take about 5 GB; the Python environments (cached outside the
+# clone, in ~/.cache/ls-ml-backend) 7 GB more, once: say so up front rather than fail half-way
+# with "No space left on device".
 mkdir -p target
 free_kib=$(df -Pk target | awk 'NR == 2 { print $4 }')
 if [ "${free_kib:-0}" -lt $((6 * 1024 * 1024)) ]; then
@@ -16,29 +28,46 @@ if [ "${free_kib:-0}" -lt $((6 * 1024 * 1024)) ]; then
 fi
 scripts/setup-build-tools.sh
 scripts/setup-onnxruntime.sh
-# The end-to-end tests drive a real Label Studio; installed once into .venv-ls/.
+# Every Python environment is installed from its lock (scripts/python/), by uv.
 scripts/setup-label-studio.sh
-# The web page's test drives a real Chromium.
-scripts/setup-browser.sh
-# Video tracking decodes with ffmpeg.
-scripts/setup-ffmpeg.sh
-# Training jobs run Ultralytics in its own venv (cached outside the clone: ~6 GB once).
 scripts/setup-trainer.sh
+scripts/setup-browser.sh
+scripts/setup-ffmpeg.sh
+phase "setup (installs, or checks what is installed)"
+
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # The container files, with real linters (no Docker engine needed).
 scripts/lint-container.sh
-# The integration tests start the real server, which loads the plugin libraries built here.
-cargo build --workspace --locked
+phase "formatting and lints"
+
 log="$(mktemp)"
 report="$(mktemp)"
-trap 'rm -f "$log" "$report"' EXIT
+dist="$(mktemp -d)"
+smoke="$(mktemp -d)"
+trap 'rm -rf "$log" "$report" "$dist" "$smoke"' EXIT
+# The integration tests start the real server, which loads the plugin libraries built here.
+# The benchmark has no tests; it is built (release) and run below.
+cargo build --workspace --exclude ls-ml-bench --locked
+cargo test --workspace --exclude ls-ml-bench --locked --no-run
+phase "debug build"
 # Tests append their measurements (parity, timings, end-to-end counts) here.
 export LS_ML_TEST_REPORT="$report"
-cargo test --workspace --locked 2>&1 | tee "$log"
+cargo test --workspace --exclude ls-ml-bench --locked -- --include-ignored 2>&1 | tee "$log"
+phase "tests"
+# cargo prints one line per test binary; nothing may be skipped here.
+ignored=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) if ($i ~ /^ignored/) n += $(i-1) } END { print n + 0 }' "$log")
+if [ "$ignored" -ne 0 ]; then
+    echo "$ignored tests were skipped; CI runs every test" >&2
+    exit 1
+fi
+
+# One release build, for the package and the benchmark.
+cargo build --release --locked -p ls-ml-backend -p yolov8-detect -p yolov8-seg -p yolov8-cls -p yolov8-pose \
+    -p yolov8-obb -p sam -p ls-ml-bench
+phase "release build"
 # The container's build steps, run without Docker: package as the image does, then start the
 # packaged server from its own folder and ask it for /health.
-dist="$(mktemp -d)"
 scripts/package.sh "$dist"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 mkdir -p "$dist/models"
@@ -62,11 +91,22 @@ if [ "$healthy" != yes ] || [ -n "$missing" ]; then
     exit 1
 fi
 echo "packaged server: healthy, plugins: $(grep -c 'plugin .* loaded' "$dist/server.log")" | tee -a "$report"
-rm -rf "$dist"
+# The benchmark, briefly (1 s per load level, one round, no Python anchor): it must run end to
+# end; its figures go to the report. scripts/bench.sh is the real measurement.
+target/release/ls-ml-bench --repo . --out "$smoke" --seconds 1 --sets eval-a --tasks 1,16 --clients 1,4 \
+    --rounds 1 --python /nonexistent > "$smoke/table.txt" 2> "$smoke/progress.txt" || {
+    echo "the benchmark failed:" >&2
+    cat "$smoke/progress.txt" "$smoke/table.txt" >&2
+    exit 1
+}
+sed 's/^/benchmark smoke: /' "$smoke/table.txt" >> "$report"
+phase "package and benchmark smoke"
 
 echo
 echo "measured:"
 sed 's/^/  /' "$report"
-# cargo prints one line per test binary; end with the totals over all of them.
+echo "time:"
+printf '%s' "$phases"
+printf '  %-44s %5d s\n' "total" $((SECONDS - started))
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"

@@ -46,7 +46,7 @@ struct Args {
     #[arg(long, default_value_t = 4)]
     seconds: u64,
     /// Python with ultralytics and onnxruntime, for the anchor (skipped if missing).
-    #[arg(long, default_value = ".venv-bench/bin/python")]
+    #[arg(long, default_value = ".venv-fixtures/bin/python")]
     python: PathBuf,
     /// Write the server's log (info level: one line per request with its stage times) here,
     /// to see where the time goes. Logging costs a little time itself.

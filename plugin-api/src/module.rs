@@ -17,7 +17,7 @@ use crate::{
 /// added a field would refuse every older plugin. A later 2.x grows through what the
 /// functions carry instead: capability names, `Options` keys, new `PromptKind`,
 /// `ElementType` and `ErrorKind` numbers, and named operations through `call`. See
-/// `docs/plugins.md` for the rules, and `host/tests/plugin_abi.rs` for the builds that
+/// `docs/plugins.md` for the rules, and `host/tests/integration/plugin_abi.rs` for the builds that
 /// prove them.
 #[repr(C)]
 #[derive(StableAbi)]

@@ -198,16 +198,19 @@ fn parity(stem: &str) {
 }
 
 #[test]
+#[ignore = "needs ffmpeg and ffprobe (scripts/setup-ffmpeg.sh); scripts/test.sh runs it"]
 fn pan_matches_ultralytics() {
     parity("pan");
 }
 
 #[test]
+#[ignore = "needs ffmpeg and ffprobe (scripts/setup-ffmpeg.sh); scripts/test.sh runs it"]
 fn cross_matches_ultralytics() {
     parity("cross");
 }
 
 #[test]
+#[ignore = "needs ffmpeg and ffprobe (scripts/setup-ffmpeg.sh); scripts/test.sh runs it"]
 fn enter_leave_matches_ultralytics() {
     parity("enter-leave");
 }
@@ -215,6 +218,7 @@ fn enter_leave_matches_ultralytics() {
 /// A textured still, panned by the crop window moving (+4, +2) px a frame: the content moves by
 /// (-4, -2), with no rotation or scale. Stored losslessly, so the frames are exact crops.
 #[test]
+#[ignore = "needs ffmpeg and ffprobe (scripts/setup-ffmpeg.sh); scripts/test.sh runs it"]
 fn synthetic_pan_is_recovered() {
     let dir = std::env::temp_dir().join(format!("ls-tracking-gmc-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("a temp dir");
@@ -279,6 +283,7 @@ fn synthetic_pan_is_recovered() {
 }
 
 #[test]
+#[ignore = "needs ffmpeg and ffprobe (scripts/setup-ffmpeg.sh); scripts/test.sh runs it"]
 fn none_reset_and_bad_frames() {
     let (width, height, frames) = decode(&videos().join("pan.mp4"));
     let frame = |i: usize| FrameRef {

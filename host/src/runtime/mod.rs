@@ -6,7 +6,7 @@ mod pool;
 
 use std::{
     path::{Path, PathBuf},
-    sync::{Arc, atomic::AtomicUsize},
+    sync::{Arc, Mutex, atomic::AtomicUsize},
 };
 
 use log::{info, warn};
@@ -43,6 +43,33 @@ pub struct LoadedSessions {
     pub provider: Provider,
 }
 
+/// ONNX Runtime allows one environment per process, ever (a second one is refused even after
+/// the first is dropped). The server makes one Runtime; a process that makes more (the
+/// in-process tests, the benchmark) shares the first environment, which is kept for good.
+static ENVIRONMENT: Mutex<Option<(PathBuf, Environment)>> = Mutex::new(None);
+
+fn environment(library: &Path) -> Result<Environment, RuntimeError> {
+    let mut shared = ENVIRONMENT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some((loaded, env)) = shared.as_ref() {
+        if loaded != library {
+            return Err(RuntimeError::Library(format!(
+                "ONNX Runtime is already loaded from {} in this process; it cannot also load {}",
+                loaded.display(),
+                library.display()
+            )));
+        }
+        return Ok(env.clone());
+    }
+    let env = ort::init_from(library)
+        .map_err(|e| RuntimeError::Library(format!("could not load ONNX Runtime from {}: {e}", library.display())))?
+        .with_name("ls-ml-backend")
+        .with_telemetry(false)
+        .build()
+        .map_err(|e| RuntimeError::Environment(e.to_string()))?;
+    *shared = Some((library.to_path_buf(), env.clone()));
+    Ok(env)
+}
+
 pub struct Runtime {
     env: Environment,
     provider: Provider,
@@ -58,12 +85,7 @@ pub struct Runtime {
 impl Runtime {
     pub fn init(config: &Config) -> Result<Self, RuntimeError> {
         let library = library::locate(config.ort_dylib_path.as_deref()).map_err(RuntimeError::Library)?;
-        let env = ort::init_from(&library)
-            .map_err(|e| RuntimeError::Library(format!("could not load ONNX Runtime from {}: {e}", library.display())))?
-            .with_name("ls-ml-backend")
-            .with_telemetry(false)
-            .build()
-            .map_err(|e| RuntimeError::Environment(e.to_string()))?;
+        let env = environment(&library)?;
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         let sessions = config.sessions.unwrap_or(if cores >= 2 { 2 } else { 1 }).max(1);
         let intra_threads = config.intra_threads.unwrap_or((cores / sessions).max(1)).max(1);
