@@ -26,12 +26,15 @@ async fn follow(config: &Config, base: &str, project: u64, force: bool) -> Resul
         .timeout(Duration::from_secs(30))
         .build()
         .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
-    let auth = config.basic_auth().map(|(user, pass)| {
-        format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{}", pass.expose()))
-        )
-    });
+    let auth = config
+        .basic_auth()
+        .map_err(|e| format!("{e}: set both BASIC_AUTH_USER and BASIC_AUTH_PASS, or neither"))?
+        .map(|(user, pass)| {
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{}", pass.expose()))
+            )
+        });
     let request = |r: reqwest::RequestBuilder| match &auth {
         Some(a) => r.header("authorization", a),
         None => r,

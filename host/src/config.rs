@@ -40,8 +40,10 @@ impl fmt::Display for Provider {
                   in the working directory. RUST_LOG sets the log filter (default: info)."
 )]
 pub struct Config {
-    /// Address to listen on.
-    #[arg(long, env = "ML_BACKEND_ADDR", default_value = "0.0.0.0")]
+    /// Address to listen on. The default, loopback, is reachable from this machine only; set
+    /// `0.0.0.0` for Label Studio elsewhere (with BASIC_AUTH_USER / BASIC_AUTH_PASS to allow
+    /// changes and trainings).
+    #[arg(long, env = "ML_BACKEND_ADDR", default_value = "127.0.0.1")]
     pub addr: IpAddr,
 
     /// Port to listen on.
@@ -154,6 +156,11 @@ pub struct Config {
     #[arg(long, env = "ML_MAX_IMAGE_PIXELS", default_value_t = 64_000_000)]
     pub max_image_pixels: u64,
 
+    /// Largest image (width x height) of a smart-tool prompt (SAM, YOLO-seg clicks): its
+    /// masks are made at the image's own size, so one click costs several times the image.
+    #[arg(long, env = "ML_MAX_PROMPT_PIXELS", default_value_t = 25_000_000)]
+    pub max_prompt_pixels: u64,
+
     /// Largest video download, in MiB. Videos are streamed to a temporary file (local files
     /// are read in place), never held in memory whole.
     #[arg(long, env = "ML_MAX_VIDEO_MB", default_value_t = 1024)]
@@ -253,6 +260,35 @@ pub struct Config {
     #[arg(long, env = "BASIC_AUTH_PASS", hide_env_values = true)]
     pub basic_auth_pass: Option<Secret>,
 
+    /// Host names, besides localhost, 127.0.0.1 and [::1], that a server on a loopback
+    /// address answers to (comma-separated). Any other `Host` is refused, so that a web page
+    /// that rebinds its own name to 127.0.0.1 gets nothing.
+    #[arg(long, env = "ML_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
+
+    /// A secret that lets webhook events count toward automatic training without Basic auth:
+    /// give Label Studio the webhook URL `http://this-backend/webhook?secret=<it>`.
+    #[arg(long, env = "ML_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<Secret>,
+
+    /// Seconds a client has to send a request's headers, and that an idle connection stays
+    /// open; slower ones are closed.
+    #[arg(long, env = "ML_HEADER_TIMEOUT", default_value_t = 10)]
+    pub header_timeout_secs: u64,
+
+    /// Connections open at once; past it new ones wait until one closes.
+    #[arg(long, env = "ML_MAX_CONNECTIONS", default_value_t = 512)]
+    pub max_connections: usize,
+
+    /// Connections open at once from one address; past it new ones are closed at once.
+    #[arg(long, env = "ML_MAX_CONNECTIONS_PER_CLIENT", default_value_t = 128)]
+    pub max_connections_per_client: usize,
+
+    /// Failed Basic auth attempts from one address per minute; past it the address gets 429
+    /// until the minute is over.
+    #[arg(long, env = "ML_AUTH_FAILURES_PER_MINUTE", default_value_t = 20)]
+    pub auth_failures_per_minute: u32,
+
     /// Folder for the server's own state: job records and their working files (datasets,
     /// trainer runs). Default: `.state` inside the models folder (hidden, so never a model).
     #[arg(long, env = "ML_STATE_DIR")]
@@ -262,6 +298,10 @@ pub struct Config {
     /// until one has started.
     #[arg(long, env = "ML_JOBS_QUEUE", default_value_t = 16)]
     pub jobs_queue: usize,
+
+    /// Finished jobs kept (with their records and logs); older ones are forgotten.
+    #[arg(long, env = "ML_JOBS_KEEP", default_value_t = 200)]
+    pub jobs_keep: usize,
 
     /// The python of the trainer's venv (Ultralytics), which scripts/setup-trainer.sh installs.
     #[arg(long, env = "ML_TRAINER_PYTHON", default_value = ".venv-trainer/bin/python")]
@@ -371,11 +411,18 @@ impl Config {
         self.label_studio_api_key.as_ref().or(self.label_studio_token.as_ref())
     }
 
-    /// The Basic auth credentials, when both halves are set.
-    pub fn basic_auth(&self) -> Option<(String, Secret)> {
+    /// The Basic auth credentials: both halves, or neither. One half alone, or an empty one,
+    /// is an error, not auth switched off.
+    pub fn basic_auth(&self) -> Result<Option<(String, Secret)>, &'static str> {
         match (&self.basic_auth_user, &self.basic_auth_pass) {
-            (Some(user), Some(pass)) if !user.is_empty() => Some((user.clone(), pass.clone())),
-            _ => None,
+            (None, None) => Ok(None),
+            (Some(user), Some(pass)) if !user.trim().is_empty() && !pass.expose().is_empty() => {
+                Ok(Some((user.clone(), pass.clone())))
+            }
+            (Some(user), _) if user.trim().is_empty() => Err("BASIC_AUTH_USER is empty"),
+            (Some(_), Some(_)) => Err("BASIC_AUTH_PASS is empty"),
+            (Some(_), None) => Err("BASIC_AUTH_USER is set without BASIC_AUTH_PASS"),
+            (None, Some(_)) => Err("BASIC_AUTH_PASS is set without BASIC_AUTH_USER"),
         }
     }
 
@@ -433,6 +480,49 @@ mod tests {
         assert_eq!(config.port, 9090);
         assert_eq!(config.provider, Provider::Cpu);
         assert_eq!(config.models_dir, PathBuf::from("./models"));
+    }
+
+    #[test]
+    fn half_or_empty_basic_auth_is_an_error() {
+        let parse = |args: &[&str]| Config::parse_from([&["ls-ml-backend"], args].concat()).basic_auth();
+        assert!(parse(&[]).expect("none").is_none());
+        assert!(
+            parse(&["--basic-auth-user", "ann", "--basic-auth-pass", "pw"])
+                .expect("both")
+                .is_some()
+        );
+        for half in [
+            &["--basic-auth-user", "", "--basic-auth-pass", "pw"][..],
+            &["--basic-auth-user", "ann", "--basic-auth-pass", ""],
+            &["--basic-auth-user", "ann"],
+            &["--basic-auth-pass", "pw"],
+        ] {
+            assert!(parse(half).is_err(), "{half:?}");
+        }
+    }
+
+    /// Every setting is in the README's table and in `.env.example`, so neither falls behind.
+    #[test]
+    fn every_setting_is_documented() {
+        use clap::CommandFactory;
+        let readme = include_str!("../../README.md");
+        let example = include_str!("../../.env.example");
+        let mut missing = Vec::new();
+        for arg in Config::command().get_arguments() {
+            let Some(env) = arg.get_env().and_then(|e| e.to_str()) else {
+                continue;
+            };
+            if !readme.contains(&format!("`{env}`")) {
+                missing.push(format!("{env} (README)"));
+            }
+            if !example
+                .lines()
+                .any(|l| l.trim_start_matches(['#', ' ']).starts_with(&format!("{env}=")))
+            {
+                missing.push(format!("{env} (.env.example)"));
+            }
+        }
+        assert!(missing.is_empty(), "undocumented settings: {missing:?}");
     }
 
     #[test]

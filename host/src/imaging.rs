@@ -23,6 +23,11 @@ pub struct DecodeError(String);
 /// Decodes an image of at most `max_pixels` pixels. The size is read from the header first,
 /// so a decompression bomb is refused before any memory is spent on it.
 pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, DecodeError> {
+    decode_within(bytes, max_pixels, "ML_MAX_IMAGE_PIXELS")
+}
+
+/// The same, with the limit named by `setting` in the error.
+pub fn decode_within(bytes: &[u8], max_pixels: u64, setting: &str) -> Result<RgbImage, DecodeError> {
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| DecodeError(e.to_string()))?;
@@ -38,7 +43,7 @@ pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, DecodeError> {
     let (w, h) = decoder.dimensions();
     if w as u64 * h as u64 > max_pixels {
         return Err(DecodeError(format!(
-            "the image is {w}x{h} = {} pixels, more than the {max_pixels} allowed (ML_MAX_IMAGE_PIXELS)",
+            "the image is {w}x{h} = {} pixels, more than the {max_pixels} allowed ({setting})",
             w as u64 * h as u64
         )));
     }

@@ -36,8 +36,8 @@ pub enum StartError {
     ModelsDir { dir: String, source: std::io::Error },
     #[error("{0}")]
     Media(String),
-    #[error("set both BASIC_AUTH_USER and BASIC_AUTH_PASS, or neither")]
-    BasicAuth,
+    #[error("{0}: set both BASIC_AUTH_USER and BASIC_AUTH_PASS (neither empty), or neither")]
+    BasicAuth(&'static str),
     #[error("cannot listen on {addr}: {source}; is another program using the port? Set ML_BACKEND_PORT")]
     Listen { addr: SocketAddr, source: std::io::Error },
     #[error("cannot watch the models folder: {0}")]
@@ -122,18 +122,23 @@ pub async fn run(config: Config) -> Result<ExitCode, StartError> {
             }
         ),
     }
-    if config.basic_auth_user.is_some() != config.basic_auth_pass.is_some() {
-        return Err(StartError::BasicAuth);
-    }
-    let basic_auth = http::basic_auth::Expected::new(config.basic_auth());
+    let basic_auth = http::basic_auth::Expected::new(config.basic_auth().map_err(StartError::BasicAuth)?);
     if basic_auth.is_on() {
         info!("HTTP Basic auth is required on every endpoint except /health and /webhook");
     }
-    let writes = http::WritePolicy {
-        basic_auth: basic_auth.is_on(),
-        loopback: config.addr.is_loopback(),
-        user: config.basic_auth_user.clone(),
-    };
+    let trust = http::Trust::new(
+        basic_auth.is_on(),
+        config.addr.is_loopback(),
+        &config.allowed_hosts,
+        config.basic_auth_user.clone().filter(|_| basic_auth.is_on()),
+    );
+    if !basic_auth.is_on() && !config.addr.is_loopback() {
+        warn!(
+            "listening on {} without Basic auth: anyone who reaches the port may predict, but changes and trainings \
+             are refused until BASIC_AUTH_USER and BASIC_AUTH_PASS are set",
+            config.addr
+        );
+    }
     let api = Arc::new(LabelStudioApi::new(Arc::clone(&media)).map_err(StartError::Media)?);
     let predictor = Arc::new(Predictor {
         registry: Arc::clone(&registry),
@@ -149,6 +154,7 @@ pub async fn run(config: Config) -> Result<ExitCode, StartError> {
         polygon_tolerance: config.polygon_tolerance,
         interactive_conf: config.interactive_conf,
         max_image_pixels: config.max_image_pixels,
+        max_prompt_pixels: config.max_prompt_pixels,
         admission: Admission::new(config.queue_tasks),
         video: config.video_settings(),
     });
@@ -159,16 +165,18 @@ pub async fn run(config: Config) -> Result<ExitCode, StartError> {
         train: config.train_settings(),
         state_dir: config.state_dir(),
     };
-    let queue = config.jobs_queue;
-    let jobs = blocking(move || jobs::Jobs::start(context, queue))
+    let (queue, keep) = (config.jobs_queue, config.jobs_keep);
+    let jobs = blocking(move || jobs::Jobs::start(context, queue, keep))
         .await?
         .map_err(StartError::Jobs)?;
     let state = Arc::new(AppState {
         predictor,
         basic_auth,
+        auth_throttle: Arc::new(http::basic_auth::Throttle::new(config.auth_failures_per_minute)),
         max_body_bytes: config.max_body_mb.max(1) * 1024 * 1024,
         max_model_bytes: config.max_model_mb.max(1) * 1024 * 1024,
-        writes,
+        trust,
+        webhook_secret: config.webhook_secret.clone(),
         registry: Arc::clone(&registry),
         metrics,
         runtime,
@@ -200,13 +208,15 @@ pub async fn run(config: Config) -> Result<ExitCode, StartError> {
     .map_err(StartError::Watch)?;
 
     let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = warp::serve(http::routes(state))
-        .incoming(listener)
-        .graceful(async move {
-            shutdown_signal().await;
-            let _ = stopping.send(());
-        })
-        .run();
+    let limits = http::listener::Limits {
+        header_timeout: Duration::from_secs(config.header_timeout_secs.max(1)),
+        max_connections: config.max_connections,
+        per_client: config.max_connections_per_client,
+    };
+    let server = http::listener::serve(listener, warp::service(http::routes(state)), limits, async move {
+        shutdown_signal().await;
+        let _ = stopping.send(());
+    });
     let grace = Duration::from_secs(config.shutdown_timeout_secs);
     let outcome = tokio::select! {
         () = server => {

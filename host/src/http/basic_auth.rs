@@ -1,7 +1,12 @@
 //! Optional HTTP Basic auth (BASIC_AUTH_USER / BASIC_AUTH_PASS), the one kind of credentials
 //! Label Studio can send to a backend.
 
-use std::sync::Arc;
+use std::{
+    collections::HashMap,
+    net::IpAddr,
+    sync::{Arc, Mutex},
+    time::Instant,
+};
 
 use base64::Engine;
 use sha2::{Digest, Sha256};
@@ -14,6 +19,66 @@ use crate::config::Secret;
 pub struct Unauthorized;
 
 impl warp::reject::Reject for Unauthorized {}
+
+/// The rejection for an address that failed too often this minute; answered with 429.
+#[derive(Debug)]
+pub struct TooManyFailures {
+    pub retry_after_secs: u64,
+}
+
+impl warp::reject::Reject for TooManyFailures {}
+
+/// Failed attempts per client address in the current minute (ML_AUTH_FAILURES_PER_MINUTE),
+/// so that guessing the password takes years, not hours.
+pub struct Throttle {
+    per_minute: u32,
+    start: Instant,
+    failures: Mutex<HashMap<IpAddr, (u64, u32)>>,
+}
+
+impl Throttle {
+    pub fn new(per_minute: u32) -> Self {
+        Self {
+            per_minute: per_minute.max(1),
+            start: Instant::now(),
+            failures: Mutex::default(),
+        }
+    }
+
+    fn minute(&self) -> u64 {
+        self.start.elapsed().as_secs() / 60
+    }
+
+    /// Seconds until `ip` may try again, if it is over the limit.
+    fn blocked(&self, ip: IpAddr) -> Option<u64> {
+        let minute = self.minute();
+        let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        match failures.get(&ip) {
+            Some(&(m, n)) if m == minute && n >= self.per_minute => Some(60 - self.start.elapsed().as_secs() % 60),
+            _ => None,
+        }
+    }
+
+    fn failed(&self, ip: IpAddr) {
+        let minute = self.minute();
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        // Addresses of past minutes are forgotten, so a scan of many addresses stays bounded.
+        if failures.len() > 10_000 {
+            failures.retain(|_, (m, _)| *m == minute);
+        }
+        let entry = failures.entry(ip).or_insert((minute, 0));
+        if entry.0 != minute {
+            *entry = (minute, 0);
+        }
+        entry.1 += 1;
+        if entry.1 == self.per_minute {
+            log::warn!(
+                "{ip} failed Basic auth {} times this minute (ML_AUTH_FAILURES_PER_MINUTE): refused until the minute is over",
+                self.per_minute
+            );
+        }
+    }
+}
 
 /// What a client must send: the digest of `user:pass`. Comparing digests makes the check's
 /// time independent of where, or whether, the lengths differ.
@@ -55,19 +120,28 @@ fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
     std::hint::black_box(diff) == 0
 }
 
-/// Passes requests that carry the right credentials (all of them when auth is off).
-pub fn guard(expected: Expected) -> impl Filter<Extract = (), Error = Rejection> + Clone {
+/// Passes requests that carry the right credentials (all of them when auth is off); an
+/// address that failed too often this minute is refused without a check.
+pub fn guard(expected: Expected, throttle: Arc<Throttle>) -> impl Filter<Extract = (), Error = Rejection> + Clone {
     warp::header::optional::<String>("authorization")
-        .and_then(move |header: Option<String>| {
-            let admitted = expected.admits(header.as_deref());
-            async move {
-                if admitted {
+        .and(warp::ext::optional::<super::listener::ClientAddr>())
+        .and_then(
+            move |header: Option<String>, client: Option<super::listener::ClientAddr>| {
+                let verdict = if !expected.is_on() {
+                    Ok(())
+                } else if let Some(retry_after_secs) = client.and_then(|c| throttle.blocked(c.0)) {
+                    Err(warp::reject::custom(TooManyFailures { retry_after_secs }))
+                } else if expected.admits(header.as_deref()) {
                     Ok(())
                 } else {
+                    if let Some(client) = client {
+                        throttle.failed(client.0);
+                    }
                     Err(warp::reject::custom(Unauthorized))
-                }
-            }
-        })
+                };
+                async move { verdict }
+            },
+        )
         .untuple_one()
 }
 
@@ -90,6 +164,20 @@ mod tests {
         assert!(!expected.admits(Some("Bearer ann:s3cret")));
         assert!(!expected.admits(Some("Basic !!!")));
         assert!(!expected.admits(None));
+    }
+
+    #[test]
+    fn an_address_is_refused_past_its_failures_and_others_are_not() {
+        let throttle = Throttle::new(3);
+        let a: IpAddr = "10.0.0.1".parse().expect("ip");
+        let b: IpAddr = "10.0.0.2".parse().expect("ip");
+        for _ in 0..2 {
+            throttle.failed(a);
+        }
+        assert!(throttle.blocked(a).is_none(), "two of three");
+        throttle.failed(a);
+        assert!(throttle.blocked(a).is_some_and(|s| (1..=60).contains(&s)));
+        assert!(throttle.blocked(b).is_none());
     }
 
     #[test]

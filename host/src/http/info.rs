@@ -38,7 +38,7 @@ pub fn plugins(state: State) -> Response {
                 "api_version": p.api_version(),
                 "tasks": p.tasks(),
                 "capabilities": p.capabilities(),
-                "file": p.file.display().to_string(),
+                "file": crate::models::files::shown(&p.file),
             })
         })
         .collect();

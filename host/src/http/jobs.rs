@@ -67,17 +67,14 @@ pub fn submit(body: Bytes, state: State) -> Response {
             );
         }
     };
-    if let Some(imgsz) = options.imgsz
-        && imgsz % 32 != 0
-    {
-        return reply::error(
-            StatusCode::BAD_REQUEST,
-            format!("`imgsz` must be a multiple of 32, not {imgsz}"),
-        );
+    let problems = crate::models::train_problems(options.epochs, options.imgsz, options.batch, options.patience);
+    if !problems.is_empty() {
+        let problems: Vec<String> = problems.iter().map(|p| format!("`{p}")).collect();
+        return reply::error(StatusCode::BAD_REQUEST, problems.join("; "));
     }
     match state
         .jobs
-        .submit(request.kind, project, options, &format!("api ({})", state.writes.who()))
+        .submit(request.kind, project, options, &format!("api ({})", state.trust.who()))
     {
         Ok(job) => created(&job),
         Err(e) => submit_error(&e),
@@ -161,7 +158,7 @@ pub async fn rollback(name: String, state: State) -> Response {
         Ok(name) => name,
         Err(e) => return reply::error(StatusCode::BAD_REQUEST, e.to_string()),
     };
-    match jobs::rollback(&state.registry, &name, &state.writes.who()).await {
+    match jobs::rollback(&state.registry, &name, &state.trust.who()).await {
         Ok(status) => reply::json(&status),
         Err(e @ HistoryError::Nothing(_)) => reply::error(StatusCode::NOT_FOUND, e.to_string()),
         Err(HistoryError::Manage(e)) => reply::error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),

@@ -1,81 +1,16 @@
 //! The management API: upload, download and delete models, read and write their settings,
 //! try a model on an image. Thin routes over `models` and `pipeline`.
 //!
-//! Who may change models: with Basic auth on, whoever passes it (every route needs it).
-//! Without it, only a server bound to a loopback address takes changes; any other answers
-//! 403 saying how to turn them on. A browser's cross-site request is refused whatever the
-//! credentials, so a form on another site cannot delete a model.
+//! Who may change models is `trust`'s rule, applied by the routes.
 
 use bytes::Buf;
 use futures::{Stream, StreamExt};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
-use warp::{
-    Filter, Rejection,
-    http::{HeaderMap, StatusCode},
-    reply::Response,
-};
+use warp::{http::StatusCode, reply::Response};
 
 use super::{State, reply};
 use crate::models::{ManageError, checked_name};
-
-/// Where changes are allowed from.
-#[derive(Debug, Clone)]
-pub struct WritePolicy {
-    pub basic_auth: bool,
-    /// The server listens on a loopback address only.
-    pub loopback: bool,
-    /// The Basic-auth user, for the log lines of changes.
-    pub user: Option<String>,
-}
-
-impl WritePolicy {
-    pub fn who(&self) -> String {
-        match &self.user {
-            Some(user) => format!("user `{user}`"),
-            None => "a local client".to_string(),
-        }
-    }
-}
-
-/// The rejection for a change that is not allowed; answered with 403 and the reason.
-#[derive(Debug)]
-pub struct Forbidden(pub String);
-
-impl warp::reject::Reject for Forbidden {}
-
-/// Passes requests that may change models (see the module's comment).
-pub fn write_guard(policy: WritePolicy) -> impl Filter<Extract = (), Error = Rejection> + Clone {
-    warp::header::headers_cloned()
-        .and_then(move |headers: HeaderMap| {
-            let verdict = allowed(&policy, &headers);
-            async move { verdict.map_err(|why| warp::reject::custom(Forbidden(why))) }
-        })
-        .untuple_one()
-}
-
-fn allowed(policy: &WritePolicy, headers: &HeaderMap) -> Result<(), String> {
-    if !policy.basic_auth && !policy.loopback {
-        return Err(
-            "changing models through the API needs HTTP Basic auth when the server listens beyond this machine: set \
-             BASIC_AUTH_USER and BASIC_AUTH_PASS (or listen on 127.0.0.1)"
-                .to_string(),
-        );
-    }
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    if header("sec-fetch-site").is_some_and(|site| site.eq_ignore_ascii_case("cross-site")) {
-        return Err("a cross-site request may not change models".to_string());
-    }
-    if let (Some(origin), Some(host)) = (header("origin"), header("host")) {
-        let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
-        if !origin_host.eq_ignore_ascii_case(host) {
-            return Err(format!(
-                "a request from {origin} may not change models on {host} (another origin)"
-            ));
-        }
-    }
-    Ok(())
-}
 
 fn error(e: &ManageError) -> Response {
     let status = match e {
@@ -130,7 +65,7 @@ pub async fn upload(
             return error(&ManageError::Io(format!("the upload broke off: {e}")));
         }
     }
-    match state.registry.install(&name, staged, &state.writes.who()).await {
+    match state.registry.install(&name, staged, &state.trust.who()).await {
         Ok(status) => reply::json(&status),
         Err(e) => error(&e),
     }
@@ -185,22 +120,53 @@ pub async fn download(name: String, state: State) -> Response {
         Ok(file) => file,
         Err(e) => return error(&e),
     };
-    match tokio::fs::read(&file).await {
-        Ok(bytes) => {
-            let mut response = Response::new(bytes.into());
-            let headers = response.headers_mut();
-            headers.insert(
-                warp::http::header::CONTENT_TYPE,
-                warp::http::HeaderValue::from_static("application/octet-stream"),
-            );
-            if let Ok(value) = warp::http::HeaderValue::from_str(&format!("attachment; filename=\"{name}.onnx\"")) {
-                headers.insert(warp::http::header::CONTENT_DISPOSITION, value);
-            }
-            response
+    // Streamed in pieces, a few downloads at a time: a large model is never held in memory
+    // whole, however many clients ask for it.
+    let Ok(permit) = DOWNLOADS.acquire().await else {
+        return error(&ManageError::Io("the server is stopping".into()));
+    };
+    let opened = match tokio::fs::File::open(&file).await {
+        Ok(opened) => opened,
+        Err(e) => {
+            return error(&ManageError::Io(format!(
+                "cannot read {}: {e}",
+                crate::models::files::shown(&file)
+            )));
         }
-        Err(e) => error(&ManageError::Io(format!("cannot read {}: {e}", file.display()))),
+    };
+    let length = opened.metadata().await.ok().map(|m| m.len());
+    let chunks = futures::stream::unfold((opened, permit), |(mut opened, permit)| async move {
+        use tokio::io::AsyncReadExt;
+        let mut chunk = vec![0u8; 256 * 1024];
+        match opened.read(&mut chunk).await {
+            Ok(0) => None,
+            Ok(n) => {
+                chunk.truncate(n);
+                Some((Ok(bytes::Bytes::from(chunk)), (opened, permit)))
+            }
+            Err(e) => Some((Err(e), (opened, permit))),
+        }
+    });
+    let mut response = warp::reply::stream(chunks).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        warp::http::header::CONTENT_TYPE,
+        warp::http::HeaderValue::from_static("application/octet-stream"),
+    );
+    if let Some(length) = length {
+        headers.insert(
+            warp::http::header::CONTENT_LENGTH,
+            warp::http::HeaderValue::from(length),
+        );
     }
+    if let Ok(value) = warp::http::HeaderValue::from_str(&format!("attachment; filename=\"{name}.onnx\"")) {
+        headers.insert(warp::http::header::CONTENT_DISPOSITION, value);
+    }
+    response
 }
+
+/// Model downloads streaming at once; more wait their turn.
+static DOWNLOADS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
 
 /// `DELETE /models/NAME`.
 pub async fn delete(name: String, state: State) -> Response {
@@ -208,7 +174,7 @@ pub async fn delete(name: String, state: State) -> Response {
         Ok(name) => name,
         Err(e) => return error(&e),
     };
-    match state.registry.delete(&name, &state.writes.who()).await {
+    match state.registry.delete(&name, &state.trust.who()).await {
         Ok(()) => reply::json(&json!({ "deleted": name })),
         Err(e) => error(&e),
     }
@@ -233,7 +199,7 @@ pub async fn set_settings(name: String, body: bytes::Bytes, state: State) -> Res
         Err(response) => return *response,
     };
     let outcome = match checked_name(&name) {
-        Ok(name) => state.registry.set_settings(&name, &json, &state.writes.who()).await,
+        Ok(name) => state.registry.set_settings(&name, &json, &state.trust.who()).await,
         Err(e) => Err(e),
     };
     match outcome {
@@ -278,65 +244,5 @@ pub async fn try_model(
     match state.predictor.try_model(&name, request).await {
         Ok(answer) => reply::json(&answer),
         Err(e) => reply::api_error(&e),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (k, v) in pairs {
-            map.insert(*k, warp::http::HeaderValue::from_static(v));
-        }
-        map
-    }
-
-    const LOCAL: WritePolicy = WritePolicy {
-        basic_auth: false,
-        loopback: true,
-        user: None,
-    };
-
-    #[test]
-    fn cross_site_changes_are_refused() {
-        assert!(
-            allowed(&LOCAL, &headers(&[("host", "127.0.0.1:9090")])).is_ok(),
-            "curl sends no origin"
-        );
-        assert!(
-            allowed(
-                &LOCAL,
-                &headers(&[("host", "127.0.0.1:9090"), ("origin", "http://127.0.0.1:9090")])
-            )
-            .is_ok()
-        );
-        assert!(
-            allowed(
-                &LOCAL,
-                &headers(&[("host", "127.0.0.1:9090"), ("origin", "https://evil.example")])
-            )
-            .is_err()
-        );
-        assert!(allowed(&LOCAL, &headers(&[("sec-fetch-site", "cross-site")])).is_err());
-    }
-
-    #[test]
-    fn beyond_loopback_changes_need_basic_auth() {
-        let open = WritePolicy {
-            loopback: false,
-            ..LOCAL
-        };
-        assert!(
-            allowed(&open, &HeaderMap::new())
-                .unwrap_err()
-                .contains("BASIC_AUTH_USER")
-        );
-        let with_auth = WritePolicy {
-            basic_auth: true,
-            ..open
-        };
-        assert!(allowed(&with_auth, &HeaderMap::new()).is_ok());
     }
 }

@@ -10,6 +10,7 @@ mod metrics;
 mod predict;
 mod reply;
 mod setup;
+pub mod trust;
 mod ui;
 mod webhook;
 
@@ -22,13 +23,17 @@ use crate::{metrics::Metrics, models::Registry, pipeline::Predictor, runtime::Ru
 pub struct AppState {
     pub predictor: Arc<Predictor>,
     pub basic_auth: basic_auth::Expected,
+    pub auth_throttle: Arc<basic_auth::Throttle>,
     /// Largest request body (ML_MAX_BODY_MB). Label Studio sends all selected tasks in one
     /// /predict, each with its annotations, so the default is generous.
     pub max_body_bytes: u64,
     /// Largest model upload (ML_MAX_MODEL_MB).
     pub max_model_bytes: u64,
-    /// Who may change models through the API, and from where.
-    pub writes: manage::WritePolicy,
+    /// Who may change models and start work, and from where.
+    pub trust: trust::Trust,
+    /// ML_WEBHOOK_SECRET: a webhook event that carries it (`/webhook?secret=`) counts toward
+    /// automatic training even without Basic auth.
+    pub webhook_secret: Option<crate::config::Secret>,
     pub registry: Arc<Registry>,
     pub metrics: Arc<Metrics>,
     pub runtime: Arc<Runtime>,
@@ -40,8 +45,13 @@ pub struct AppState {
 
 pub type State = Arc<AppState>;
 
-pub use manage::WritePolicy;
+pub use trust::Trust;
 pub use webhook::AnnotationCounter;
+
+/// The first path segments the routes serve, the labels of the request metrics.
+const ENDPOINTS: [&str; 11] = [
+    "health", "ui", "setup", "predict", "webhook", "versions", "models", "jobs", "train", "plugins", "metrics",
+];
 
 pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     let with_state = {
@@ -51,7 +61,7 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Infa
     let body = warp::body::content_length_limit(state.max_body_bytes).and(warp::body::bytes());
     // Everything but /health and /webhook: Label Studio's auto-created webhook sends no
     // credentials, and /health must answer whoever asks whether we are up.
-    let auth = basic_auth::guard(state.basic_auth.clone());
+    let auth = basic_auth::guard(state.basic_auth.clone(), Arc::clone(&state.auth_throttle));
 
     // A browser at `/` is sent to the page; everyone else gets /health's JSON there.
     let to_page = warp::get()
@@ -77,6 +87,7 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Infa
     let setup = warp::path!("setup")
         .and(warp::post())
         .and(auth.clone())
+        .and(warp::header::headers_cloned())
         .and(body)
         .and(with_state.clone())
         .map(setup::handle);
@@ -88,7 +99,8 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Infa
         .then(predict::handle);
     let webhook = warp::path!("webhook")
         .and(warp::post())
-        .and(warp::header::optional::<String>("authorization"))
+        .and(warp::header::headers_cloned())
+        .and(warp::query::<std::collections::HashMap<String, String>>())
         .and(body)
         .and(with_state.clone())
         .map(webhook::handle);
@@ -107,8 +119,8 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Infa
         .and(auth.clone())
         .and(with_state.clone())
         .then(info::reload);
-    // The management API; changes pass the write guard too (see `manage`).
-    let writes = manage::write_guard(state.writes.clone());
+    // Changes and actions that cost pass the trust rule too (see `trust`).
+    let writes = trust::guard(state.trust.clone());
     let upload = warp::path!("models" / String)
         .and(warp::put())
         .and(auth.clone())
@@ -174,6 +186,7 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Infa
     let legacy_train = warp::path!("train")
         .and(warp::post())
         .and(auth.clone())
+        .and(writes.clone())
         .and(body)
         .and(with_state.clone())
         .map(jobs::legacy_train);
@@ -213,7 +226,7 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Infa
         .boxed();
 
     let log_state = Arc::clone(&state);
-    to_page
+    let api = to_page
         .or(page)
         .or(health)
         .or(setup)
@@ -230,8 +243,11 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Infa
         .or(try_model)
         .or(jobs)
         .or(plugins)
-        .or(metrics)
+        .or(metrics);
+    trust::host_guard(state.trust.clone())
+        .and(api)
         .recover(reply::rejection)
+        .with(warp::reply::with::headers(reply::security_headers()))
         .with(warp::log::custom(move |info| {
             let path = info.path();
             let endpoint = path
@@ -240,6 +256,13 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Infa
                 .next()
                 .filter(|s| !s.is_empty())
                 .unwrap_or("health");
+            // A label per endpoint, not per path: unknown paths would each add a series
+            // that is never freed.
+            let endpoint = if ENDPOINTS.contains(&endpoint) {
+                endpoint
+            } else {
+                "other"
+            };
             log_state.metrics.request(endpoint, info.status().as_u16());
             let line = format!(
                 "{} {} {} {:.1} ms",

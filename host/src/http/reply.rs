@@ -52,6 +52,16 @@ pub fn api_error(e: &ApiError) -> Response {
     response
 }
 
+/// Sent with every answer: no content sniffing, no framing, no referrer to other sites.
+pub fn security_headers() -> warp::http::HeaderMap {
+    use warp::http::{HeaderValue, header};
+    warp::http::HeaderMap::from_iter([
+        (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+        (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+        (header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
+    ])
+}
+
 pub async fn rejection(rejection: Rejection) -> Result<Response, Infallible> {
     let reply = if rejection.is_not_found() {
         error(
@@ -71,8 +81,17 @@ pub async fn rejection(rejection: Rejection) -> Result<Response, Infallible> {
             warp::http::HeaderValue::from_static("Basic realm=\"ls-ml-backend\""),
         );
         reply
-    } else if let Some(super::manage::Forbidden(why)) = rejection.find() {
-        error(StatusCode::FORBIDDEN, why.clone())
+    } else if let Some(super::basic_auth::TooManyFailures { retry_after_secs }) = rejection.find() {
+        let mut reply = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many failed Basic auth attempts from this address this minute; try again later",
+        );
+        if let Ok(value) = warp::http::HeaderValue::from_str(&retry_after_secs.to_string()) {
+            reply.headers_mut().insert(warp::http::header::RETRY_AFTER, value);
+        }
+        reply
+    } else if let Some(super::trust::Forbidden(why)) = rejection.find() {
+        error(StatusCode::FORBIDDEN, why.to_string())
     } else if rejection.find::<PayloadTooLarge>().is_some() {
         error(
             StatusCode::PAYLOAD_TOO_LARGE,

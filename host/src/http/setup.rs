@@ -13,15 +13,18 @@ use crate::pipeline::{ApiError, Plan};
 /// Answers with the version of the model(s) that would fill the project's label config.
 /// Loads nothing: Label Studio calls this before every prediction batch and gives it three
 /// seconds.
-pub fn handle(body: Bytes, state: State) -> Response {
+pub fn handle(headers: warp::http::HeaderMap, body: Bytes, state: State) -> Response {
     let request: SetupRequest = match reply::parse_body(&body) {
         Ok(r) => r,
         Err(response) => return *response,
     };
+    // Anyone who may call /setup learns the model version, but only a trusted caller (see
+    // `trust`) tells us where Label Studio is: the key goes there.
+    let trusted = state.trust.check(&headers).is_ok();
     state
         .predictor
         .media
-        .note_setup(request.hostname.as_deref(), request.access_token.as_ref());
+        .note_setup(request.hostname.as_deref(), request.access_token.as_ref(), trusted);
     let project = project_id(request.project.as_ref());
     let shown = project.as_deref().unwrap_or("(none)");
     // A schema that does not parse is the user's to fix in Label Studio; the project's model

@@ -1,17 +1,41 @@
 //! The web page (`/ui`): one HTML file with its script and styles, embedded at build time, so
 //! the page works offline and needs no build step.
 
+use std::sync::LazyLock;
+
+use base64::Engine;
+use sha2::{Digest, Sha256};
 use warp::{Reply, reply::Response};
 
 const PAGE: &str = include_str!("../../ui/index.html");
 
+/// The page only talks to this server and is never framed. Its one script is allowed by its
+/// hash, so a script injected into the page (say, through a model name) does not run.
+static POLICY: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "default-src 'self'; img-src 'self' data: blob: *; script-src '{}'; style-src 'unsafe-inline'; \
+         frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+        script_hash(PAGE)
+    )
+});
+
+/// `sha256-<base64>` of the page's inline script, as CSP hashes it.
+fn script_hash(page: &str) -> String {
+    let script = page
+        .split_once("<script>")
+        .and_then(|(_, rest)| rest.split_once("</script>"))
+        .map_or("", |(script, _)| script);
+    format!(
+        "sha256-{}",
+        base64::engine::general_purpose::STANDARD.encode(Sha256::digest(script.as_bytes()))
+    )
+}
+
 pub fn page() -> Response {
     warp::reply::with_header(
         warp::reply::with_header(PAGE, "content-type", "text/html; charset=utf-8"),
-        // The page only talks to this server; it is never framed by another site.
         "content-security-policy",
-        "default-src 'self'; img-src 'self' data: blob: *; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
-         frame-ancestors 'none'",
+        POLICY.as_str(),
     )
     .into_response()
 }
@@ -30,5 +54,13 @@ mod tests {
         assert!(wants_page(Some("text/html,application/xhtml+xml,*/*;q=0.8")));
         assert!(!wants_page(Some("application/json")));
         assert!(!wants_page(None));
+    }
+
+    #[test]
+    fn the_policy_allows_the_pages_one_script_by_hash() {
+        assert_eq!(PAGE.matches("<script").count(), 1, "one inline script, the one hashed");
+        assert!(!POLICY.contains("script-src 'unsafe-inline'"));
+        assert!(POLICY.contains(&format!("script-src '{}'", script_hash(PAGE))));
+        assert_ne!(script_hash(PAGE), script_hash("<script></script>"));
     }
 }

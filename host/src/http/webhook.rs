@@ -2,6 +2,11 @@
 //! (`START_TRAINING`, sent with the backend's credentials), and the project webhook Label
 //! Studio creates when the backend is connected (annotation events, sent without any).
 //! Answered quickly: Label Studio delivers project webhooks with a one-second timeout.
+//!
+//! Both start trainings, so both pass the trust rule (`trust`): Start Training needs it, and
+//! an annotation event counts toward automatic training only when it passes it, or carries
+//! ML_WEBHOOK_SECRET (`/webhook?secret=...`), since with Basic auth on Label Studio's own
+//! project webhook sends no credentials.
 
 use std::{collections::HashMap, sync::Mutex};
 
@@ -44,7 +49,21 @@ impl AnnotationCounter {
     }
 }
 
-pub fn handle(authorization: Option<String>, body: Bytes, state: State) -> Response {
+/// Whether the query names the webhook secret. Both sides are hashed first, so the time of
+/// the comparison tells nothing about where they differ.
+fn carries_secret(given: Option<&str>, secret: Option<&crate::config::Secret>) -> bool {
+    use sha2::{Digest, Sha256};
+    let (Some(given), Some(secret)) = (given, secret) else {
+        return false;
+    };
+    let a: [u8; 32] = Sha256::digest(given.as_bytes()).into();
+    let b: [u8; 32] = Sha256::digest(secret.expose().as_bytes()).into();
+    std::hint::black_box(a.iter().zip(&b).fold(0u8, |acc, (x, y)| acc | (x ^ y))) == 0
+}
+
+pub fn handle(headers: warp::http::HeaderMap, query: HashMap<String, String>, body: Bytes, state: State) -> Response {
+    let authorization = headers.get("authorization").and_then(|v| v.to_str().ok());
+    let trusted = state.basic_auth.admits(authorization) && state.trust.check(&headers).is_ok();
     let event: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let action = event.get("action").and_then(Value::as_str).unwrap_or("(no action)");
     let project_value = event.get("project").cloned().unwrap_or(Value::Null);
@@ -57,11 +76,14 @@ pub fn handle(authorization: Option<String>, body: Bytes, state: State) -> Respo
         "START_TRAINING" => {
             // Label Studio sends Start Training with the backend's Basic auth; the project
             // webhook's events come without, and never start training by themselves.
-            if !state.basic_auth.admits(authorization.as_deref()) {
+            if !state.basic_auth.admits(authorization) {
                 return reply::error(
                     StatusCode::UNAUTHORIZED,
                     "START_TRAINING needs the backend's Basic auth credentials (set them in the project's Model settings)",
                 );
+            }
+            if let Err(refusal) = state.trust.check(&headers) {
+                return reply::error(StatusCode::FORBIDDEN, refusal.to_string());
             }
             jobs::train_from_label_studio(&project_value, "label-studio (Start Training)", &state)
         }
@@ -71,6 +93,13 @@ pub fn handle(authorization: Option<String>, body: Bytes, state: State) -> Respo
                 Some(_) => 1,
                 None => 0,
             };
+            if !trusted && !carries_secret(query.get("secret").map(String::as_str), state.webhook_secret.as_ref()) {
+                log::info!(
+                    "webhook {action}: not counted toward automatic training (no Basic auth, another origin, or no \
+                     ML_WEBHOOK_SECRET)"
+                );
+                return reply::json(&json!({ "status": "ok" }));
+            }
             if let Some(project) = project
                 && state.annotations.add(project, n)
             {
@@ -95,6 +124,16 @@ pub fn handle(authorization: Option<String>, body: Bytes, state: State) -> Respo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_secret_must_match_exactly() {
+        let secret = crate::config::Secret::from("s3cret".to_string());
+        assert!(carries_secret(Some("s3cret"), Some(&secret)));
+        assert!(!carries_secret(Some("s3cre"), Some(&secret)));
+        assert!(!carries_secret(Some("s3cret "), Some(&secret)));
+        assert!(!carries_secret(None, Some(&secret)));
+        assert!(!carries_secret(Some(""), None), "no secret set: nothing matches");
+    }
 
     #[test]
     fn the_counter_fires_every_n_and_starts_over() {

@@ -89,7 +89,9 @@ struct Table {
 
 pub struct Jobs {
     table: Mutex<Table>,
-    saver: std::sync::mpsc::Sender<Job>,
+    saver: std::sync::mpsc::Sender<store::Write>,
+    /// Finished jobs kept (ML_JOBS_KEEP); older ones are forgotten, files and all.
+    keep: usize,
     queue_limit: usize,
     wake: HashMap<JobKind, Notify>,
     context: Context,
@@ -98,7 +100,7 @@ pub struct Jobs {
 impl Jobs {
     /// Loads the jobs kept in the state folder, fails those that were running (the server
     /// stopped under them), and starts the workers. Blocking (reads the folder).
-    pub fn start(context: Context, queue_limit: usize) -> Result<Arc<Jobs>, String> {
+    pub fn start(context: Context, queue_limit: usize, keep: usize) -> Result<Arc<Jobs>, String> {
         let store = store::Store::open(&context.state_dir)?;
         // Nothing runs yet: working files left by jobs that a stop interrupted go.
         let work = context.state_dir.join("work");
@@ -129,14 +131,25 @@ impl Jobs {
             store.save(job)?;
         }
         let next_id = jobs.keys().next_back().map_or(1, |id| id + 1);
-        let (saver, saves) = std::sync::mpsc::channel::<Job>();
+        let keep = keep.max(1);
+        let finished: Vec<u64> = jobs.values().filter(|j| j.state.is_finished()).map(|j| j.id).collect();
+        for id in finished.iter().take(finished.len().saturating_sub(keep)) {
+            jobs.remove(id);
+            store.remove(*id);
+        }
+        let (saver, saves) = std::sync::mpsc::channel::<store::Write>();
         std::thread::Builder::new()
             .name("job-store".into())
             .spawn(move || {
                 // One writer, in order: a later state never loses to an earlier one.
-                while let Ok(job) = saves.recv() {
-                    if let Err(e) = store.save(&job) {
-                        log::error!("{e}");
+                while let Ok(write) = saves.recv() {
+                    match write {
+                        store::Write::Save(job) => {
+                            if let Err(e) = store.save(&job) {
+                                log::error!("{e}");
+                            }
+                        }
+                        store::Write::Remove(id) => store.remove(id),
                     }
                 }
             })
@@ -149,6 +162,7 @@ impl Jobs {
                 children: HashMap::new(),
             }),
             saver,
+            keep,
             queue_limit: queue_limit.max(1),
             wake: JobKind::ALL.into_iter().map(|k| (k, Notify::new())).collect(),
             context,
@@ -190,6 +204,16 @@ impl Jobs {
             table.next_id += 1;
             let job = Job::new(id, kind, project, options, origin);
             table.jobs.insert(id, job.clone());
+            let finished: Vec<u64> = table
+                .jobs
+                .values()
+                .filter(|j| j.state.is_finished())
+                .map(|j| j.id)
+                .collect();
+            for id in finished.iter().take(finished.len().saturating_sub(self.keep)) {
+                table.jobs.remove(id);
+                let _ = self.saver.send(store::Write::Remove(*id));
+            }
             job
         };
         log::info!(
@@ -204,7 +228,7 @@ impl Jobs {
                 .map(|o| format!(", options {o}"))
                 .unwrap_or_default()
         );
-        let _ = self.saver.send(job.clone());
+        let _ = self.saver.send(store::Write::Save(Box::new(job.clone())));
         if let Some(wake) = self.wake.get(&kind) {
             wake.notify_one();
         }
@@ -241,7 +265,7 @@ impl Jobs {
                 job.step = "cancelled before it started".into();
                 job.finished_at = Some(record::now());
                 log::info!("job {id} cancelled while queued");
-                let _ = self.saver.send(job.clone());
+                let _ = self.saver.send(store::Write::Save(Box::new(job.clone())));
             }
             JobState::Running => {
                 if let Some(switch) = switch {
@@ -305,7 +329,7 @@ impl Jobs {
                 notified.await;
                 continue;
             };
-            let _ = self.saver.send(job.clone());
+            let _ = self.saver.send(store::Write::Save(Box::new(job.clone())));
             let handle = Handle {
                 jobs: Arc::clone(&self),
                 id: job.id,
@@ -396,7 +420,7 @@ impl Handle {
             })
         };
         if let Some(job) = snapshot {
-            let _ = self.jobs.saver.send(job);
+            let _ = self.jobs.saver.send(store::Write::Save(Box::new(job)));
         }
     }
 

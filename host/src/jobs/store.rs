@@ -8,6 +8,12 @@ use std::{
 
 use super::record::Job;
 
+/// What the store's one writer does next.
+pub enum Write {
+    Save(Box<Job>),
+    Remove(u64),
+}
+
 pub struct Store {
     dir: PathBuf,
 }
@@ -48,6 +54,15 @@ impl Store {
         }
         jobs.sort_by_key(|j| j.id);
         jobs
+    }
+
+    /// Forgets a job: its record goes. Blocking.
+    pub fn remove(&self, id: u64) {
+        if let Err(e) = fs::remove_file(self.file(id))
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            log::warn!("cannot remove the record of job {id}: {e}");
+        }
     }
 
     /// Writes the job's state. Blocking.

@@ -12,7 +12,10 @@
 
 use std::{
     path::{Component, Path, PathBuf},
-    sync::{Arc, RwLock},
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
@@ -199,6 +202,7 @@ pub struct MediaClient {
     max_bytes: u64,
     cache: MediaCache,
     policy: Arc<MediaPolicy>,
+    untrusted_setup_logged: AtomicBool,
 }
 
 impl MediaClient {
@@ -243,6 +247,7 @@ impl MediaClient {
             label_studio,
             credentials: config.api_key().cloned().map(|k| Arc::new(Credentials::new(k))),
             setup: RwLock::new(SetupHints::default()),
+            untrusted_setup_logged: AtomicBool::new(false),
             local_root,
             max_bytes: config.max_image_bytes,
             cache: MediaCache::new(config.media_cache_mb.saturating_mul(1024 * 1024)),
@@ -255,22 +260,41 @@ impl MediaClient {
         self.credentials.as_ref().map(|c| c.kind())
     }
 
-    /// Remembers what /setup said: Label Studio's address (used when LABEL_STUDIO_URL is unset)
-    /// and the project creator's legacy token (used when LABEL_STUDIO_API_KEY is unset).
-    pub fn note_setup(&self, hostname: Option<&str>, token: Option<&Secret>) {
+    /// Remembers what a trusted /setup said (see `http::trust`): Label Studio's address, used
+    /// when LABEL_STUDIO_URL is unset, and the project creator's legacy token, used when
+    /// LABEL_STUDIO_API_KEY is unset. The first trusted address is kept for good: no later
+    /// request re-points the key, and an untrusted /setup changes nothing. The address from
+    /// /setup is not exempt from the media policy either; only LABEL_STUDIO_URL is.
+    pub fn note_setup(&self, hostname: Option<&str>, token: Option<&Secret>, trusted: bool) {
         let hostname = hostname
             .map(str::trim)
             .filter(|h| h.starts_with("http://") || h.starts_with("https://"))
             .and_then(|h| base_url(h).ok());
-        let mut setup = self.setup.write().unwrap_or_else(|e| e.into_inner());
-        if hostname.is_some() && setup.hostname != hostname {
-            if self.label_studio.is_none()
-                && let Some(h) = &hostname
-            {
-                log::info!("Label Studio's address from /setup: {h} (LABEL_STUDIO_URL is not set)");
-                self.policy.set_label_studio(h);
+        if !trusted {
+            if (hostname.is_some() || token.is_some()) && !self.untrusted_setup_logged.swap(true, Ordering::Relaxed) {
+                log::warn!(
+                    "a /setup that is not trusted (no Basic auth beyond loopback, or another origin) named a Label \
+                     Studio address or token: ignored, here and from now on. Set LABEL_STUDIO_URL, or BASIC_AUTH_USER \
+                     and BASIC_AUTH_PASS"
+                );
             }
-            setup.hostname = hostname;
+            return;
+        }
+        let mut setup = self.setup.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(h) = hostname
+            && self.label_studio.is_none()
+        {
+            match &setup.hostname {
+                None => {
+                    log::info!("Label Studio's address from the first /setup: {h} (LABEL_STUDIO_URL is not set)");
+                    setup.hostname = Some(h);
+                }
+                Some(fixed) if *fixed != h => log::warn!(
+                    "a /setup named Label Studio at {h}, but it is fixed at {fixed} since the first /setup: ignored \
+                     (set LABEL_STUDIO_URL to choose)"
+                ),
+                Some(_) => {}
+            }
         }
         if let Some(token) = token.filter(|t| !t.expose().trim().is_empty())
             && setup.token.as_ref() != Some(token)
@@ -700,14 +724,14 @@ mod tests {
             c.resolve("/data/upload/1/a.png", None),
             Err(MediaError::NoLabelStudioUrl(_))
         ));
-        c.note_setup(Some("http://localhost:8080"), None);
+        c.note_setup(Some("http://localhost:8080"), None, true);
         assert_eq!(
             http_url(c.resolve("/data/upload/1/a.png", None).expect("resolve")),
             "http://localhost:8080/data/upload/1/a.png"
         );
         // LABEL_STUDIO_URL wins over what /setup says.
         let c = client(Some("http://ls.internal:8080"));
-        c.note_setup(Some("http://localhost:8080"), None);
+        c.note_setup(Some("http://localhost:8080"), None, true);
         assert_eq!(
             http_url(c.resolve("/data/upload/1/a.png", None).expect("resolve")),
             "http://ls.internal:8080/data/upload/1/a.png"
@@ -715,13 +739,37 @@ mod tests {
     }
 
     #[test]
+    fn the_first_trusted_setup_fixes_the_address_and_untrusted_ones_change_nothing() {
+        let c = client(None);
+        c.note_setup(
+            Some("http://attacker.example"),
+            Some(&Secret::from("t".to_string())),
+            false,
+        );
+        assert!(c.label_studio().is_none(), "an untrusted /setup names no address");
+        assert!(c.credentials().is_none(), "nor a token");
+        c.note_setup(Some("http://localhost:8080"), None, true);
+        c.note_setup(Some("http://attacker.example"), None, true);
+        assert_eq!(
+            c.label_studio().map(|u| u.to_string()).as_deref(),
+            Some("http://localhost:8080/"),
+            "the first trusted address stays"
+        );
+        // Not exempt from the media policy: only LABEL_STUDIO_URL is.
+        assert!(
+            !c.policy
+                .is_label_studio(&Url::parse("http://localhost:8080/x").expect("url"))
+        );
+    }
+
+    #[test]
     fn setup_token_is_used_only_without_a_configured_key() {
         let c = client(None);
         assert!(c.credentials().is_none());
-        c.note_setup(None, Some(&Secret::from("legacy".to_string())));
+        c.note_setup(None, Some(&Secret::from("legacy".to_string())), true);
         assert!(c.credentials().is_some_and(|k| k.kind() == KeyKind::Legacy));
         let c = client_with(&["--label-studio-api-key", "configured"]);
-        c.note_setup(None, Some(&Secret::from("legacy".to_string())));
+        c.note_setup(None, Some(&Secret::from("legacy".to_string())), true);
         let creds = c.credentials().expect("credentials");
         assert!(Arc::ptr_eq(&creds, c.credentials.as_ref().expect("configured")));
     }

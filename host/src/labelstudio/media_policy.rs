@@ -52,7 +52,7 @@ impl MediaPolicy {
             .is_some_and(|(ls, _)| ls.eq_ignore_ascii_case(host))
     }
 
-    fn is_label_studio(&self, url: &Url) -> bool {
+    pub(crate) fn is_label_studio(&self, url: &Url) -> bool {
         self.label_studio
             .read()
             .unwrap_or_else(|e| e.into_inner())

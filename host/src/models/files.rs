@@ -122,6 +122,12 @@ pub fn model_of(path: &Path) -> Option<String> {
 
 /// The model name in a label config's `model_path`: a plain file name, never a path. The
 /// error is the reason, for the person who wrote the config.
+/// A file as answers show it: its name, without the folder.
+pub fn shown(path: &Path) -> String {
+    path.file_name()
+        .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
+}
+
 pub fn name_in_model_path(path: &str) -> Result<&str, &'static str> {
     let trimmed = path.trim();
     if trimmed.contains(['/', '\\', '\0']) || trimmed.contains("..") {

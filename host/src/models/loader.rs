@@ -80,14 +80,14 @@ impl Loader<'_> {
                             .join(" and ")
                     ));
                 }
-                Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+                Err(e) => return Err(format!("cannot read {}: {e}", files::shown(path))),
             }
         }
         let sidecar_path = sidecar_path.to_path_buf();
         let sidecar_text = match fs::read_to_string(&sidecar_path) {
             Ok(text) => Some(text),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(format!("cannot read {}: {e}", sidecar_path.display())),
+            Err(e) => return Err(format!("cannot read {}: {e}", files::shown(&sidecar_path))),
         };
         let mut hasher = Sha256::new();
         for (graph, _, bytes) in &contents {

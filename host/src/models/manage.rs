@@ -63,16 +63,35 @@ pub fn checked_name(raw: &str) -> Result<String, ManageError> {
     if plain != name.trim() || plain.contains(char::is_whitespace) {
         return Err(refuse("give the name without `.onnx` or spaces"));
     }
+    // Names show up in file names, logs and the web page: plain ASCII only, no control or
+    // bidi characters, and short enough for any file system with its suffixes.
+    if plain.len() > 128 || !plain.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) {
+        return Err(refuse(
+            "a model name is 1 to 128 of the characters A-Z, a-z, 0-9, `.`, `_` and `-`",
+        ));
+    }
+    // `sam.encoder` is half of the model `sam`, not a model of its own.
+    if let Some(graph) = files::GRAPHS.iter().find(|g| plain.ends_with(&format!(".{g}"))) {
+        return Err(refuse(match *graph {
+            "encoder" => "`NAME.encoder` is the encoder of the model pair NAME: upload or change NAME itself",
+            _ => "`NAME.decoder` is the decoder of the model pair NAME: upload or change NAME itself",
+        }));
+    }
     Ok(plain.to_string())
 }
 
 static UPLOADS: AtomicU64 = AtomicU64::new(0);
 
-/// SHA-256 of a file, in hex (for the log line of a change). Blocking.
+/// SHA-256 of a file, in hex (for the log line of a change), read in pieces so that a large
+/// model is not held in memory a second time. Blocking.
 fn content_hash(path: &Path) -> String {
-    std::fs::read(path)
-        .map(|bytes| hex::encode(Sha256::digest(&bytes)))
-        .unwrap_or_else(|_| "-".to_string())
+    let hash = || -> std::io::Result<String> {
+        let mut file = std::fs::File::open(path)?;
+        let mut hasher = Sha256::new();
+        std::io::copy(&mut file, &mut hasher)?;
+        Ok(hex::encode(hasher.finalize()))
+    };
+    hash().unwrap_or_else(|_| "-".to_string())
 }
 
 impl Registry {
@@ -143,7 +162,7 @@ impl Registry {
         blocking(move || match std::fs::read_to_string(&path) {
             Ok(text) => Sidecar::parse(&path, &text).map(Some).map_err(ManageError::Io),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(ManageError::Io(format!("cannot read {}: {e}", path.display()))),
+            Err(e) => Err(ManageError::Io(format!("cannot read {}: {e}", files::shown(&path)))),
         })
         .await?
     }
@@ -182,7 +201,7 @@ impl Registry {
             };
             for path in all.iter().filter(|p| p.is_file()) {
                 std::fs::remove_file(path)
-                    .map_err(|e| ManageError::Io(format!("cannot delete {}: {e}", path.display())))?;
+                    .map_err(|e| ManageError::Io(format!("cannot delete {}: {e}", files::shown(path))))?;
             }
             match std::fs::remove_file(files::sidecar_of(&file)) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(ManageError::Io(format!(
@@ -207,7 +226,7 @@ impl Registry {
                     .map(|s| s.to_json())
                     .map_err(ManageError::Io),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Sidecar::default().to_json()),
-                Err(e) => Err(ManageError::Io(format!("cannot read {}: {e}", path.display()))),
+                Err(e) => Err(ManageError::Io(format!("cannot read {}: {e}", files::shown(&path)))),
             }
         })
         .await?
@@ -231,7 +250,7 @@ impl Registry {
                 .and_then(|()| std::fs::rename(&staged, &path))
                 .map_err(|e| {
                     let _ = std::fs::remove_file(&staged);
-                    ManageError::Io(format!("cannot write {}: {e}", path.display()))
+                    ManageError::Io(format!("cannot write {}: {e}", files::shown(&path)))
                 })
         })
         .await??;
@@ -253,8 +272,26 @@ mod tests {
     #[test]
     fn names_follow_the_model_path_rules() {
         assert_eq!(checked_name("det").ok().as_deref(), Some("det"));
-        for bad in ["../det", "a/b", ".hidden", "", "det.onnx", "a b", "..%2Fdet", "a%20b"] {
+        assert_eq!(checked_name("yolo_v8-n.2").ok().as_deref(), Some("yolo_v8-n.2"));
+        let long = "x".repeat(129);
+        for bad in [
+            "../det",
+            "a/b",
+            ".hidden",
+            "",
+            "det.onnx",
+            "a b",
+            "..%2Fdet",
+            "a%20b",
+            "a%07b",
+            "evil\u{202e}gnp",
+            "d\u{e9}t",
+            &long,
+            "sam.encoder",
+            "sam.decoder",
+        ] {
             assert!(checked_name(bad).is_err(), "{bad:?}");
         }
+        assert!(checked_name(&"x".repeat(128)).is_ok());
     }
 }

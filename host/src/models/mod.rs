@@ -21,6 +21,6 @@ pub use model::{Described, LoadedModel, Overrides};
 pub use registry::Registry;
 pub use routing::RouteError;
 pub use run::{RunError, RunTimes};
-pub use sidecar::{Sidecar, TrainTable};
+pub use sidecar::{Sidecar, TrainTable, train_problems};
 pub use status::ModelStatus;
 pub use table::LoadState;

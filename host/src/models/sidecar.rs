@@ -102,13 +102,8 @@ impl Sidecar {
             ));
         }
         if let Some(train) = &self.train {
-            for (key, value) in [("epochs", train.epochs), ("imgsz", train.imgsz), ("batch", train.batch)] {
-                if value == Some(0) {
-                    problems.push(("train", format!("`train.{key}` must be at least 1")));
-                }
-            }
-            if train.imgsz.is_some_and(|s| s % 32 != 0) {
-                problems.push(("train", "`train.imgsz` must be a multiple of 32".to_string()));
+            for problem in train_problems(train.epochs, train.imgsz, train.batch, train.patience) {
+                problems.push(("train", format!("`train.{problem}")));
             }
         }
         problems
@@ -194,6 +189,34 @@ fn project_ids<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D:
         .collect())
 }
 
+/// What is wrong with training settings, each as "key` must ...": the same bounds for a
+/// sidecar's `[train]` table and a job's options, so that neither can ask for a run that
+/// never ends or an image size no GPU holds.
+pub fn train_problems(
+    epochs: Option<u32>,
+    imgsz: Option<u32>,
+    batch: Option<u32>,
+    patience: Option<u32>,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (key, value, max) in [
+        ("epochs", epochs, 10_000),
+        ("imgsz", imgsz, 4096),
+        ("batch", batch, 1024),
+        ("patience", patience, 10_000),
+    ] {
+        if let Some(value) = value
+            && !(1..=max).contains(&value)
+        {
+            problems.push(format!("{key}` must be from 1 to {max}, not {value}"));
+        }
+    }
+    if imgsz.is_some_and(|s| s % 32 != 0) {
+        problems.push("imgsz` must be a multiple of 32".to_string());
+    }
+    problems
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -239,6 +262,12 @@ mod tests {
                 .contains("multiple of 32")
         );
         assert!(parse("[train]\nepoch = 3").expect_err("typo").contains("epoch"));
+        assert!(
+            parse("[train]\nepochs = 4294967295")
+                .expect_err("huge")
+                .contains("from 1 to 10000")
+        );
+        assert!(parse("[train]\nbatch = 0").expect_err("zero").contains("batch"));
     }
 
     #[test]

@@ -54,7 +54,8 @@ pub(super) fn statuses(table: &Table) -> Vec<ModelStatus> {
             let m = slot.serving.as_ref();
             ModelStatus {
                 name: name.clone(),
-                file: slot.file.display().to_string(),
+                // The file's name only: answers never show where the server keeps its files.
+                file: super::files::shown(&slot.file),
                 state: slot.load.state(),
                 serving: m.is_some(),
                 error: match &slot.load {

@@ -96,8 +96,8 @@ impl Predictor {
         let bytes = self.media.fetch(reference, task.id.as_ref()).await?;
         stages.push(("fetch".to_string(), ms(t)));
         let t = Instant::now();
-        let max_pixels = self.max_image_pixels;
-        let image = Arc::new(blocking(move || imaging::decode(&bytes, max_pixels)).await??);
+        let (max_pixels, setting) = self.prompt_pixel_limit();
+        let image = Arc::new(blocking(move || imaging::decode_within(&bytes, max_pixels, setting)).await??);
         stages.push(("decode".to_string(), ms(t)));
         let size = ImageSize {
             width: image.width,

@@ -60,11 +60,22 @@ pub struct Predictor {
     pub interactive_conf: f32,
     /// Larger images are refused before they are decoded.
     pub max_image_pixels: u64,
+    /// The same for a smart-tool prompt, whose masks are made at the image's own size.
+    pub max_prompt_pixels: u64,
     pub admission: Admission,
     pub video: crate::video::VideoSettings,
 }
 
 impl Predictor {
+    /// The pixel limit of a prompted image, and the setting that sets it.
+    pub(crate) fn prompt_pixel_limit(&self) -> (u64, &'static str) {
+        if self.max_prompt_pixels < self.max_image_pixels {
+            (self.max_prompt_pixels, "ML_MAX_PROMPT_PIXELS")
+        } else {
+            (self.max_image_pixels, "ML_MAX_IMAGE_PIXELS")
+        }
+    }
+
     pub async fn predict(&self, request: PredictRequest) -> Result<Outcome, ApiError> {
         let _admitted = self.admission.admit(request.tasks.len())?;
         let project = project_id(request.project.as_ref());

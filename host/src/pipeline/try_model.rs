@@ -115,6 +115,10 @@ fn instance_json(instance: &Instance, class_names: &[String]) -> Value {
 
 impl Predictor {
     pub async fn try_model(&self, name: &str, request: TryRequest) -> Result<Value, ApiError> {
+        // A try is a task like /predict's: admitted, and holding an image only in one of the
+        // task slots (ML_TASK_CONCURRENCY), so that tries cannot add up past the memory bound.
+        let _admitted = self.admission.admit(1)?;
+        let _slot = self.in_flight.acquire().await;
         let model = self.registry.by_path(name)?;
         let config = request.label_config.as_deref().map(LabelConfig::parse).transpose()?;
         let prompt = request.prompt();
@@ -123,8 +127,14 @@ impl Predictor {
             (_, Some(url)) => self.media.fetch(&url, None).await.map_err(TaskError::from)?,
             _ => return Err(ApiError::Try(TaskError::NoImage("the body (or `url`)".into()))),
         };
-        let max_pixels = self.max_image_pixels;
-        let image = off_executor(move || imaging::decode(&bytes, max_pixels))
+        // A prompt's masks are made at the image's own size, several at a time: prompt models
+        // get a smaller pixel limit.
+        let (max_pixels, setting) = if prompt.is_some() {
+            self.prompt_pixel_limit()
+        } else {
+            (self.max_image_pixels, "ML_MAX_IMAGE_PIXELS")
+        };
+        let image = off_executor(move || imaging::decode_within(&bytes, max_pixels, setting))
             .await
             .map_err(TaskError::from)?
             .map_err(TaskError::from)?;

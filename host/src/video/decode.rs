@@ -64,7 +64,9 @@ impl FrameStream {
         let mut child = Command::new(ffmpeg)
             // Its own process group, so that a kill reaches whatever it started too.
             .process_group(0)
-            .args(["-nostdin", "-hide_banner", "-nostats", "-loglevel", "info", "-i"])
+            .args(["-nostdin", "-hide_banner", "-nostats", "-loglevel", "info"])
+            .args(super::INPUT_WHITELISTS)
+            .arg("-i")
             .arg(file)
             .arg("-map")
             .arg(format!("0:{}", info.stream_index))

@@ -14,6 +14,17 @@ use std::{path::PathBuf, time::Duration};
 
 use probe::VideoInfo;
 
+/// Given to ffprobe and ffmpeg before their input. A video is read from a local file only (no
+/// network, no other files: a "video" that is really an HLS playlist or a concat list would
+/// otherwise make them read what it names), and only by the demuxers of real video containers,
+/// whatever the build of ffmpeg allows by default.
+pub const INPUT_WHITELISTS: [&str; 4] = [
+    "-protocol_whitelist",
+    "file,pipe",
+    "-format_whitelist",
+    "mov,matroska,avi,mpegts,flv,ogg,mpeg,asf",
+];
+
 /// The programs and the limits a video task runs under.
 #[derive(Debug, Clone)]
 pub struct VideoSettings {

@@ -69,6 +69,7 @@ struct Format {
 pub async fn probe(ffprobe: &Path, file: &Path, stall: Duration) -> Result<VideoInfo, VideoError> {
     let mut command = tokio::process::Command::new(ffprobe);
     command
+        .args(super::INPUT_WHITELISTS)
         .args([
             "-v",
             "error",
@@ -93,7 +94,12 @@ pub async fn probe(ffprobe: &Path, file: &Path, stall: Duration) -> Result<Video
         .map_err(|e| VideoError::Unreadable(e.to_string()))?;
     if !output.status.success() {
         let said = String::from_utf8_lossy(&output.stderr);
-        return Err(VideoError::Unreadable(last_line(&said)));
+        // What a whitelist refused says more than the "Invalid argument" that follows it.
+        let refused = said
+            .lines()
+            .find(|l| l.contains("not on whitelist"))
+            .map(|l| format!("{} (only local files of real video containers are read)", l.trim()));
+        return Err(VideoError::Unreadable(refused.unwrap_or_else(|| last_line(&said))));
     }
     parse(&output.stdout)
 }

@@ -26,6 +26,7 @@ mod polygon_fidelity;
 mod reliability;
 mod runtime_layout;
 mod sam_parity;
+mod security;
 mod seg_parity;
 mod server;
 mod soak;

@@ -156,7 +156,7 @@ async fn whole_request_problems_get_a_clear_status() {
     stream.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
     write!(
         stream,
-        "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        "POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
         2 * 1024 * 1024
     )
     .expect("send headers");
@@ -528,7 +528,7 @@ async fn oversized_headers_are_refused_and_the_server_goes_on() {
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
     stream.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
     let huge = "x".repeat(1024 * 1024);
-    let request = format!("GET /health HTTP/1.1\r\nHost: x\r\nX-Junk: {huge}\r\n\r\n");
+    let request = format!("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Junk: {huge}\r\n\r\n");
     let _ = stream.write_all(request.as_bytes());
     let mut answer = Vec::new();
     let _ = std::io::Read::read_to_end(&mut stream, &mut answer);

@@ -458,3 +458,44 @@ async fn a_frame_step_tracks_every_nth_frame_of_a_local_file() {
     }
     // The boxes themselves are checked against Ultralytics' vid_stride=2 in the test above.
 }
+
+#[tokio::test]
+#[ignore = "needs ffmpeg and ffprobe (scripts/setup-ffmpeg.sh); scripts/test.sh runs it"]
+async fn a_playlist_named_like_a_video_reads_no_other_file() {
+    // clip.mp4 under the document root is an HLS playlist naming a real video outside it:
+    // ffmpeg would read that file (Debian's ffmpeg 5.1 does, by default) and we would track it.
+    let root = tempfile::tempdir().expect("root");
+    let private = tempfile::tempdir().expect("private");
+    let secret = private.path().join("private.mp4");
+    std::fs::copy(videos().join("speed.mp4"), &secret).expect("copy");
+    std::fs::write(
+        root.path().join("clip.mp4"),
+        format!(
+            "#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\nfile://{}\n#EXT-X-ENDLIST\n",
+            secret.display()
+        ),
+    )
+    .expect("playlist");
+    // The same file under the root is a real video, and is tracked: the whitelist keeps mp4.
+    std::fs::copy(videos().join("speed.mp4"), root.path().join("real.mp4")).expect("copy");
+    let nowhere = format!("http://127.0.0.1:{}", free_port());
+    let server = Server::start(
+        &[(MODEL, MODEL)],
+        &[
+            ("LABEL_STUDIO_URL", nowhere.as_str()),
+            ("LOCAL_FILES_DOCUMENT_ROOT", root.path().to_str().expect("utf-8 path")),
+        ],
+    )
+    .await;
+    let urls = [
+        "/data/local-files/?d=clip.mp4".to_string(),
+        "/data/local-files/?d=real.mp4".to_string(),
+    ];
+    let config = video_config(r#"model_tracker="bytetrack""#);
+    let (status, answer) = server.post("/predict", &video_body(&urls, &config)).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(got_regions(&answer), [false, true], "{answer}");
+    let log = server.log();
+    assert!(log.contains("whitelist"), "the reason is logged:\n{log}");
+    report("security: HLS playlist named clip.mp4 naming a file outside the root: 0 boxes (was 429)");
+}
