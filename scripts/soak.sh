@@ -1,24 +1,52 @@
 #!/usr/bin/env bash
-# The long soak: 8 clients send detection and segmentation requests for 10 minutes (release
-# build) while a model is swapped every 30 s. Writes the result to docs/soak.md.
-#   SOAK_SECONDS=600 SOAK_SWAP_SECONDS=30 scripts/soak.sh
+# The long soaks, outside CI (CI runs each for 20 s):
+# - det-seg: 8 clients of detection and segmentation while a model is swapped;
+# - mixed: detection, segmentation, SAM clicks and video tracking, a project prediction job
+#   into a real Label Studio again and again, and the attacks of docs/security.md beside them.
+# Each writes docs/soak/NAME.txt (its summary) and docs/soak/NAME.csv (RSS samples), and
+# docs/soak.md gathers the summaries.
+#   SOAK_SECONDS=1800 SOAK_SWAP_SECONDS=30 SOAK_PROFILE=release scripts/soak.sh [det-seg] [mixed]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+soaks=("$@")
+[ ${#soaks[@]} -gt 0 ] || soaks=(det-seg mixed)
+profile="${SOAK_PROFILE:-release}"
+flag=""
+[ "$profile" = release ] && flag="--release"
 scripts/setup-build-tools.sh
 scripts/setup-onnxruntime.sh
-cargo build --release --workspace --locked
-raw="$(mktemp)"
-trap 'rm -f "$raw"' EXIT
-LS_ML_SOAK_SECONDS="${SOAK_SECONDS:-600}" LS_ML_SOAK_SWAP_SECONDS="${SOAK_SWAP_SECONDS:-30}" \
-    LS_ML_SOAK_REPORT="$raw" \
-    cargo test --release --locked -p ls-ml-backend --test integration -- soak:: --nocapture
+scripts/setup-label-studio.sh
+scripts/setup-ffmpeg.sh
+cargo build $flag --workspace --locked
+for soak in "${soaks[@]}"; do
+    case "$soak" in
+        det-seg) filter="soak::eight_clients" ;;
+        mixed) filter="soak::mixed_load" ;;
+        *) echo "unknown soak $soak (det-seg or mixed)" >&2; exit 2 ;;
+    esac
+    report="$(mktemp)"
+    LS_ML_SOAK_SECONDS="${SOAK_SECONDS:-600}" LS_ML_SOAK_SWAP_SECONDS="${SOAK_SWAP_SECONDS:-30}" \
+        LS_ML_SOAK_REPORT="docs/soak/$soak.csv" LS_ML_SOAK_MIXED_REPORT="docs/soak/$soak.csv" \
+        LS_ML_TEST_REPORT="$report" \
+        cargo test $flag --locked -p ls-ml-backend --test integration -- --include-ignored "$filter" --nocapture
+    {
+        echo "\`scripts/soak.sh $soak\` on $(date -u +%Y-%m-%d), $(nproc) cores, $(uname -m), $profile build:"
+        grep '^soak' "$report"
+    } > "docs/soak/$soak.txt"
+    rm -f "$report"
+done
 {
-    echo "# Soak result"
+    echo "# Soak results"
     echo
-    echo "\`scripts/soak.sh\` on $(date -u +%Y-%m-%d), $(nproc) cores, $(uname -m), release build:"
-    echo
-    echo '```'
-    cat "$raw"
-    echo '```'
+    echo "The latest run of each soak (\`scripts/soak.sh\`); its RSS samples, every 0.5 s, are in"
+    echo "\`docs/soak/NAME.csv\`."
+    for summary in docs/soak/*.txt; do
+        echo
+        echo "## $(basename "$summary" .txt)"
+        echo
+        head -1 "$summary"
+        echo
+        tail -n +2 "$summary" | sed 's/^/    /'
+    done
 } > docs/soak.md
 echo "wrote docs/soak.md"

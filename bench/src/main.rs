@@ -671,7 +671,7 @@ async fn main() -> anyhow::Result<()> {
             .to_str()
             .context("path")?,
     ]);
-    let runtime = Runtime::init(&config)?;
+    let runtime = Runtime::init(&config.runtime_settings())?;
     let sample = imaging::decode(&std::fs::read(&eval[0])?, 64_000_000)?;
     let letterbox = Letterbox::plan(sample.width, sample.height, 320, 320)?;
     let tensor = letterbox.tensor("images", ImageRef::new(sample.width, sample.height, &sample.pixels))?;

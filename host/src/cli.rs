@@ -97,16 +97,21 @@ async fn follow(config: &Config, base: &str, project: u64, force: bool) -> Resul
             eprintln!("{message}");
         }
         last_step = step;
-        match job.get("state").and_then(Value::as_str) {
-            Some("succeeded") => {
+        let state = job
+            .get("state")
+            .cloned()
+            .and_then(|s| serde_json::from_value::<crate::jobs::JobState>(s).ok());
+        match state {
+            Some(crate::jobs::JobState::Succeeded) => {
                 bar.finish();
                 println!("{}", job.get("result").cloned().unwrap_or(Value::Null));
                 return Ok(ExitCode::SUCCESS);
             }
-            Some(state @ ("failed" | "cancelled")) => {
+            Some(state @ (crate::jobs::JobState::Failed | crate::jobs::JobState::Cancelled)) => {
                 bar.abandon();
                 return Err(format!(
-                    "job {id} {state}: {}",
+                    "job {id} {}: {}",
+                    state.as_str(),
                     job.get("error").and_then(Value::as_str).unwrap_or("")
                 ));
             }

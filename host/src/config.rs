@@ -1,35 +1,11 @@
 //! Every setting, from the command line or the environment (and `.env`, read at start-up).
 
-use std::{fmt, net::IpAddr, path::PathBuf};
+use std::{net::IpAddr, path::PathBuf};
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 
+pub use crate::{runtime::Provider, watcher::WatchMode};
 pub use labelstudio_protocol::Secret;
-
-/// How the models folder is watched.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum WatchMode {
-    Notify,
-    Poll,
-    Off,
-}
-
-/// Where inference runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Provider {
-    Cpu,
-    Cuda,
-}
-
-impl fmt::Display for Provider {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Provider::Cpu => "cpu",
-            Provider::Cuda => "cuda",
-        })
-    }
-}
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -406,6 +382,31 @@ impl Config {
         }
     }
 
+    /// The runtime's settings.
+    pub fn runtime_settings(&self) -> crate::runtime::RuntimeSettings {
+        crate::runtime::RuntimeSettings {
+            provider: self.provider,
+            library: self.ort_dylib_path.clone(),
+            sessions: self.sessions,
+            intra_threads: self.intra_threads,
+            solo_threads: self.solo_threads,
+        }
+    }
+
+    /// How media is fetched, and from which Label Studio.
+    pub fn media_settings(&self) -> crate::labelstudio::MediaSettings {
+        crate::labelstudio::MediaSettings {
+            label_studio_url: self.label_studio_url.clone(),
+            api_key: self.api_key().cloned(),
+            local_files_document_root: self.local_files_document_root.clone(),
+            allowed_hosts: self.media_allowed_hosts.clone(),
+            block_private: self.media_block_private,
+            fetch_timeout_secs: self.fetch_timeout_secs,
+            max_image_bytes: self.max_image_bytes,
+            cache_mb: self.media_cache_mb,
+        }
+    }
+
     /// The Label Studio key, from either of its two names.
     pub fn api_key(&self) -> Option<&Secret> {
         self.label_studio_api_key.as_ref().or(self.label_studio_token.as_ref())
@@ -501,19 +502,24 @@ mod tests {
         }
     }
 
-    /// Every setting is in the README's table and in `.env.example`, so neither falls behind.
+    /// Every setting is in the configuration reference and in `.env.example`, so neither falls
+    /// behind.
     #[test]
     fn every_setting_is_documented() {
         use clap::CommandFactory;
-        let readme = include_str!("../../README.md");
+        let reference = include_str!("../../docs/configuration.md");
         let example = include_str!("../../.env.example");
         let mut missing = Vec::new();
-        for arg in Config::command().get_arguments() {
+        let command = Config::command();
+        let args = command
+            .get_arguments()
+            .chain(command.get_subcommands().flat_map(|c| c.get_arguments()));
+        for arg in args {
             let Some(env) = arg.get_env().and_then(|e| e.to_str()) else {
                 continue;
             };
-            if !readme.contains(&format!("`{env}`")) {
-                missing.push(format!("{env} (README)"));
+            if !reference.contains(&format!("`{env}`")) {
+                missing.push(format!("{env} (docs/configuration.md)"));
             }
             if !example
                 .lines()

@@ -23,6 +23,7 @@ mod pipeline;
 mod plugins;
 mod runtime;
 pub mod server;
+mod stages;
 mod video;
 mod watcher;
 mod worker;
@@ -34,9 +35,8 @@ pub use config::{Command, Config};
 /// compared against an outside reference. The Label Studio protocol is its own crate.
 pub mod testing {
     pub use crate::{
-        config::Provider,
         http::listener::bind,
         imaging::decode,
-        runtime::{OwnedTensor, Runtime},
+        runtime::{OwnedTensor, Provider, Runtime},
     };
 }

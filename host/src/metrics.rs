@@ -10,7 +10,7 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use crate::{models::LoadState, pipeline::Stage};
+use crate::{models::LoadState, stages::Stage};
 
 /// Histogram bucket bounds, in seconds.
 const BUCKETS: [f64; 14] = [

@@ -63,7 +63,8 @@ fn create_models_dir(dir: &Path) -> Result<bool, StartError> {
 /// Starts everything and serves until a shutdown signal.
 pub async fn run(config: Config) -> Result<ExitCode, StartError> {
     let started = Instant::now();
-    let (runtime, config) = blocking(move || Runtime::init(&config).map(|r| (r, config))).await??;
+    let settings = config.runtime_settings();
+    let runtime = blocking(move || Runtime::init(&settings)).await??;
     let runtime = Arc::new(runtime);
 
     let plugins_dir = config.plugins_dir();
@@ -99,7 +100,7 @@ pub async fn run(config: Config) -> Result<ExitCode, StartError> {
     }
     let metrics = Arc::new(Metrics::default());
     // It checks LOCAL_FILES_DOCUMENT_ROOT on the file system.
-    let media_config = config.clone();
+    let media_config = config.media_settings();
     let media = Arc::new(
         blocking(move || MediaClient::new(&media_config))
             .await?

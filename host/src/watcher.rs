@@ -25,10 +25,17 @@ use notify::{
 use tokio::sync::mpsc;
 
 use crate::{
-    config::WatchMode,
     models::{Fingerprint, Registry, model_of},
     plugins::is_library_name,
 };
+
+/// How the models folder is watched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum WatchMode {
+    Notify,
+    Poll,
+    Off,
+}
 
 /// Quiet time after an event that says the file is complete (closed after writing, renamed
 /// into place, deleted).

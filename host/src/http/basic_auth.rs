@@ -12,7 +12,7 @@ use base64::Engine;
 use sha2::{Digest, Sha256};
 use warp::{Filter, Rejection};
 
-use crate::config::Secret;
+use labelstudio_protocol::Secret;
 
 /// The rejection for a missing or wrong `Authorization` header; answered with 401.
 #[derive(Debug)]

@@ -7,26 +7,10 @@ use bytes::Buf;
 use futures::{Stream, StreamExt};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
-use warp::{http::StatusCode, reply::Response};
+use warp::reply::Response;
 
-use super::{State, reply};
+use super::{State, error::HttpError, reply};
 use crate::models::{ManageError, checked_name};
-
-fn error(e: &ManageError) -> Response {
-    let status = match e {
-        ManageError::BadName { .. } | ManageError::Settings(_) => StatusCode::BAD_REQUEST,
-        ManageError::NotFound(_) => StatusCode::NOT_FOUND,
-        ManageError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
-        ManageError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-        ManageError::Io(_) | ManageError::Worker(_) => StatusCode::INTERNAL_SERVER_ERROR,
-    };
-    let mut response = reply::error(status, e.to_string());
-    if let Some(fields) = e.fields() {
-        let body = json!({ "status": status.as_u16(), "detail": e.to_string(), "errors": fields });
-        response = warp::reply::with_status(warp::reply::json(&body), status).into_response();
-    }
-    response
-}
 
 use warp::Reply as _;
 
@@ -36,7 +20,7 @@ pub async fn upload(
     length: Option<u64>,
     mut body: impl Stream<Item = Result<impl Buf, warp::Error>> + Unpin,
     state: State,
-) -> Response {
+) -> Result<Response, HttpError> {
     let limit = state.max_model_bytes;
     let too_large = ManageError::TooLarge {
         limit_mb: limit / (1024 * 1024),
@@ -45,12 +29,12 @@ pub async fn upload(
         Ok(name) => name,
         Err(e) => {
             drain(&mut body).await;
-            return error(&e);
+            return Err(e.into());
         }
     };
     if length.is_some_and(|n| n > limit) {
         drain(&mut body).await;
-        return error(&too_large);
+        return Err(too_large.into());
     }
     let staged = state.registry.staging_file(&name);
     match receive(&staged, &mut body, limit).await {
@@ -58,17 +42,15 @@ pub async fn upload(
         Ok(false) => {
             let _ = tokio::fs::remove_file(&staged).await;
             drain(&mut body).await;
-            return error(&too_large);
+            return Err(too_large.into());
         }
         Err(e) => {
             let _ = tokio::fs::remove_file(&staged).await;
-            return error(&ManageError::Io(format!("the upload broke off: {e}")));
+            return Err(ManageError::Io(format!("the upload broke off: {e}")).into());
         }
     }
-    match state.registry.install(&name, staged, &state.trust.who()).await {
-        Ok(status) => reply::json(&status),
-        Err(e) => error(&e),
-    }
+    let status = state.registry.install(&name, staged, &state.trust.who()).await?;
+    Ok(reply::json(&status))
 }
 
 /// Most bytes of a refused upload read (and dropped) before answering: a client that is
@@ -111,29 +93,18 @@ async fn receive(
 }
 
 /// `GET /models/NAME/file`: the `.onnx` file.
-pub async fn download(name: String, state: State) -> Response {
-    let name = match checked_name(&name) {
-        Ok(name) => name,
-        Err(e) => return error(&e),
-    };
-    let file = match state.registry.model_file(&name).await {
-        Ok(file) => file,
-        Err(e) => return error(&e),
-    };
+pub async fn download(name: String, state: State) -> Result<Response, HttpError> {
+    let name = checked_name(&name)?;
+    let file = state.registry.model_file(&name).await?;
     // Streamed in pieces, a few downloads at a time: a large model is never held in memory
     // whole, however many clients ask for it.
-    let Ok(permit) = DOWNLOADS.acquire().await else {
-        return error(&ManageError::Io("the server is stopping".into()));
-    };
-    let opened = match tokio::fs::File::open(&file).await {
-        Ok(opened) => opened,
-        Err(e) => {
-            return error(&ManageError::Io(format!(
-                "cannot read {}: {e}",
-                crate::models::files::shown(&file)
-            )));
-        }
-    };
+    let permit = DOWNLOADS
+        .acquire()
+        .await
+        .map_err(|_| ManageError::Io("the server is stopping".into()))?;
+    let opened = tokio::fs::File::open(&file)
+        .await
+        .map_err(|e| ManageError::Io(format!("cannot read {}: {e}", crate::models::files::shown(&file))))?;
     let length = opened.metadata().await.ok().map(|m| m.len());
     let chunks = futures::stream::unfold((opened, permit), |(mut opened, permit)| async move {
         use tokio::io::AsyncReadExt;
@@ -162,50 +133,46 @@ pub async fn download(name: String, state: State) -> Response {
     if let Ok(value) = warp::http::HeaderValue::from_str(&format!("attachment; filename=\"{name}.onnx\"")) {
         headers.insert(warp::http::header::CONTENT_DISPOSITION, value);
     }
-    response
+    Ok(response)
 }
 
 /// Model downloads streaming at once; more wait their turn.
 static DOWNLOADS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
 
 /// `DELETE /models/NAME`.
-pub async fn delete(name: String, state: State) -> Response {
-    let name = match checked_name(&name) {
-        Ok(name) => name,
-        Err(e) => return error(&e),
-    };
-    match state.registry.delete(&name, &state.trust.who()).await {
-        Ok(()) => reply::json(&json!({ "deleted": name })),
-        Err(e) => error(&e),
-    }
+pub async fn delete(name: String, state: State) -> Result<Response, HttpError> {
+    let name = checked_name(&name)?;
+    state.registry.delete(&name, &state.trust.who()).await?;
+    Ok(reply::json(&json!({ "deleted": name })))
 }
 
 /// `GET /models/NAME/config`: the model's settings (its `NAME.toml`), as JSON.
-pub async fn settings(name: String, state: State) -> Response {
-    let outcome = match checked_name(&name) {
-        Ok(name) => state.registry.settings(&name).await,
-        Err(e) => Err(e),
-    };
-    match outcome {
-        Ok(settings) => reply::json(&settings),
-        Err(e) => error(&e),
-    }
+pub async fn settings(name: String, state: State) -> Result<Response, HttpError> {
+    let name = checked_name(&name)?;
+    Ok(reply::json(&state.registry.settings(&name).await?))
 }
 
 /// `PUT /models/NAME/config`: new settings, checked one by one; the model reloads.
-pub async fn set_settings(name: String, body: bytes::Bytes, state: State) -> Response {
-    let json: Value = match reply::parse_body(&body) {
-        Ok(json) => json,
-        Err(response) => return *response,
-    };
-    let outcome = match checked_name(&name) {
-        Ok(name) => state.registry.set_settings(&name, &json, &state.trust.who()).await,
-        Err(e) => Err(e),
-    };
-    match outcome {
-        Ok(status) => reply::json(&status),
-        Err(e) => error(&e),
-    }
+pub async fn set_settings(name: String, body: bytes::Bytes, state: State) -> Result<Response, HttpError> {
+    let json: Value = reply::parse_body(&body)?;
+    let name = checked_name(&name)?;
+    let status = state.registry.set_settings(&name, &json, &state.trust.who()).await?;
+    Ok(reply::json(&status))
+}
+
+/// A number from the query, if given; one that does not parse is an error, not a default.
+fn number<T: std::str::FromStr>(
+    query: &std::collections::HashMap<String, String>,
+    key: &str,
+) -> Result<Option<T>, HttpError> {
+    query
+        .get(key)
+        .map(|v| {
+            v.trim()
+                .parse()
+                .map_err(|_| HttpError::BadRequest(format!("`{key}` must be a number, not `{v}`")))
+        })
+        .transpose()
 }
 
 /// `POST /models/NAME/try`: an image as the body (thresholds in the query: `?conf=0.1`, a
@@ -217,32 +184,20 @@ pub async fn try_model(
     content_type: Option<String>,
     body: bytes::Bytes,
     state: State,
-) -> Response {
-    let name = match checked_name(&name) {
-        Ok(name) => name,
-        Err(e) => return error(&e),
-    };
+) -> Result<Response, HttpError> {
+    let name = checked_name(&name)?;
     let is_json = content_type.is_some_and(|t| t.trim().starts_with("application/json"));
     let request = if is_json {
-        match reply::parse_body::<crate::pipeline::TryRequest>(&body) {
-            Ok(request) => request,
-            Err(response) => return *response,
-        }
+        reply::parse_body::<crate::pipeline::TryRequest>(&body)?
     } else {
-        let conf = query.get("conf").and_then(|v| v.parse().ok());
-        let iou = query.get("iou").and_then(|v| v.parse().ok());
-        let max_det = query.get("max_det").and_then(|v| v.parse().ok());
+        let conf = number(&query, "conf")?;
+        let iou = number(&query, "iou")?;
+        let max_det = number(&query, "max_det")?;
         let request = crate::pipeline::TryRequest::image(body, conf, iou, max_det).with_prompt_text(
             query.get("points").map(String::as_str),
             query.get("box").map(String::as_str),
         );
-        match request {
-            Ok(request) => request,
-            Err(why) => return reply::error(warp::http::StatusCode::BAD_REQUEST, why),
-        }
+        request.map_err(HttpError::BadRequest)?
     };
-    match state.predictor.try_model(&name, request).await {
-        Ok(answer) => reply::json(&answer),
-        Err(e) => reply::api_error(&e),
-    }
+    Ok(reply::json(&state.predictor.try_model(&name, request).await?))
 }

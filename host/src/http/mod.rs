@@ -1,6 +1,7 @@
 //! The HTTP layer: thin warp routes over the predictor and the registry.
 
 pub mod basic_auth;
+mod error;
 mod health;
 mod info;
 mod jobs;
@@ -33,7 +34,7 @@ pub struct AppState {
     pub trust: trust::Trust,
     /// ML_WEBHOOK_SECRET: a webhook event that carries it (`/webhook?secret=`) counts toward
     /// automatic training even without Basic auth.
-    pub webhook_secret: Option<crate::config::Secret>,
+    pub webhook_secret: Option<labelstudio_protocol::Secret>,
     pub registry: Arc<Registry>,
     pub metrics: Arc<Metrics>,
     pub runtime: Arc<Runtime>,
@@ -90,20 +91,20 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Infa
         .and(warp::header::headers_cloned())
         .and(body)
         .and(with_state.clone())
-        .map(setup::handle);
+        .map(|headers, body, state| error::respond(setup::handle(headers, body, state)));
     let predict = warp::path!("predict")
         .and(warp::post())
         .and(auth.clone())
         .and(body)
         .and(with_state.clone())
-        .then(predict::handle);
+        .then(|body, state| async move { error::respond(predict::handle(body, state).await) });
     let webhook = warp::path!("webhook")
         .and(warp::post())
         .and(warp::header::headers_cloned())
         .and(warp::query::<std::collections::HashMap<String, String>>())
         .and(body)
         .and(with_state.clone())
-        .map(webhook::handle);
+        .map(|headers, query, body, state| error::respond(webhook::handle(headers, query, body, state)));
     let versions = warp::path!("versions")
         .and(warp::get())
         .and(auth.clone())
@@ -128,43 +129,45 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Infa
         .and(warp::header::optional::<u64>("content-length"))
         .and(warp::body::stream())
         .and(with_state.clone())
-        .then(|name, length, body, state| manage::upload(name, length, Box::pin(body), state));
+        .then(|name, length, body, state| async move {
+            error::respond(manage::upload(name, length, Box::pin(body), state).await)
+        });
     let download = warp::path!("models" / String / "file")
         .and(warp::get())
         .and(auth.clone())
         .and(with_state.clone())
-        .then(manage::download);
+        .then(|name, state| async move { error::respond(manage::download(name, state).await) });
     let delete = warp::path!("models" / String)
         .and(warp::delete())
         .and(auth.clone())
         .and(writes.clone())
         .and(with_state.clone())
-        .then(manage::delete);
+        .then(|name, state| async move { error::respond(manage::delete(name, state).await) });
     let settings = warp::path!("models" / String / "config")
         .and(warp::get())
         .and(auth.clone())
         .and(with_state.clone())
-        .then(manage::settings);
+        .then(|name, state| async move { error::respond(manage::settings(name, state).await) });
     let set_settings = warp::path!("models" / String / "config")
         .and(warp::put())
         .and(auth.clone())
         .and(writes.clone())
         .and(body)
         .and(with_state.clone())
-        .then(manage::set_settings);
+        .then(|name, body, state| async move { error::respond(manage::set_settings(name, body, state).await) });
     let rollback = warp::path!("models" / String / "rollback")
         .and(warp::post())
         .and(auth.clone())
         .and(writes.clone())
         .and(with_state.clone())
-        .then(jobs::rollback);
+        .then(|name, state| async move { error::respond(jobs::rollback(name, state).await) });
     let submit_job = warp::path!("jobs")
         .and(warp::post())
         .and(auth.clone())
         .and(writes.clone())
         .and(body)
         .and(with_state.clone())
-        .map(jobs::submit);
+        .map(|body, state| error::respond(jobs::submit(body, state)));
     let list_jobs = warp::path!("jobs")
         .and(warp::get())
         .and(auth.clone())
@@ -174,13 +177,13 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Infa
         .and(warp::get())
         .and(auth.clone())
         .and(with_state.clone())
-        .map(jobs::show);
+        .map(|id, state| error::respond(jobs::show(id, state)));
     let cancel_job = warp::path!("jobs" / String)
         .and(warp::delete())
         .and(auth.clone())
         .and(writes.clone())
         .and(with_state.clone())
-        .map(jobs::cancel);
+        .map(|id, state| error::respond(jobs::cancel(id, state)));
     // Label Studio before 1.12 (and its older SDK) trains through POST /train, with the
     // backend's credentials like /predict.
     let legacy_train = warp::path!("train")
@@ -189,7 +192,7 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Infa
         .and(writes.clone())
         .and(body)
         .and(with_state.clone())
-        .map(jobs::legacy_train);
+        .map(|body, state| error::respond(jobs::legacy_train(body, state)));
     let try_model = warp::path!("models" / String / "try")
         .and(warp::post())
         .and(auth.clone())
@@ -198,7 +201,9 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Infa
         .and(warp::header::optional::<String>("content-type"))
         .and(body)
         .and(with_state.clone())
-        .then(manage::try_model);
+        .then(|name, query, content_type, body, state| async move {
+            error::respond(manage::try_model(name, query, content_type, body, state).await)
+        });
     let plugins = warp::path!("plugins")
         .and(warp::get())
         .and(auth.clone())

@@ -2,15 +2,12 @@ use bytes::Bytes;
 use log::{info, warn};
 use serde_json::json;
 
-use super::{State, reply};
+use super::{State, error::HttpError, reply};
 use labelstudio_protocol::protocol::PredictRequest;
 
-pub async fn handle(body: Bytes, state: State) -> warp::reply::Response {
+pub async fn handle(body: Bytes, state: State) -> Result<warp::reply::Response, HttpError> {
     let started = std::time::Instant::now();
-    let request: PredictRequest = match reply::parse_body(&body) {
-        Ok(r) => r,
-        Err(response) => return *response,
-    };
+    let request: PredictRequest = reply::parse_body(&body)?;
     drop(body);
     let tasks = request.tasks.len();
     match state.predictor.predict(request).await {
@@ -29,11 +26,11 @@ pub async fn handle(body: Bytes, state: State) -> warp::reply::Response {
                 ms(t.infer),
                 ms(t.finish)
             );
-            reply::json(&json!({ "results": outcome.results }))
+            Ok(reply::json(&json!({ "results": outcome.results })))
         }
         Err(e) => {
             warn!("predict failed for all {tasks} task(s): {e}");
-            reply::api_error(&e)
+            Err(e.into())
         }
     }
 }

@@ -7,17 +7,14 @@ use labelstudio_protocol::{
     protocol::{SetupRequest, project_id},
 };
 
-use super::{State, reply};
+use super::{State, error::HttpError, reply};
 use crate::pipeline::{ApiError, Plan};
 
 /// Answers with the version of the model(s) that would fill the project's label config.
 /// Loads nothing: Label Studio calls this before every prediction batch and gives it three
 /// seconds.
-pub fn handle(headers: warp::http::HeaderMap, body: Bytes, state: State) -> Response {
-    let request: SetupRequest = match reply::parse_body(&body) {
-        Ok(r) => r,
-        Err(response) => return *response,
-    };
+pub fn handle(headers: warp::http::HeaderMap, body: Bytes, state: State) -> Result<Response, HttpError> {
+    let request: SetupRequest = reply::parse_body(&body)?;
     // Anyone who may call /setup learns the model version, but only a trusted caller (see
     // `trust`) tells us where Label Studio is: the key goes there.
     let trusted = state.trust.check(&headers).is_ok();
@@ -38,10 +35,10 @@ pub fn handle(headers: warp::http::HeaderMap, body: Bytes, state: State) -> Resp
         None => None,
     };
     match Plan::build(&state.registry, project.as_deref(), config.as_ref()) {
-        Ok(plan) => reply::json(&json!({ "model_version": plan.version })),
+        Ok(plan) => Ok(reply::json(&json!({ "model_version": plan.version }))),
         Err(e) => {
             log::warn!("setup for project {shown}: {e}");
-            reply::api_error(&ApiError::Route(e))
+            Err(ApiError::Route(e).into())
         }
     }
 }

@@ -12,9 +12,9 @@ use std::{collections::HashMap, sync::Mutex};
 
 use bytes::Bytes;
 use serde_json::{Value, json};
-use warp::{http::StatusCode, reply::Response};
+use warp::reply::Response;
 
-use super::{State, jobs, reply};
+use super::{State, error::HttpError, jobs, reply};
 
 /// Counts annotations per project toward automatic training (ML_TRAIN_EVERY_N_ANNOTATIONS).
 #[derive(Default)]
@@ -51,7 +51,7 @@ impl AnnotationCounter {
 
 /// Whether the query names the webhook secret. Both sides are hashed first, so the time of
 /// the comparison tells nothing about where they differ.
-fn carries_secret(given: Option<&str>, secret: Option<&crate::config::Secret>) -> bool {
+fn carries_secret(given: Option<&str>, secret: Option<&labelstudio_protocol::Secret>) -> bool {
     use sha2::{Digest, Sha256};
     let (Some(given), Some(secret)) = (given, secret) else {
         return false;
@@ -61,10 +61,15 @@ fn carries_secret(given: Option<&str>, secret: Option<&crate::config::Secret>) -
     std::hint::black_box(a.iter().zip(&b).fold(0u8, |acc, (x, y)| acc | (x ^ y))) == 0
 }
 
-pub fn handle(headers: warp::http::HeaderMap, query: HashMap<String, String>, body: Bytes, state: State) -> Response {
+pub fn handle(
+    headers: warp::http::HeaderMap,
+    query: HashMap<String, String>,
+    body: Bytes,
+    state: State,
+) -> Result<Response, HttpError> {
     let authorization = headers.get("authorization").and_then(|v| v.to_str().ok());
     let trusted = state.basic_auth.admits(authorization) && state.trust.check(&headers).is_ok();
-    let event: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let event: Value = reply::parse_body(&body)?;
     let action = event.get("action").and_then(Value::as_str).unwrap_or("(no action)");
     let project_value = event.get("project").cloned().unwrap_or(Value::Null);
     let project = labelstudio_protocol::protocol::project_id(Some(&project_value)).and_then(|p| p.parse::<u64>().ok());
@@ -77,14 +82,9 @@ pub fn handle(headers: warp::http::HeaderMap, query: HashMap<String, String>, bo
             // Label Studio sends Start Training with the backend's Basic auth; the project
             // webhook's events come without, and never start training by themselves.
             if !state.basic_auth.admits(authorization) {
-                return reply::error(
-                    StatusCode::UNAUTHORIZED,
-                    "START_TRAINING needs the backend's Basic auth credentials (set them in the project's Model settings)",
-                );
+                return Err(HttpError::Unauthorized { what: "START_TRAINING" });
             }
-            if let Err(refusal) = state.trust.check(&headers) {
-                return reply::error(StatusCode::FORBIDDEN, refusal.to_string());
-            }
+            state.trust.check(&headers)?;
             jobs::train_from_label_studio(&project_value, "label-studio (Start Training)", &state)
         }
         "ANNOTATION_CREATED" | "ANNOTATION_UPDATED" | "ANNOTATIONS_CREATED" => {
@@ -98,7 +98,7 @@ pub fn handle(headers: warp::http::HeaderMap, query: HashMap<String, String>, bo
                     "webhook {action}: not counted toward automatic training (no Basic auth, another origin, or no \
                      ML_WEBHOOK_SECRET)"
                 );
-                return reply::json(&json!({ "status": "ok" }));
+                return Ok(reply::json(&json!({ "status": "ok" })));
             }
             if let Some(project) = project
                 && state.annotations.add(project, n)
@@ -115,9 +115,9 @@ pub fn handle(headers: warp::http::HeaderMap, query: HashMap<String, String>, bo
                     log::warn!("project {project}: automatic training not started: {e}");
                 }
             }
-            reply::json(&json!({ "status": "ok" }))
+            Ok(reply::json(&json!({ "status": "ok" })))
         }
-        _ => reply::json(&json!({ "status": "ok" })),
+        _ => Ok(reply::json(&json!({ "status": "ok" }))),
     }
 }
 
@@ -127,7 +127,7 @@ mod tests {
 
     #[test]
     fn the_secret_must_match_exactly() {
-        let secret = crate::config::Secret::from("s3cret".to_string());
+        let secret = labelstudio_protocol::Secret::from("s3cret".to_string());
         assert!(carries_secret(Some("s3cret"), Some(&secret)));
         assert!(!carries_secret(Some("s3cre"), Some(&secret)));
         assert!(!carries_secret(Some("s3cret "), Some(&secret)));

@@ -149,10 +149,13 @@ impl LabelStudioApi {
         let body = self
             .call(Method::POST, &path, Some(&Value::from(predictions.to_vec())), &what)
             .await?;
-        Ok(body
-            .get("created")
+        // Label Studio answers `{"created": N}`; anything else is not a count to trust.
+        body.get("created")
             .and_then(Value::as_u64)
-            .unwrap_or(predictions.len() as u64))
+            .ok_or_else(|| LabelStudioError::Unexpected {
+                what,
+                message: format!("the answer has no `created` count: {}", shortened(&body.to_string())),
+            })
     }
 
     /// A request with the key, retried while Label Studio is briefly unavailable.

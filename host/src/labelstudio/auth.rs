@@ -13,7 +13,7 @@ use reqwest::{StatusCode, Url};
 use serde_json::Value;
 use tokio::sync::Mutex;
 
-use crate::config::Secret;
+use labelstudio_protocol::Secret;
 
 /// Refresh this long before the access token's expiry, so a download never starts with a
 /// token that runs out on the way.

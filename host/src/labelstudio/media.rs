@@ -29,7 +29,7 @@ use super::{
     media_cache::MediaCache,
     media_policy::{GuardedResolver, MediaPolicy},
 };
-use crate::config::{Config, Secret};
+use labelstudio_protocol::Secret;
 
 const MAX_REDIRECTS: usize = 5;
 
@@ -193,6 +193,20 @@ impl Sink {
 /// ML_FETCH_TIMEOUT without data (the client's read timeout).
 const VIDEO_DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(3600);
 
+/// Where Label Studio is and how media is fetched (from LABEL_STUDIO_URL,
+/// LABEL_STUDIO_API_KEY, LOCAL_FILES_DOCUMENT_ROOT and the ML_MEDIA_* / ML_FETCH_* settings).
+#[derive(Debug, Clone, Default)]
+pub struct MediaSettings {
+    pub label_studio_url: Option<String>,
+    pub api_key: Option<Secret>,
+    pub local_files_document_root: Option<PathBuf>,
+    pub allowed_hosts: Vec<String>,
+    pub block_private: bool,
+    pub fetch_timeout_secs: u64,
+    pub max_image_bytes: u64,
+    pub cache_mb: u64,
+}
+
 pub struct MediaClient {
     http: reqwest::Client,
     label_studio: Option<Url>,
@@ -206,7 +220,7 @@ pub struct MediaClient {
 }
 
 impl MediaClient {
-    pub fn new(config: &Config) -> Result<Self, String> {
+    pub fn new(config: &MediaSettings) -> Result<Self, String> {
         let label_studio = match config
             .label_studio_url
             .as_deref()
@@ -223,10 +237,7 @@ impl MediaClient {
             ),
             None => None,
         };
-        let policy = Arc::new(MediaPolicy::new(
-            &config.media_allowed_hosts,
-            config.media_block_private,
-        ));
+        let policy = Arc::new(MediaPolicy::new(&config.allowed_hosts, config.block_private));
         if let Some(ls) = &label_studio {
             policy.set_label_studio(ls);
         }
@@ -245,12 +256,12 @@ impl MediaClient {
         Ok(Self {
             http,
             label_studio,
-            credentials: config.api_key().cloned().map(|k| Arc::new(Credentials::new(k))),
+            credentials: config.api_key.clone().map(|k| Arc::new(Credentials::new(k))),
             setup: RwLock::new(SetupHints::default()),
             untrusted_setup_logged: AtomicBool::new(false),
             local_root,
             max_bytes: config.max_image_bytes,
-            cache: MediaCache::new(config.media_cache_mb.saturating_mul(1024 * 1024)),
+            cache: MediaCache::new(config.cache_mb.saturating_mul(1024 * 1024)),
             policy,
         })
     }
@@ -682,7 +693,7 @@ mod tests {
     fn client_with(args: &[&str]) -> MediaClient {
         let mut all = vec!["ls-ml-backend"];
         all.extend_from_slice(args);
-        MediaClient::new(&Config::parse_from(all)).expect("client")
+        MediaClient::new(&crate::config::Config::parse_from(all).media_settings()).expect("client")
     }
 
     fn client(ls: Option<&str>) -> MediaClient {

@@ -6,3 +6,5 @@ pub mod auth;
 pub mod media;
 mod media_cache;
 pub mod media_policy;
+
+pub use media::MediaSettings;

@@ -23,9 +23,9 @@ use super::{
     sidecar::Sidecar,
 };
 use crate::{
-    config::Provider,
     imaging::RgbImage,
     plugins::Plugin,
+    runtime::Provider,
     runtime::{LoadedSessions, Runtime, SessionPool},
 };
 

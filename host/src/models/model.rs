@@ -8,7 +8,7 @@ use super::{
     batcher::Batcher,
     run::{Engine, RunError, RunTimes},
 };
-use crate::{config::Provider, imaging::RgbImage, plugins::Plugin, runtime::SessionPool};
+use crate::{imaging::RgbImage, plugins::Plugin, runtime::Provider, runtime::SessionPool};
 
 pub struct LoadedModel {
     /// The file name without `.onnx`; `3.onnx` is the model of project 3.

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::table::{Load, LoadState, Table};
-use crate::config::Provider;
+use crate::runtime::Provider;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ModelStatus {

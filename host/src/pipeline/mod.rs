@@ -9,7 +9,6 @@ mod guard;
 mod interactive;
 mod plan;
 mod select;
-mod stage;
 mod try_model;
 mod video;
 
@@ -20,10 +19,10 @@ use log::{info, warn};
 use plugin_api::{Params, capability};
 use serde_json::Value;
 
+pub use crate::stages::{Stage, StageTimes};
 pub use admission::Admission;
 pub use error::{ApiError, TaskError};
 pub use plan::Plan;
-pub use stage::{Stage, StageTimes};
 pub use try_model::TryRequest;
 
 use labelstudio_protocol::{

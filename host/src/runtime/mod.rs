@@ -19,8 +19,6 @@ use plugin_api::ModelInfo;
 
 pub use pool::{OwnedTensor, SessionPool};
 
-use crate::config::{Config, Provider};
-
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     #[error("{0}")]
@@ -45,6 +43,35 @@ pub struct LoadedSessions {
 
 /// ONNX Runtime allows one environment per process, ever (a second one is refused even after
 /// the first is dropped). The server makes one Runtime; a process that makes more (the
+/// Where inference runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    #[default]
+    Cpu,
+    Cuda,
+}
+
+impl std::fmt::Display for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Provider::Cpu => "cpu",
+            Provider::Cuda => "cuda",
+        })
+    }
+}
+
+/// What the runtime is started with (from ML_PROVIDER, ML_SESSIONS, ML_INTRA_THREADS,
+/// ML_SOLO_THREADS and ORT_DYLIB_PATH).
+#[derive(Debug, Clone, Default)]
+pub struct RuntimeSettings {
+    pub provider: Provider,
+    pub library: Option<PathBuf>,
+    pub sessions: Option<usize>,
+    pub intra_threads: Option<usize>,
+    pub solo_threads: Option<usize>,
+}
+
 /// in-process tests, the benchmark) shares the first environment, which is kept for good.
 static ENVIRONMENT: Mutex<Option<(PathBuf, Environment)>> = Mutex::new(None);
 
@@ -83,8 +110,8 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    pub fn init(config: &Config) -> Result<Self, RuntimeError> {
-        let library = library::locate(config.ort_dylib_path.as_deref()).map_err(RuntimeError::Library)?;
+    pub fn init(config: &RuntimeSettings) -> Result<Self, RuntimeError> {
+        let library = library::locate(config.library.as_deref()).map_err(RuntimeError::Library)?;
         let env = environment(&library)?;
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         let sessions = config.sessions.unwrap_or(if cores >= 2 { 2 } else { 1 }).max(1);

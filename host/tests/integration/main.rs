@@ -10,6 +10,7 @@
 
 mod common;
 
+mod architecture;
 mod batching;
 mod cls_parity;
 mod family_parity;

@@ -279,7 +279,7 @@ async fn unauthenticated_annotations_count_only_with_the_webhook_secret() {
 
 /// A TCP connection to the server from `source`, another loopback address than the test's
 /// own requests use, so that the per-address cap the attack hits is not the test's.
-fn connect_from(source: Ipv4Addr, port: u16) -> Option<TcpStream> {
+pub(crate) fn connect_from(source: Ipv4Addr, port: u16) -> Option<TcpStream> {
     let socket = tokio::net::TcpSocket::new_v4().ok()?;
     socket.bind(SocketAddr::new(IpAddr::V4(source), 0)).ok()?;
     let runtime = tokio::runtime::Builder::new_current_thread()

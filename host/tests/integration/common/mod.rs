@@ -533,7 +533,8 @@ pub fn runtime(extra: &[&str]) -> ls_ml_backend::testing::Runtime {
         );
     }
     args.extend(extra.iter().map(|s| s.to_string()));
-    ls_ml_backend::testing::Runtime::init(&ls_ml_backend::Config::parse_from(args)).expect("ONNX Runtime starts")
+    ls_ml_backend::testing::Runtime::init(&ls_ml_backend::Config::parse_from(args).runtime_settings())
+        .expect("ONNX Runtime starts")
 }
 
 /// Decodes every RLE with label-studio-sdk's `brush.decode_rle` (the installed Label Studio's
