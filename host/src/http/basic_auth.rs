@@ -1,14 +1,10 @@
 //! Optional HTTP Basic auth (BASIC_AUTH_USER / BASIC_AUTH_PASS), the one kind of credentials
 //! Label Studio can send to a backend.
 
-use std::{
-    collections::HashMap,
-    net::IpAddr,
-    sync::{Arc, Mutex},
-    time::Instant,
-};
+use std::{collections::HashMap, net::IpAddr, sync::Arc, time::Instant};
 
 use base64::Engine;
+use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 use warp::{Filter, Rejection};
 
@@ -52,7 +48,7 @@ impl Throttle {
     /// Seconds until `ip` may try again, if it is over the limit.
     fn blocked(&self, ip: IpAddr) -> Option<u64> {
         let minute = self.minute();
-        let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let failures = self.failures.lock();
         match failures.get(&ip) {
             Some(&(m, n)) if m == minute && n >= self.per_minute => Some(60 - self.start.elapsed().as_secs() % 60),
             _ => None,
@@ -61,7 +57,7 @@ impl Throttle {
 
     fn failed(&self, ip: IpAddr) {
         let minute = self.minute();
-        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let mut failures = self.failures.lock();
         // Addresses of past minutes are forgotten, so a scan of many addresses stays bounded.
         if failures.len() > 10_000 {
             failures.retain(|_, (m, _)| *m == minute);

@@ -9,7 +9,7 @@ use std::{
     future::Future,
     net::{IpAddr, SocketAddr},
     sync::{
-        Arc, Mutex,
+        Arc,
         atomic::{AtomicU64, Ordering},
     },
     time::{Duration, Instant},
@@ -17,6 +17,7 @@ use std::{
 
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use parking_lot::Mutex;
 use tokio::{
     net::{TcpListener, TcpSocket},
     sync::Semaphore,
@@ -62,7 +63,7 @@ struct ClientSlot {
 
 impl PerClient {
     fn take(self: &Arc<Self>, ip: IpAddr, limit: usize) -> Option<ClientSlot> {
-        let mut table = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut table = self.0.lock();
         let open = table.entry(ip).or_default();
         if *open >= limit {
             return None;
@@ -77,7 +78,7 @@ impl PerClient {
 
 impl Drop for ClientSlot {
     fn drop(&mut self) {
-        let mut table = self.table.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut table = self.table.0.lock();
         if let Some(open) = table.get_mut(&self.ip) {
             *open -= 1;
             if *open == 0 {

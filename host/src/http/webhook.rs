@@ -8,9 +8,10 @@
 //! ML_WEBHOOK_SECRET (`/webhook?secret=...`), since with Basic auth on Label Studio's own
 //! project webhook sends no credentials.
 
-use std::{collections::HashMap, sync::Mutex};
+use std::collections::HashMap;
 
 use bytes::Bytes;
+use parking_lot::Mutex;
 use serde_json::{Value, json};
 use warp::reply::Response;
 
@@ -37,7 +38,7 @@ impl AnnotationCounter {
         if self.every == 0 {
             return false;
         }
-        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let mut counts = self.counts.lock();
         let count = counts.entry(project).or_default();
         *count += n;
         if *count >= self.every {

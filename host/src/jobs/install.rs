@@ -113,17 +113,12 @@ pub async fn install_trained(
         let kept = keep_current(&m, &n, keep)?;
         fs::copy(&trained.onnx, &staged_c).map_err(|e| io("stage", &trained.onnx, e))?;
         let sidecar = files::sidecar_of(&files::model_file(&m, &n));
-        let part = sidecar.with_extension("toml.part");
-        fs::write(&part, &trained.sidecar)
-            .and_then(|()| fs::rename(&part, &sidecar))
-            .map_err(|e| io("write", &sidecar, e))?;
+        files::write_atomically(&sidecar, trained.sidecar.as_bytes()).map_err(|e| io("write", &sidecar, e))?;
         let checkpoint = checkpoint_of(&m, &n);
         if let Some(dir) = checkpoint.parent() {
             fs::create_dir_all(dir).map_err(|e| io("create", dir, e))?;
         }
-        let part = checkpoint.with_extension("pt.part");
-        fs::copy(&trained.checkpoint, &part)
-            .and_then(|_| fs::rename(&part, &checkpoint))
+        files::copy_atomically(&trained.checkpoint, &checkpoint)
             .map_err(|e| io("keep the checkpoint", &checkpoint, e))?;
         Ok(kept)
     })

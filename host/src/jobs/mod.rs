@@ -15,11 +15,12 @@ mod trainer;
 use std::{
     collections::{BTreeMap, HashMap},
     path::PathBuf,
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
 use futures::FutureExt;
+use parking_lot::Mutex;
 use serde_json::Value;
 use tokio::sync::{Notify, watch};
 
@@ -174,8 +175,8 @@ impl Jobs {
         Ok(jobs)
     }
 
-    fn table(&self) -> std::sync::MutexGuard<'_, Table> {
-        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    fn table(&self) -> parking_lot::MutexGuard<'_, Table> {
+        self.table.lock()
     }
 
     /// Queues a job. A project has at most one training job queued or running.
@@ -413,7 +414,7 @@ impl Handle {
                 return;
             };
             change(job);
-            let mut saved = self.saved.lock().unwrap_or_else(|e| e.into_inner());
+            let mut saved = self.saved.lock();
             (now || saved.elapsed() >= SAVE_EVERY).then(|| {
                 *saved = Instant::now();
                 job.clone()

@@ -67,16 +67,10 @@ impl Store {
 
     /// Writes the job's state. Blocking.
     pub fn save(&self, job: &Job) -> Result<(), String> {
-        let path = self.file(job.id);
-        let part = self.dir.join(format!(".{}.json.part", job.id));
         let bytes = serde_json::to_vec_pretty(job).map_err(|e| e.to_string())?;
         fs::create_dir_all(&self.dir)
-            .and_then(|()| fs::write(&part, bytes))
-            .and_then(|()| fs::rename(&part, &path))
-            .map_err(|e| {
-                let _ = fs::remove_file(&part);
-                format!("cannot save job {} in {}: {e}", job.id, self.dir.display())
-            })
+            .and_then(|()| crate::models::files::write_atomically(&self.file(job.id), &bytes))
+            .map_err(|e| format!("cannot save job {} in {}: {e}", job.id, self.dir.display()))
     }
 }
 

@@ -13,7 +13,7 @@
 use std::{
     path::{Component, Path, PathBuf},
     sync::{
-        Arc, RwLock,
+        Arc,
         atomic::{AtomicBool, Ordering},
     },
     time::Duration,
@@ -21,6 +21,7 @@ use std::{
 
 use base64::Engine;
 use bytes::{Bytes, BytesMut};
+use parking_lot::RwLock;
 use reqwest::{StatusCode, Url, header};
 use serde_json::Value;
 
@@ -291,7 +292,7 @@ impl MediaClient {
             }
             return;
         }
-        let mut setup = self.setup.write().unwrap_or_else(|e| e.into_inner());
+        let mut setup = self.setup.write();
         if let Some(h) = hostname
             && self.label_studio.is_none()
         {
@@ -317,16 +318,14 @@ impl MediaClient {
 
     /// Label Studio's base address: LABEL_STUDIO_URL, else what /setup said.
     pub fn label_studio(&self) -> Option<Url> {
-        self.label_studio
-            .clone()
-            .or_else(|| self.setup.read().unwrap_or_else(|e| e.into_inner()).hostname.clone())
+        self.label_studio.clone().or_else(|| self.setup.read().hostname.clone())
     }
 
     /// The key for Label Studio: LABEL_STUDIO_API_KEY, else the legacy token from /setup.
     pub fn credentials(&self) -> Option<Arc<Credentials>> {
         self.credentials
             .clone()
-            .or_else(|| self.setup.read().unwrap_or_else(|e| e.into_inner()).credentials.clone())
+            .or_else(|| self.setup.read().credentials.clone())
     }
 
     /// Where a task's image reference points (what `fetch` does, without fetching).

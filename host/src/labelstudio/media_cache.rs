@@ -2,7 +2,7 @@
 //! asking for predictions on the same tasks again (another model version, a retry after an
 //! error) does not download every image again.
 
-use std::sync::Mutex;
+use parking_lot::Mutex;
 
 use bytes::Bytes;
 use lru::LruCache;
@@ -30,7 +30,7 @@ impl MediaCache {
     }
 
     pub fn get(&self, key: &str) -> Option<Bytes> {
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut inner = self.inner.lock();
         inner.entries.get(key).cloned()
     }
 
@@ -40,7 +40,7 @@ impl MediaCache {
         if size == 0 || size > self.capacity / 4 {
             return;
         }
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut inner = self.inner.lock();
         if let Some(old) = inner.entries.pop(key) {
             inner.bytes -= old.len() as u64;
         }
@@ -56,7 +56,7 @@ impl MediaCache {
 
     #[cfg(test)]
     fn bytes(&self) -> u64 {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner()).bytes
+        self.inner.lock().bytes
     }
 }
 

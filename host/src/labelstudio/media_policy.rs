@@ -8,9 +8,10 @@
 
 use std::{
     net::{IpAddr, SocketAddr},
-    sync::{Arc, RwLock},
+    sync::Arc,
 };
 
+use parking_lot::RwLock;
 use reqwest::{
     Url,
     dns::{Addrs, Name, Resolve, Resolving},
@@ -38,7 +39,7 @@ impl MediaPolicy {
     }
 
     pub fn set_label_studio(&self, url: &Url) {
-        *self.label_studio.write().unwrap_or_else(|e| e.into_inner()) = url
+        *self.label_studio.write() = url
             .host_str()
             .map(|h| (h.to_ascii_lowercase(), url.port_or_known_default()));
     }
@@ -47,19 +48,14 @@ impl MediaPolicy {
     fn is_label_studio_host(&self, host: &str) -> bool {
         self.label_studio
             .read()
-            .unwrap_or_else(|e| e.into_inner())
             .as_ref()
             .is_some_and(|(ls, _)| ls.eq_ignore_ascii_case(host))
     }
 
     pub(crate) fn is_label_studio(&self, url: &Url) -> bool {
-        self.label_studio
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .is_some_and(|(ls, port)| {
-                url.host_str().is_some_and(|h| ls.eq_ignore_ascii_case(h)) && *port == url.port_or_known_default()
-            })
+        self.label_studio.read().as_ref().is_some_and(|(ls, port)| {
+            url.host_str().is_some_and(|h| ls.eq_ignore_ascii_case(h)) && *port == url.port_or_known_default()
+        })
     }
 
     /// Why a URL may not be fetched, if it may not. Addresses behind names are checked when

@@ -122,6 +122,22 @@ pub fn model_of(path: &Path) -> Option<String> {
 
 /// The model name in a label config's `model_path`: a plain file name, never a path. The
 /// error is the reason, for the person who wrote the config.
+/// Writes `path` whole or not at all: into a hidden temporary file beside it (which the
+/// watcher and the scans ignore), then renamed into place. Blocking.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut part = tempfile::NamedTempFile::new_in(path.parent().unwrap_or(Path::new(".")))?;
+    part.write_all(bytes)?;
+    part.persist(path).map(drop).map_err(|e| e.error)
+}
+
+/// Copies `from` to `to` whole or not at all, the same way. Blocking.
+pub fn copy_atomically(from: &Path, to: &Path) -> std::io::Result<()> {
+    let mut part = tempfile::NamedTempFile::new_in(to.parent().unwrap_or(Path::new(".")))?;
+    std::io::copy(&mut fs::File::open(from)?, &mut part)?;
+    part.persist(to).map(drop).map_err(|e| e.error)
+}
+
 /// A file as answers show it: its name, without the folder.
 pub fn shown(path: &Path) -> String {
     path.file_name()

@@ -189,22 +189,46 @@ impl Predictor {
         Ok(out)
     }
 
-    /// Fetches and decodes the image once, then runs each model of the plan on it.
+    /// Fetches and decodes each image a tag labels once, then runs each model of the plan on
+    /// the image of its tags.
     async fn run_image(&self, plan: &Plan, task: &Task, times: &mut StageTimes) -> Result<Vec<Value>, TaskError> {
+        // A class-agnostic segmenter answers prompts only: without one it gives nothing.
+        let answers = |g: &&plan::Group| !g.controls.is_empty() && !g.model.plugin().has(capability::INTERACTIVE_ONLY);
+        let mut keys: Vec<&str> = Vec::new();
+        for group in plan.groups.iter().filter(answers) {
+            if !keys.contains(&group.image_key.as_str()) {
+                keys.push(&group.image_key);
+            }
+        }
+        let mut out = Vec::new();
+        for key in keys {
+            let groups = plan.groups.iter().filter(answers).filter(|g| g.image_key == key);
+            out.extend(self.run_one_image(key, groups, task, times).await?);
+        }
+        Ok(out)
+    }
+
+    async fn run_one_image(
+        &self,
+        key: &str,
+        groups: impl Iterator<Item = &plan::Group>,
+        task: &Task,
+        times: &mut StageTimes,
+    ) -> Result<Vec<Value>, TaskError> {
         let reference = task
             .data
-            .get(&plan.image_key)
+            .get(key)
             .and_then(Value::as_str)
-            .ok_or_else(|| TaskError::NoImage(plan.image_key.clone()))?;
+            .ok_or_else(|| TaskError::NoImage(key.to_string()))?;
 
         let t = Instant::now();
         let bytes = self.media.fetch(reference, task.id.as_ref()).await?;
-        times.fetch = t.elapsed();
+        times.fetch += t.elapsed();
 
         let t = Instant::now();
         let max_pixels = self.max_image_pixels;
         let image = blocking(move || imaging::decode(&bytes, max_pixels)).await??;
-        times.decode = t.elapsed();
+        times.decode += t.elapsed();
         let image = Arc::new(image);
         let size = ImageSize {
             width: image.width,
@@ -212,9 +236,7 @@ impl Predictor {
         };
 
         let mut out = Vec::new();
-        // A class-agnostic segmenter answers prompts only: without one it gives nothing.
-        let answers = |g: &&plan::Group| !g.controls.is_empty() && !g.model.plugin().has(capability::INTERACTIVE_ONLY);
-        for group in plan.groups.iter().filter(answers) {
+        for group in groups {
             let base = group.model.params(self.defaults);
             // The adapter keeps everything above the lowest threshold of the tags it fills;
             // each tag then applies its own.

@@ -11,10 +11,12 @@ use labelstudio_protocol::label_config::{Control, ControlKind, FrameRate, LabelC
 
 use crate::models::{LoadedModel, Registry, RouteError};
 
-/// One model and the control tags it fills.
+/// One model, the image it looks at, and the control tags of that image it fills.
 pub struct Group {
     pub model: Arc<LoadedModel>,
     pub controls: Vec<Control>,
+    /// The `task.data` key of the image its tags label (their `toName`).
+    pub image_key: String,
 }
 
 /// A `<VideoRectangle>` and the model whose detections it tracks.
@@ -32,7 +34,7 @@ pub struct Plan {
     pub videos: Vec<VideoGroup>,
     /// The versions of the models in the plan, joined by `+`.
     pub version: String,
-    /// The `task.data` key of the image the tags label.
+    /// The `task.data` key of the first image a tag labels (prompts name their own).
     pub image_key: String,
 }
 
@@ -55,16 +57,29 @@ impl Plan {
                 },
             }
         };
+        let first_image = config
+            .and_then(|config| controls.first().and_then(|c| config.image(&c.to_name)))
+            .map(|image| image.value_key.clone())
+            .unwrap_or_else(|| "image".to_string());
         for control in &controls {
             let model = model_for(control.model_path.as_ref())?;
             if control.kind == ControlKind::KeyPointLabels {
                 check_keypoints(control, &model, config)?;
             }
-            match groups.iter_mut().find(|g| Arc::ptr_eq(&g.model, &model)) {
+            // Each tag labels its own image: tags of two images never share a group, so the
+            // second image gets its own boxes, not the first one's.
+            let image_key = config
+                .and_then(|config| config.image(&control.to_name))
+                .map_or_else(|| first_image.clone(), |image| image.value_key.clone());
+            match groups
+                .iter_mut()
+                .find(|g| Arc::ptr_eq(&g.model, &model) && g.image_key == image_key)
+            {
                 Some(group) => group.controls.push((*control).clone()),
                 None => groups.push(Group {
                     model,
                     controls: vec![(*control).clone()],
+                    image_key,
                 }),
             }
         }
@@ -87,6 +102,7 @@ impl Plan {
             groups.push(Group {
                 model: registry.route(project)?,
                 controls: Vec::new(),
+                image_key: first_image.clone(),
             });
         }
         let mut versions: Vec<&str> = Vec::new();
@@ -95,15 +111,11 @@ impl Plan {
                 versions.push(&model.version);
             }
         }
-        let image_key = config
-            .and_then(|config| controls.first().and_then(|c| config.image(&c.to_name)))
-            .map(|image| image.value_key.clone())
-            .unwrap_or_else(|| "image".to_string());
         Ok(Plan {
             version: versions.join("+"),
             groups,
             videos,
-            image_key,
+            image_key: first_image,
         })
     }
 

@@ -240,7 +240,7 @@ pub async fn track_video(
     let motion = (track.tracker.kind == TrackerKind::BotSort && track.tracker.gmc_method != GmcMethod::None)
         .then(|| MotionWorker::start(track.tracker.gmc_method))
         .transpose()?;
-    let tracker = Arc::new(std::sync::Mutex::new(Tracker::new(track.tracker.clone())));
+    let tracker = Arc::new(parking_lot::Mutex::new(Tracker::new(track.tracker.clone())));
     let mut order: Vec<u64> = Vec::new();
     let mut growing: HashMap<u64, Growing> = HashMap::new();
     let mut in_flight: VecDeque<Pending> = VecDeque::new();
@@ -300,7 +300,7 @@ pub async fn track_video(
         let tracker = Arc::clone(&tracker);
         let tracks = blocking(move || {
             // Frames are tracked one at a time, in order: the lock is never contended.
-            let mut tracker = tracker.lock().unwrap_or_else(|e| e.into_inner());
+            let mut tracker = tracker.lock();
             tracker.update_with_warp(&detections, warp)
         })
         .await?;

@@ -10,10 +10,11 @@ use std::{
     io::{BufRead, BufReader, Read},
     path::Path,
     process::{Child, Command, Stdio},
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::Duration,
 };
 
+use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
 use super::{VideoError, probe::VideoInfo};
@@ -130,7 +131,7 @@ impl FrameStream {
                 }
                 // ffmpeg's last words (the reason it failed) are on stderr: read them all.
                 let _ = stderr_reader.join();
-                let frames = *reader_decoded.lock().unwrap_or_else(|e| e.into_inner());
+                let frames = *reader_decoded.lock();
                 let status = take(&reader_child).map(|mut c| c.wait());
                 let outcome = match (ended, status) {
                     (Err(Stop::TooManyFrames), _) => Err(VideoError::TooManyFrames {
@@ -172,13 +173,13 @@ impl FrameStream {
 
     /// Frames decoded so far, skipped ones included: after the end, the video's frame count.
     pub fn decoded(&self) -> u64 {
-        *self.decoded.lock().unwrap_or_else(|e| e.into_inner())
+        *self.decoded.lock()
     }
 
     /// Each decoded frame's presentation time in seconds, as ffmpeg reported it. After the
     /// end, one per frame.
     pub fn times(&self) -> Vec<f64> {
-        self.stderr.lock().unwrap_or_else(|e| e.into_inner()).times.clone()
+        self.stderr.lock().times.clone()
     }
 
     fn kill(&self) {
@@ -201,7 +202,7 @@ impl Drop for FrameStream {
 }
 
 fn take(child: &Mutex<Option<Child>>) -> Option<Child> {
-    child.lock().unwrap_or_else(|e| e.into_inner()).take()
+    child.lock().take()
 }
 
 fn spawn_error(ffmpeg: &Path, e: std::io::Error) -> VideoError {
@@ -249,7 +250,7 @@ fn read_frames(
         if index >= max_frames {
             return Err(Stop::TooManyFrames);
         }
-        *decoded.lock().unwrap_or_else(|e| e.into_inner()) = index + 1;
+        *decoded.lock() = index + 1;
         if keep {
             let frame = DecodedFrame {
                 index,
@@ -282,7 +283,7 @@ fn read_stderr(stderr: impl Read, said: &Mutex<Said>) {
     for line in BufReader::new(stderr).split(b'\n') {
         let Ok(line) = line else { break };
         let line = String::from_utf8_lossy(&line);
-        let mut said = said.lock().unwrap_or_else(|e| e.into_inner());
+        let mut said = said.lock();
         if line.contains("Parsed_showinfo") {
             if let Some(time) = showinfo_time(&line) {
                 said.times.push(time);
@@ -314,7 +315,7 @@ fn last_words(said: &Mutex<Said>, status: std::process::ExitStatus) -> String {
     if let Some(signal) = status.signal() {
         return format!("ffmpeg crashed (signal {signal})");
     }
-    let said = said.lock().unwrap_or_else(|e| e.into_inner());
+    let said = said.lock();
     let reason = said
         .lines
         .iter()
@@ -356,7 +357,7 @@ mod tests {
             kept.push((frame.index, frame.image.pixels[0]));
         }
         assert_eq!(kept, vec![(1, 6), (3, 18)]);
-        assert_eq!(*decoded.lock().expect("lock"), 5);
+        assert_eq!(*decoded.lock(), 5);
 
         let (tx, _rx) = mpsc::channel(16);
         let cut = read_frames(&data[..27], 2, 1, 1, 100, &tx, &Mutex::new(0)).expect_err("cut short");

@@ -406,3 +406,64 @@ async fn local_files_are_read_from_the_mounted_document_root() {
         server.log()
     );
 }
+
+#[tokio::test]
+async fn each_image_of_a_two_image_config_gets_its_own_boxes() {
+    let images = serve_dir(eval_images());
+    let server = Server::start(&[(DET, "1.onnx")], &[]).await;
+    let one = |value: &str| {
+        format!(
+            r#"<View><Image name="img" value="${value}"/><RectangleLabels name="boxes" toName="img">
+               <Label value="circle"/><Label value="square"/><Label value="triangle"/></RectangleLabels></View>"#
+        )
+    };
+    let two = r#"<View>
+      <Image name="left" value="$left"/>
+      <RectangleLabels name="left_boxes" toName="left"><Label value="circle"/><Label value="square"/><Label value="triangle"/></RectangleLabels>
+      <Image name="right" value="$right"/>
+      <RectangleLabels name="right_boxes" toName="right"><Label value="circle"/><Label value="square"/><Label value="triangle"/></RectangleLabels>
+    </View>"#;
+    let (left, right) = (
+        format!("http://{images}/eval-a_0000.png"),
+        format!("http://{images}/eval-a_0001.png"),
+    );
+    let predict = |data: Value, config: String| {
+        let server = &server;
+        async move {
+            let body = json!({"tasks": [{"id": 1, "data": data}], "project": "1.1", "label_config": config});
+            let (status, answer) = server.post("/predict", &body).await;
+            assert_eq!(status, 200, "{answer}");
+            answer["results"][0]["result"].as_array().cloned().unwrap_or_default()
+        }
+    };
+    let boxes = |result: &[Value], tag: &str| -> Vec<String> {
+        let mut out: Vec<String> = result
+            .iter()
+            .filter(|r| tag.is_empty() || r["from_name"] == tag)
+            .map(|r| {
+                let v = &r["value"];
+                format!(
+                    "{} {:.3} {:.3} {:.3} {:.3}",
+                    v["rectanglelabels"][0], v["x"], v["y"], v["width"], v["height"]
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    };
+    let alone_left = predict(json!({"left": left}), one("left")).await;
+    let alone_right = predict(json!({"right": right}), one("right")).await;
+    assert!(!alone_left.is_empty() && !alone_right.is_empty());
+    assert_ne!(boxes(&alone_left, ""), boxes(&alone_right, ""), "the two images differ");
+    let both = predict(json!({"left": left, "right": right}), two.to_string()).await;
+    assert_eq!(boxes(&both, "left_boxes"), boxes(&alone_left, ""));
+    assert_eq!(boxes(&both, "right_boxes"), boxes(&alone_right, ""));
+    for region in &both {
+        let expected = if region["from_name"] == "left_boxes" {
+            "left"
+        } else {
+            "right"
+        };
+        assert_eq!(region["to_name"], expected, "{region}");
+    }
+}
