@@ -124,6 +124,22 @@ async fn row_text(client: &Client, column: usize) -> String {
     }
 }
 
+/// A cell of the det row once `ok` holds for its text (30 s at most), as the page redraws.
+async fn cell_when(client: &Client, column: usize, ok: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = row_text(client, column).await;
+        if ok(&text) {
+            return text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "column {column} of the det row is `{text}`"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// The visible text of the element, or "" if there is none.
 async fn text_of(client: &Client, css: &str) -> String {
     match client.find(Locator::Css(css)).await {
@@ -177,8 +193,9 @@ async fn upload_configure_try_and_delete_in_a_real_browser() {
         row_text(&client, 2).await == "ready"
     })
     .await;
-    let version = row_text(&client, 5).await;
-    assert!(version.starts_with("det-"), "{version}");
+    // The page rebuilds its rows on every poll: a cell read while that happens is empty, so
+    // the version is read once it is there, not at the moment "ready" was.
+    let version = cell_when(&client, 5, |v| v.starts_with("det-")).await;
     shot(&client, "2-uploaded").await;
 
     // 3. Change its labels: the version changes.
