@@ -171,14 +171,19 @@ impl Registry {
     /// another load of the same file meanwhile.
     async fn settled(&self, name: &str) -> Result<ModelStatus, ManageError> {
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(120);
+        let mut finished = self.loads_finished.subscribe();
         loop {
+            // Subscribed before reading: a load that ends in between still wakes us.
+            finished.mark_unchanged();
             let status = self
                 .status_of(name)
                 .ok_or_else(|| ManageError::NotFound(name.to_string()))?;
-            if status.state != LoadState::Loading || tokio::time::Instant::now() > deadline {
+            if status.state != LoadState::Loading {
                 return Ok(status);
             }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            if !matches!(tokio::time::timeout_at(deadline, finished.changed()).await, Ok(Ok(()))) {
+                return Ok(status);
+            }
         }
     }
 

@@ -44,6 +44,8 @@ pub struct Registry {
     pub(super) installing: tokio::sync::Mutex<()>,
     /// Settings every adapter is opened with, under its sidecar's `[options]`.
     pub(super) adapter_defaults: plugin_api::Options,
+    /// Counts finished loads, so that a caller can wait for one instead of polling.
+    pub(super) loads_finished: tokio::sync::watch::Sender<u64>,
 }
 
 /// Runs blocking work off the async executor; a failed worker is logged, and the caller
@@ -76,6 +78,7 @@ impl Registry {
             generation: AtomicU64::new(0),
             installing: tokio::sync::Mutex::new(()),
             adapter_defaults: plugin_api::Options::new(),
+            loads_finished: tokio::sync::watch::Sender::new(0),
         }
     }
 
@@ -295,6 +298,8 @@ impl Registry {
                 slot.load = Load::Failed(message);
             }
         }
+        drop(table);
+        self.loads_finished.send_modify(|n| *n += 1);
     }
 
     /// The model for a project: `<project id>.onnx`, else a model whose .toml lists the
