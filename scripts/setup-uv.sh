@@ -19,7 +19,7 @@ PYTHON="${PYTHON:-python3}"
 rm -rf "$VENV"
 mkdir -p "$CACHE"
 "$PYTHON" -m venv "$VENV" >&2
-retry "installing uv" "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-    --require-hashes --no-deps --only-binary=:all: -r "$LOCK" >&2
+# From the lock alone: every package pinned with its hashes, nothing resolved.
+retry "installing uv" "$VENV/bin/python" -m pip install --require-hashes --no-deps --only-binary=:all: -r "$LOCK" -q >&2
 touch "$VENV/.complete"
 echo "$VENV/bin/uv"

@@ -26,7 +26,7 @@ for soak in "${soaks[@]}"; do
     esac
     report="$(mktemp)"
     LS_ML_SOAK_SECONDS="${SOAK_SECONDS:-600}" LS_ML_SOAK_SWAP_SECONDS="${SOAK_SWAP_SECONDS:-30}" \
-        LS_ML_SOAK_REPORT="$PWD/docs/soak/$soak.csv" LS_ML_SOAK_MIXED_REPORT="$PWD/docs/soak/$soak.csv" \
+        LS_ML_SOAK_REPORT="$PWD/docs/soak/$soak.csv" \
         LS_ML_TEST_REPORT="$report" \
         cargo test $flag --locked -p ls-ml-backend --test integration -- --include-ignored "$filter" --nocapture
     {

@@ -59,76 +59,53 @@ const HOW_TO_AUTH: &str = "in Label Studio, connect the model with Authenticatio
                            user and password set in BASIC_AUTH_USER / BASIC_AUTH_PASS";
 
 impl HttpError {
-    pub fn status(&self) -> StatusCode {
+    /// The status and the `error_type` word, side by side so that neither can drift from the
+    /// other.
+    fn kind(&self) -> (StatusCode, &'static str) {
+        use StatusCode as S;
         match self {
             HttpError::Api(e) => match e {
-                ApiError::Route(RouteError::BadModelPath { .. } | RouteError::Mismatch { .. })
-                | ApiError::Config(_)
-                | ApiError::NoConfig => StatusCode::BAD_REQUEST,
-                ApiError::Route(RouteError::Loading { .. }) | ApiError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
-                ApiError::Route(_) => StatusCode::NOT_FOUND,
-                ApiError::TooManyTasks { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-                ApiError::Try(_) => StatusCode::UNPROCESSABLE_ENTITY,
+                ApiError::Route(RouteError::Loading { .. }) => (S::SERVICE_UNAVAILABLE, "model_loading"),
+                ApiError::Route(RouteError::BadModelPath { .. }) => (S::BAD_REQUEST, "bad_model_path"),
+                ApiError::Route(RouteError::Mismatch { .. }) => (S::BAD_REQUEST, "model_mismatch"),
+                ApiError::Route(_) => (S::NOT_FOUND, "no_model"),
+                ApiError::Config(_) => (S::BAD_REQUEST, "bad_label_config"),
+                ApiError::NoConfig => (S::BAD_REQUEST, "no_label_config"),
+                ApiError::Busy { .. } => (S::SERVICE_UNAVAILABLE, "busy"),
+                ApiError::TooManyTasks { .. } => (S::PAYLOAD_TOO_LARGE, "too_many_tasks"),
+                ApiError::Try(_) => (S::UNPROCESSABLE_ENTITY, "try_failed"),
             },
             HttpError::Manage(e) | HttpError::History(HistoryError::Manage(e)) => match e {
-                ManageError::BadName { .. } | ManageError::Settings(_) => StatusCode::BAD_REQUEST,
-                ManageError::NotFound(_) => StatusCode::NOT_FOUND,
-                ManageError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
-                ManageError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-                ManageError::Io(_) | ManageError::Worker(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                ManageError::BadName { .. } => (S::BAD_REQUEST, "bad_model_name"),
+                ManageError::NotFound(_) => (S::NOT_FOUND, "no_model"),
+                ManageError::Refused(_) => (S::UNPROCESSABLE_ENTITY, "model_refused"),
+                ManageError::TooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "model_too_large"),
+                ManageError::Settings(_) => (S::BAD_REQUEST, "bad_settings"),
+                ManageError::Io(_) | ManageError::Worker(_) => (S::INTERNAL_SERVER_ERROR, "internal"),
             },
-            HttpError::History(HistoryError::Nothing(_)) | HttpError::Cancel(CancelError::NotFound(_)) => {
-                StatusCode::NOT_FOUND
-            }
-            HttpError::History(HistoryError::Io(_)) => StatusCode::INTERNAL_SERVER_ERROR,
-            HttpError::Submit(SubmitError::QueueFull { .. }) => StatusCode::SERVICE_UNAVAILABLE,
-            HttpError::Submit(SubmitError::AlreadyTraining { .. }) => StatusCode::CONFLICT,
-            HttpError::Refused(_) => StatusCode::FORBIDDEN,
-            HttpError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            HttpError::NotFound(_) | HttpError::NoEndpoint => StatusCode::NOT_FOUND,
-            HttpError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            HttpError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            HttpError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
-            HttpError::TooManyFailures { .. } => StatusCode::TOO_MANY_REQUESTS,
+            HttpError::History(HistoryError::Nothing(_)) => (S::NOT_FOUND, "no_earlier_version"),
+            HttpError::History(HistoryError::Io(_)) => (S::INTERNAL_SERVER_ERROR, "internal"),
+            HttpError::Cancel(CancelError::NotFound(_)) => (S::NOT_FOUND, "no_job"),
+            HttpError::Submit(SubmitError::QueueFull { .. }) => (S::SERVICE_UNAVAILABLE, "job_queue_full"),
+            HttpError::Submit(SubmitError::AlreadyTraining { .. }) => (S::CONFLICT, "already_training"),
+            HttpError::Refused(_) => (S::FORBIDDEN, "forbidden"),
+            HttpError::BadRequest(_) => (S::BAD_REQUEST, "bad_request"),
+            HttpError::NotFound(_) => (S::NOT_FOUND, "not_found"),
+            HttpError::NoEndpoint => (S::NOT_FOUND, "no_endpoint"),
+            HttpError::MethodNotAllowed => (S::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            HttpError::BodyTooLarge => (S::PAYLOAD_TOO_LARGE, "body_too_large"),
+            HttpError::Unauthorized { .. } => (S::UNAUTHORIZED, "unauthorized"),
+            HttpError::TooManyFailures { .. } => (S::TOO_MANY_REQUESTS, "too_many_auth_failures"),
         }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.kind().0
     }
 
     /// What went wrong, as a word a script can branch on.
     pub fn error_type(&self) -> &'static str {
-        match self {
-            HttpError::Api(e) => match e {
-                ApiError::Route(RouteError::Loading { .. }) => "model_loading",
-                ApiError::Route(RouteError::BadModelPath { .. }) => "bad_model_path",
-                ApiError::Route(RouteError::Mismatch { .. }) => "model_mismatch",
-                ApiError::Route(_) => "no_model",
-                ApiError::Config(_) => "bad_label_config",
-                ApiError::NoConfig => "no_label_config",
-                ApiError::Busy { .. } => "busy",
-                ApiError::TooManyTasks { .. } => "too_many_tasks",
-                ApiError::Try(_) => "try_failed",
-            },
-            HttpError::Manage(e) | HttpError::History(HistoryError::Manage(e)) => match e {
-                ManageError::BadName { .. } => "bad_model_name",
-                ManageError::NotFound(_) => "no_model",
-                ManageError::Refused(_) => "model_refused",
-                ManageError::TooLarge { .. } => "model_too_large",
-                ManageError::Settings(_) => "bad_settings",
-                ManageError::Io(_) | ManageError::Worker(_) => "internal",
-            },
-            HttpError::History(HistoryError::Nothing(_)) => "no_earlier_version",
-            HttpError::History(HistoryError::Io(_)) => "internal",
-            HttpError::Cancel(CancelError::NotFound(_)) => "no_job",
-            HttpError::Submit(SubmitError::QueueFull { .. }) => "job_queue_full",
-            HttpError::Submit(SubmitError::AlreadyTraining { .. }) => "already_training",
-            HttpError::Refused(_) => "forbidden",
-            HttpError::BadRequest(_) => "bad_request",
-            HttpError::NotFound(_) => "not_found",
-            HttpError::NoEndpoint => "no_endpoint",
-            HttpError::MethodNotAllowed => "method_not_allowed",
-            HttpError::BodyTooLarge => "body_too_large",
-            HttpError::Unauthorized { .. } => "unauthorized",
-            HttpError::TooManyFailures { .. } => "too_many_auth_failures",
-        }
+        self.kind().1
     }
 
     fn fields(&self) -> Option<&BTreeMap<String, String>> {

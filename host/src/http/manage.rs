@@ -106,17 +106,10 @@ pub async fn download(name: String, state: State) -> Result<Response, HttpError>
         .await
         .map_err(|e| ManageError::Io(format!("cannot read {}: {e}", crate::models::files::shown(&file))))?;
     let length = opened.metadata().await.ok().map(|m| m.len());
-    let chunks = futures::stream::unfold((opened, permit), |(mut opened, permit)| async move {
-        use tokio::io::AsyncReadExt;
-        let mut chunk = vec![0u8; 256 * 1024];
-        match opened.read(&mut chunk).await {
-            Ok(0) => None,
-            Ok(n) => {
-                chunk.truncate(n);
-                Some((Ok(bytes::Bytes::from(chunk)), (opened, permit)))
-            }
-            Err(e) => Some((Err(e), (opened, permit))),
-        }
+    // The permit goes with the stream: it is given back when the download ends or breaks off.
+    let chunks = tokio_util::io::ReaderStream::with_capacity(opened, 256 * 1024).map(move |chunk| {
+        let _downloading = &permit;
+        chunk
     });
     let mut response = warp::reply::stream(chunks).into_response();
     let headers = response.headers_mut();

@@ -140,28 +140,27 @@ fn host_name(host: &str) -> String {
     name.trim_end_matches('.').to_ascii_lowercase()
 }
 
-fn reject(refusal: Refusal) -> Rejection {
-    warp::reject::custom(Forbidden(refusal))
+/// A filter that passes what `check` passes, and refuses the rest with its reason.
+fn filter(
+    trust: Trust,
+    check: fn(&Trust, &HeaderMap) -> Result<(), Refusal>,
+) -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    warp::header::headers_cloned()
+        .and_then(move |headers: HeaderMap| {
+            let verdict = check(&trust, &headers).map_err(|why| warp::reject::custom(Forbidden(why)));
+            async move { verdict }
+        })
+        .untuple_one()
 }
 
 /// Every route: refuses a foreign `Host` (see `Trust::check_host`).
 pub fn host_guard(trust: Trust) -> impl Filter<Extract = (), Error = Rejection> + Clone {
-    warp::header::headers_cloned()
-        .and_then(move |headers: HeaderMap| {
-            let verdict = trust.check_host(&headers).map_err(reject);
-            async move { verdict }
-        })
-        .untuple_one()
+    filter(trust, Trust::check_host)
 }
 
 /// Changes and actions that cost (see `Trust::check`).
 pub fn guard(trust: Trust) -> impl Filter<Extract = (), Error = Rejection> + Clone {
-    warp::header::headers_cloned()
-        .and_then(move |headers: HeaderMap| {
-            let verdict = trust.check(&headers).map_err(reject);
-            async move { verdict }
-        })
-        .untuple_one()
+    filter(trust, Trust::check)
 }
 
 #[cfg(test)]

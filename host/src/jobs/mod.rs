@@ -98,6 +98,12 @@ pub struct Jobs {
     context: Context,
 }
 
+/// The finished jobs past the newest `keep`, oldest first: the ones to forget.
+fn beyond_keep(jobs: &BTreeMap<u64, Job>, keep: usize) -> Vec<u64> {
+    let finished: Vec<u64> = jobs.values().filter(|j| j.state.is_finished()).map(|j| j.id).collect();
+    finished[..finished.len().saturating_sub(keep)].to_vec()
+}
+
 impl Jobs {
     /// Loads the jobs kept in the state folder, fails those that were running (the server
     /// stopped under them), and starts the workers. Blocking (reads the folder).
@@ -133,10 +139,9 @@ impl Jobs {
         }
         let next_id = jobs.keys().next_back().map_or(1, |id| id + 1);
         let keep = keep.max(1);
-        let finished: Vec<u64> = jobs.values().filter(|j| j.state.is_finished()).map(|j| j.id).collect();
-        for id in finished.iter().take(finished.len().saturating_sub(keep)) {
-            jobs.remove(id);
-            store.remove(*id);
+        for id in beyond_keep(&jobs, keep) {
+            jobs.remove(&id);
+            store.remove(id);
         }
         let (saver, saves) = std::sync::mpsc::channel::<store::Write>();
         std::thread::Builder::new()
@@ -205,15 +210,9 @@ impl Jobs {
             table.next_id += 1;
             let job = Job::new(id, kind, project, options, origin);
             table.jobs.insert(id, job.clone());
-            let finished: Vec<u64> = table
-                .jobs
-                .values()
-                .filter(|j| j.state.is_finished())
-                .map(|j| j.id)
-                .collect();
-            for id in finished.iter().take(finished.len().saturating_sub(self.keep)) {
-                table.jobs.remove(id);
-                let _ = self.saver.send(store::Write::Remove(*id));
+            for id in beyond_keep(&table.jobs, self.keep) {
+                table.jobs.remove(&id);
+                let _ = self.saver.send(store::Write::Remove(id));
             }
             job
         };

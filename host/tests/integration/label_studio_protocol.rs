@@ -19,10 +19,6 @@ use warp::{Filter, http::StatusCode, reply::Reply};
 const DET: &str = "yolov8n-shapes-det-320.onnx";
 const DYNAMIC: &str = "yolov8n-shapes-det-320-dynamic.onnx";
 
-fn basic(user_pass: &str) -> String {
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(user_pass))
-}
-
 #[tokio::test]
 async fn basic_auth_guards_everything_but_health_and_webhook() {
     // This test fails auth on purpose far more often than the throttle allows in a minute

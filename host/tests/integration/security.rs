@@ -10,7 +10,6 @@ use std::{
 };
 
 use crate::common::*;
-use base64::Engine;
 use serde_json::{Value, json};
 use warp::Filter;
 
@@ -227,10 +226,6 @@ async fn cross_site_pages_start_no_training() {
     let (_, jobs) = server.get("/jobs").await;
     assert_eq!(jobs["jobs"].as_array().map(Vec::len), Some(1), "{jobs}");
     report("security: cross-site /train, /jobs, START_TRAINING and annotation events: 0 jobs started");
-}
-
-fn basic(user_pass: &str) -> String {
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(user_pass))
 }
 
 #[tokio::test]
@@ -582,27 +577,7 @@ async fn model_downloads_stream_instead_of_filling_memory() {
         assert!(Instant::now() < deadline, "the big file was never seen");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let before = server.rss_kib();
-    let peak = Arc::new(std::sync::atomic::AtomicU64::new(before));
-    let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let sampler = {
-        let (peak, sampling, pid) = (Arc::clone(&peak), Arc::clone(&sampling), server.pid());
-        std::thread::spawn(move || {
-            while sampling.load(std::sync::atomic::Ordering::Relaxed) {
-                if let Some(kib) = std::fs::read_to_string(format!("/proc/{pid}/status"))
-                    .ok()
-                    .and_then(|s| {
-                        s.lines()
-                            .find(|l| l.starts_with("VmRSS:"))
-                            .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-                    })
-                {
-                    peak.fetch_max(kib, std::sync::atomic::Ordering::Relaxed);
-                }
-                std::thread::sleep(Duration::from_millis(5));
-            }
-        })
-    };
+    let memory = server.sample_peak_rss();
     let downloads = (0..4).map(|_| async {
         let answer = server
             .http
@@ -619,10 +594,8 @@ async fn model_downloads_stream_instead_of_filling_memory() {
         got
     });
     let sizes = futures::future::join_all(downloads).await;
-    sampling.store(false, std::sync::atomic::Ordering::Relaxed);
-    sampler.join().expect("sampler");
+    let grew_mib = memory.stop();
     assert_eq!(sizes, [SIZE; 4], "every download is whole");
-    let grew_mib = peak.load(std::sync::atomic::Ordering::Relaxed).saturating_sub(before) as f64 / 1024.0;
     // Read whole, four downloads of it would add 512 MiB.
     assert!(grew_mib < 64.0, "four 128 MiB downloads added {grew_mib:.0} MiB of RSS");
     report(&format!(
@@ -672,27 +645,7 @@ async fn what_a_sam_click_costs_at_12_and_25_megapixels() {
         image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, 128]))
             .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
             .expect("png");
-        let before = server.rss_kib();
-        let peak = Arc::new(std::sync::atomic::AtomicU64::new(before));
-        let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
-        let sampler = {
-            let (peak, sampling, pid) = (Arc::clone(&peak), Arc::clone(&sampling), server.pid());
-            std::thread::spawn(move || {
-                while sampling.load(std::sync::atomic::Ordering::Relaxed) {
-                    if let Some(kib) = std::fs::read_to_string(format!("/proc/{pid}/status"))
-                        .ok()
-                        .and_then(|s| {
-                            s.lines()
-                                .find(|l| l.starts_with("VmRSS:"))
-                                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-                        })
-                    {
-                        peak.fetch_max(kib, std::sync::atomic::Ordering::Relaxed);
-                    }
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-            })
-        };
+        let memory = server.sample_peak_rss();
         let answer = server
             .http
             .post(server.url(&format!("/models/sam-tiny/try?points={},{},1", w / 2, h / 2)))
@@ -701,12 +654,10 @@ async fn what_a_sam_click_costs_at_12_and_25_megapixels() {
             .send()
             .await
             .expect("try");
-        sampling.store(false, std::sync::atomic::Ordering::Relaxed);
-        sampler.join().expect("sampler");
+        let grew = memory.stop();
         let status = answer.status();
         let body: Value = answer.json().await.expect("json");
         assert_eq!(status, 200, "{w}x{h}: {body}");
-        let grew = peak.load(std::sync::atomic::Ordering::Relaxed).saturating_sub(before) as f64 / 1024.0;
         figures.push(format!("{:.0} MP +{grew:.0} MiB", f64::from(w) * f64::from(h) / 1e6));
     }
     report(&format!(

@@ -36,7 +36,6 @@ async fn eight_clients_with_model_swaps_never_fail_and_memory_levels_off() {
         &["yolov8_detect", "yolov8_seg"],
     )
     .await;
-    let dir = server.models_dir.path().to_path_buf();
     let names: Vec<String> = std::fs::read_dir(eval_images())
         .expect("images")
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
@@ -91,6 +90,36 @@ async fn eight_clients_with_model_swaps_never_fail_and_memory_levels_off() {
         })
         .collect();
 
+    let soaked = swap_and_sample(&server, duration, swap_every).await;
+    running.store(false, Ordering::SeqCst);
+    for client in clients {
+        client.await.expect("client");
+    }
+    let (done, failed) = (done.load(Ordering::SeqCst), failed.load(Ordering::SeqCst));
+    report(&format!(
+        "soak: {:.0} s, 8 clients, det + seg, {} model swaps: {done} requests ({:.1}/s), {failed} failed; {}",
+        duration.as_secs_f64(),
+        soaked.swaps,
+        done as f64 / duration.as_secs_f64(),
+        soaked.memory_summary()
+    ));
+    soaked.write_samples();
+    assert_eq!(failed, 0, "no request fails");
+    assert!(done > 20, "the clients kept asking ({done})");
+    soaked.check();
+}
+
+/// What the soak's main loop saw: the server's memory every 0.5 s (seconds, KiB) and how often
+/// the model was swapped.
+struct Soaked {
+    samples: Vec<(f64, u64)>,
+    swaps: usize,
+}
+
+/// Swaps `1.onnx` between two builds of the detector every `swap_every` for `duration`,
+/// sampling the server's memory.
+async fn swap_and_sample(server: &Server, duration: Duration, swap_every: Duration) -> Soaked {
+    let dir = server.models_dir.path();
     let started = Instant::now();
     let (mut samples, mut swaps, mut next_swap) = (Vec::new(), 0, started + swap_every);
     while started.elapsed() < duration {
@@ -102,47 +131,54 @@ async fn eight_clients_with_model_swaps_never_fail_and_memory_levels_off() {
             } else {
                 "yolov8n-shapes-det-320.onnx"
             };
-            move_into_place(&fixture_model(fixture), &dir, "1.onnx");
+            move_into_place(&fixture_model(fixture), dir, "1.onnx");
             swaps += 1;
             next_swap += swap_every;
         }
     }
-    running.store(false, Ordering::SeqCst);
-    for client in clients {
-        client.await.expect("client");
+    Soaked { samples, swaps }
+}
+
+impl Soaked {
+    /// Memory after warm-up: the peak of each half of the samples taken after the first half
+    /// (allocator arenas and ONNX Runtime's buffers grow to their working size first), in MiB.
+    fn early_and_late(&self) -> (f64, f64) {
+        let warm: Vec<u64> = self.samples.iter().skip(self.samples.len() / 2).map(|s| s.1).collect();
+        let (early, late) = warm.split_at(warm.len() / 2);
+        let peak = |s: &[u64]| s.iter().copied().max().unwrap_or(0) as f64 / 1024.0;
+        (peak(early), peak(late))
     }
-    let (done, failed) = (done.load(Ordering::SeqCst), failed.load(Ordering::SeqCst));
-    // Memory after warm-up: the peak of each half of the samples taken after the first half
-    // (allocator arenas and ONNX Runtime's buffers grow to their working size first).
-    let warm: Vec<u64> = samples.iter().skip(samples.len() / 2).map(|s| s.1).collect();
-    let (early, late) = warm.split_at(warm.len() / 2);
-    let peak = |s: &[u64]| s.iter().copied().max().unwrap_or(0) as f64 / 1024.0;
-    let line = format!(
-        "soak: {:.0} s, 8 clients, det + seg, {swaps} model swaps: {done} requests ({:.1}/s), {failed} failed; \
-         RSS peak {:.1} MiB early vs {:.1} MiB late (after warm-up), {:.1} MiB at the end",
-        duration.as_secs_f64(),
-        done as f64 / duration.as_secs_f64(),
-        peak(early),
-        peak(late),
-        samples.last().map_or(0.0, |s| s.1 as f64 / 1024.0)
-    );
-    report(&line);
-    if let Ok(path) = std::env::var("LS_ML_SOAK_REPORT") {
-        let rss: Vec<String> = samples
-            .iter()
-            .map(|(t, kib)| format!("{t:.1},{:.1}", *kib as f64 / 1024.0))
-            .collect();
-        std::fs::write(path, format!("seconds,rss_mib\n{}\n", rss.join("\n"))).expect("write report");
+
+    fn memory_summary(&self) -> String {
+        let (early, late) = self.early_and_late();
+        format!(
+            "RSS peak {early:.1} MiB early vs {late:.1} MiB late (after warm-up), {:.1} MiB at the end",
+            self.samples.last().map_or(0.0, |s| s.1 as f64 / 1024.0)
+        )
     }
-    assert_eq!(failed, 0, "no request fails");
-    assert!(done > 20, "the clients kept asking ({done})");
-    assert!(swaps >= 2, "the model was swapped ({swaps})");
-    assert!(
-        peak(late) <= peak(early) * 1.2 + 24.0,
-        "memory keeps growing: {:.1} MiB -> {:.1} MiB",
-        peak(early),
-        peak(late)
-    );
+
+    /// The samples as CSV to the file LS_ML_SOAK_REPORT names (scripts/soak.sh sets it).
+    fn write_samples(&self) {
+        if let Ok(path) = std::env::var("LS_ML_SOAK_REPORT") {
+            let rss: Vec<String> = self
+                .samples
+                .iter()
+                .map(|(t, kib)| format!("{t:.1},{:.1}", *kib as f64 / 1024.0))
+                .collect();
+            std::fs::write(&path, format!("seconds,rss_mib\n{}\n", rss.join("\n")))
+                .unwrap_or_else(|e| panic!("writing {path}: {e}"));
+        }
+    }
+
+    /// The model was swapped, and memory stopped growing.
+    fn check(&self) {
+        assert!(self.swaps >= 2, "the model was swapped ({})", self.swaps);
+        let (early, late) = self.early_and_late();
+        assert!(
+            late <= early * 1.2 + 24.0,
+            "memory keeps growing: {early:.1} MiB -> {late:.1} MiB"
+        );
+    }
 }
 
 /// What a worker of the mixed soak did: requests that went as they should, and those that
@@ -209,7 +245,6 @@ async fn mixed_load_with_a_prediction_job_and_attacks_never_fails_and_memory_lev
         .await,
     );
     ls.connect(project, &server.url("")).await;
-    let dir = server.models_dir.path().to_path_buf();
     let images = serve_dir(eval_images());
     let names: Vec<String> = files
         .iter()
@@ -357,29 +392,11 @@ async fn mixed_load_with_a_prediction_job_and_attacks_never_fails_and_memory_lev
         }));
     }
 
-    let started = Instant::now();
-    let (mut samples, mut swaps, mut next_swap) = (Vec::new(), 0, started + swap_every);
-    while started.elapsed() < duration {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        samples.push((started.elapsed().as_secs_f64(), server.rss_kib()));
-        if Instant::now() >= next_swap {
-            let fixture = if swaps % 2 == 0 {
-                "yolov8n-shapes-det-320-dynamic.onnx"
-            } else {
-                "yolov8n-shapes-det-320.onnx"
-            };
-            move_into_place(&fixture_model(fixture), &dir, "1.onnx");
-            swaps += 1;
-            next_swap += swap_every;
-        }
-    }
+    let soaked = swap_and_sample(&server, duration, swap_every).await;
     running.store(false, Ordering::SeqCst);
     for worker in workers {
         worker.await.expect("worker");
     }
-    let warm: Vec<u64> = samples.iter().skip(samples.len() / 2).map(|s| s.1).collect();
-    let (early, late) = warm.split_at(warm.len() / 2);
-    let peak = |s: &[u64]| s.iter().copied().max().unwrap_or(0) as f64 / 1024.0;
     let counts: Vec<String> = tallies
         .iter()
         .map(|(what, t)| {
@@ -387,33 +404,18 @@ async fn mixed_load_with_a_prediction_job_and_attacks_never_fails_and_memory_lev
             format!("{what} {done} ({failed} failed)")
         })
         .collect();
-    let line = format!(
-        "soak (mixed): {:.0} s, {swaps} model swaps: {}; RSS peak {:.1} MiB early vs {:.1} MiB late (after \
-         warm-up), {:.1} MiB at the end",
+    report(&format!(
+        "soak (mixed): {:.0} s, {} model swaps: {}; {}",
         duration.as_secs_f64(),
+        soaked.swaps,
         counts.join(", "),
-        peak(early),
-        peak(late),
-        samples.last().map_or(0.0, |s| s.1 as f64 / 1024.0)
-    );
-    report(&line);
-    if let Ok(path) = std::env::var("LS_ML_SOAK_MIXED_REPORT") {
-        let rss: Vec<String> = samples
-            .iter()
-            .map(|(t, kib)| format!("{t:.1},{:.1}", *kib as f64 / 1024.0))
-            .collect();
-        std::fs::write(path, format!("seconds,rss_mib\n{}\n", rss.join("\n"))).expect("write report");
-    }
+        soaked.memory_summary()
+    ));
+    soaked.write_samples();
     for (what, t) in &tallies {
         let (done, failed) = t.get();
         assert_eq!(failed, 0, "{what}: {failed} went wrong\n{}", server.log());
         assert!(done > 0, "{what}: nothing was done");
     }
-    assert!(swaps >= 2, "the model was swapped ({swaps})");
-    assert!(
-        peak(late) <= peak(early) * 1.2 + 24.0,
-        "memory keeps growing: {:.1} MiB -> {:.1} MiB",
-        peak(early),
-        peak(late)
-    );
+    soaked.check();
 }

@@ -216,16 +216,12 @@ impl Server {
 
     /// The server's resident memory, in KiB (from /proc).
     pub fn rss_kib(&self) -> u64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
-            .ok()
-            .and_then(|status| {
-                status
-                    .lines()
-                    .find(|l| l.starts_with("VmRSS:"))
-                    .and_then(|l| l.split_whitespace().nth(1))
-                    .and_then(|kb| kb.parse().ok())
-            })
-            .unwrap_or(0)
+        rss_kib(self.pid())
+    }
+
+    /// Samples the server's resident memory every 5 ms until the sampler is stopped.
+    pub fn sample_peak_rss(&self) -> PeakRss {
+        PeakRss::start(self.pid())
     }
 
     /// Sends SIGTERM, and waits (at most `limit`) for the process to exit.
@@ -288,6 +284,67 @@ impl Server {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+/// A process's resident memory, in KiB (from /proc; 0 if it is gone).
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// The peak resident memory of a process over a stretch of time, sampled on a thread of its
+/// own (so that it catches what an await between two samples would miss).
+pub struct PeakRss {
+    before: u64,
+    peak: Arc<std::sync::atomic::AtomicU64>,
+    sampling: Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl PeakRss {
+    pub fn start(pid: u32) -> PeakRss {
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        let before = rss_kib(pid);
+        let peak = Arc::new(AtomicU64::new(before));
+        let sampling = Arc::new(AtomicBool::new(true));
+        let thread = {
+            let (peak, sampling) = (Arc::clone(&peak), Arc::clone(&sampling));
+            std::thread::spawn(move || {
+                while sampling.load(Ordering::Relaxed) {
+                    peak.fetch_max(rss_kib(pid), Ordering::Relaxed);
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            })
+        };
+        PeakRss {
+            before,
+            peak,
+            sampling,
+            thread,
+        }
+    }
+
+    /// How far above its level at the start the memory went, in MiB.
+    pub fn stop(self) -> f64 {
+        use std::sync::atomic::Ordering;
+        self.sampling.store(false, Ordering::Relaxed);
+        self.thread.join().expect("the sampler");
+        self.peak.load(Ordering::Relaxed).saturating_sub(self.before) as f64 / 1024.0
+    }
+}
+
+/// An HTTP Basic `Authorization` header for `user:pass`.
+pub fn basic(user_pass: &str) -> String {
+    use base64::Engine;
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(user_pass))
 }
 
 impl Drop for Server {
