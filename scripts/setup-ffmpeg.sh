@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# ffmpeg and ffprobe, which decode videos for tracking (host/src/video/). Installed from
+# ffmpeg and ffprobe, which decode videos for tracking (core/src/video/). Installed from
 # Debian/Ubuntu packages when missing; nothing is downloaded from elsewhere.
 set -euo pipefail
 if command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1; then

@@ -100,14 +100,14 @@ async fn follow(config: &Config, base: &str, project: u64, force: bool) -> Resul
         let state = job
             .get("state")
             .cloned()
-            .and_then(|s| serde_json::from_value::<crate::jobs::JobState>(s).ok());
+            .and_then(|s| serde_json::from_value::<ls_training::JobState>(s).ok());
         match state {
-            Some(crate::jobs::JobState::Succeeded) => {
+            Some(ls_training::JobState::Succeeded) => {
                 bar.finish();
                 println!("{}", job.get("result").cloned().unwrap_or(Value::Null));
                 return Ok(ExitCode::SUCCESS);
             }
-            Some(state @ (crate::jobs::JobState::Failed | crate::jobs::JobState::Cancelled)) => {
+            Some(state @ (ls_training::JobState::Failed | ls_training::JobState::Cancelled)) => {
                 bar.abandon();
                 return Err(format!(
                     "job {id} {}: {}",

@@ -4,8 +4,8 @@ use std::{net::IpAddr, path::PathBuf};
 
 use clap::Parser;
 
-pub use crate::{runtime::Provider, watcher::WatchMode};
 pub use labelstudio_protocol::Secret;
+pub use ls_core::{runtime::Provider, watcher::WatchMode};
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -369,8 +369,8 @@ impl Config {
     }
 
     /// The programs and limits of video tasks.
-    pub fn video_settings(&self) -> crate::video::VideoSettings {
-        crate::video::VideoSettings {
+    pub fn video_settings(&self) -> ls_core::video::VideoSettings {
+        ls_core::video::VideoSettings {
             ffmpeg: self.ffmpeg.clone(),
             ffprobe: self.ffprobe.clone(),
             max_bytes: self.max_video_mb.saturating_mul(1024 * 1024),
@@ -383,8 +383,8 @@ impl Config {
     }
 
     /// The runtime's settings.
-    pub fn runtime_settings(&self) -> crate::runtime::RuntimeSettings {
-        crate::runtime::RuntimeSettings {
+    pub fn runtime_settings(&self) -> ls_core::runtime::RuntimeSettings {
+        ls_core::runtime::RuntimeSettings {
             provider: self.provider,
             library: self.ort_dylib_path.clone(),
             sessions: self.sessions,
@@ -394,8 +394,8 @@ impl Config {
     }
 
     /// How media is fetched, and from which Label Studio.
-    pub fn media_settings(&self) -> crate::labelstudio::MediaSettings {
-        crate::labelstudio::MediaSettings {
+    pub fn media_settings(&self) -> ls_labelstudio::MediaSettings {
+        ls_labelstudio::MediaSettings {
             label_studio_url: self.label_studio_url.clone(),
             api_key: self.api_key().cloned(),
             local_files_document_root: self.local_files_document_root.clone(),
@@ -432,9 +432,9 @@ impl Config {
         self.state_dir.clone().unwrap_or_else(|| self.models_dir.join(".state"))
     }
 
-    pub fn train_settings(&self) -> crate::jobs::TrainSettings {
+    pub fn train_settings(&self) -> ls_training::TrainSettings {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
-        crate::jobs::TrainSettings {
+        ls_training::TrainSettings {
             // The trainer runs in its job's folder: a relative path means one from here. Not
             // canonicalized: a venv's python is a symlink that must stay inside the venv.
             python: std::path::absolute(&self.trainer_python).unwrap_or_else(|_| self.trainer_python.clone()),

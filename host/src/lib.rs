@@ -1,32 +1,19 @@
-//! `ls-ml-backend`: a Label Studio ML backend serving ONNX models through adapter plugins.
+//! `ls-ml-backend`, the server: start-up, the command line, the configuration and the HTTP
+//! routes. The binary (`main.rs`) only sets up the process and calls [`server::run`].
 //!
-//! The binary (`main.rs`) only sets up the process and calls [`server::run`]. The modules:
+//! - `http`: the thin warp routes, the trust rule, the connection loop, and the one place
+//!   errors get their HTTP status;
+//! - `config`: the one `clap` struct; it hands each crate its own settings;
+//! - `server`, `cli`: start-up and the command line.
 //!
-//! - `http`: the thin warp routes, and the one place errors get their HTTP status;
-//! - `labelstudio`: getting task media from Label Studio and elsewhere (the protocol itself,
-//!   label configs and result JSON are the `labelstudio-protocol` crate);
-//! - `pipeline`: one prediction request: admission, the per-task stages, checking what an
-//!   adapter sent;
-//! - `models`: the models folder, loading, adapter choice, the table of models and routing;
-//! - `plugins`: loading plugin libraries (ABI 2, and 1.x through a shim) and calling them;
-//! - `runtime`: ONNX Runtime and each model's sessions.
+//! The work is done by the crates below it: `ls-core` (pipeline, models, plugins, runtime,
+//! video), `ls-training` (jobs), `ls-labelstudio` (media and Label Studio's API) and
+//! `labelstudio-protocol` (Label Studio's JSON).
 
 pub mod cli;
 mod config;
 mod http;
-mod imaging;
-mod jobs;
-mod labelstudio;
-mod metrics;
-mod models;
-mod pipeline;
-mod plugins;
-mod runtime;
 pub mod server;
-mod stages;
-mod video;
-mod watcher;
-mod worker;
 
 pub use config::{Command, Config};
 
@@ -34,8 +21,8 @@ pub use config::{Command, Config};
 /// the listener (for their own loopback servers), the image decoder and the runtime, each
 /// compared against an outside reference. The Label Studio protocol is its own crate.
 pub mod testing {
-    pub use crate::{
-        http::listener::bind,
+    pub use crate::http::listener::bind;
+    pub use ls_core::{
         imaging::decode,
         runtime::{OwnedTensor, Provider, Runtime},
     };

@@ -14,8 +14,8 @@ use log::{error, info, warn};
 use crate::{
     config::Config,
     http::{self, AppState},
-    jobs,
-    labelstudio::{api::LabelStudioApi, auth::KeyKind, media::MediaClient},
+};
+use ls_core::{
     metrics::Metrics,
     models::{BatchSettings, Registry},
     pipeline::{Admission, Predictor},
@@ -24,6 +24,8 @@ use crate::{
     watcher,
     worker::{WorkerFailed, off_executor as blocking},
 };
+use ls_labelstudio::{api::LabelStudioApi, auth::KeyKind, media::MediaClient};
+use ls_training as jobs;
 
 /// Why the server could not start, in words for whoever started it.
 #[derive(Debug, thiserror::Error)]

@@ -10,6 +10,5 @@ pub mod protocol;
 pub mod results;
 mod secret;
 pub mod video;
-pub mod yolo_dataset;
 
 pub use secret::Secret;

@@ -52,7 +52,7 @@ fn frame_size(file: &Path) -> (usize, usize) {
 }
 
 /// Every frame of the first video stream as raw RGB, decoded as the reference script decodes
-/// it (and as host/src/video/decode.rs does).
+/// it (and as core/src/video/decode.rs does).
 fn decode(file: &Path) -> (usize, usize, Vec<Vec<u8>>) {
     let (width, height) = frame_size(file);
     let mut child = Command::new("ffmpeg")

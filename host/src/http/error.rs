@@ -13,11 +13,11 @@ use warp::{
 };
 
 use super::trust::Refusal;
-use crate::{
-    jobs::{CancelError, HistoryError, SubmitError},
+use ls_core::{
     models::{ManageError, RouteError},
     pipeline::ApiError,
 };
+use ls_training::{CancelError, HistoryError, SubmitError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {

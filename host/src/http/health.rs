@@ -2,7 +2,7 @@ use serde_json::json;
 use warp::reply::Response;
 
 use super::{State, reply};
-use crate::models::LoadState;
+use ls_core::models::LoadState;
 
 /// Cheap and always fast: Label Studio gives it one second.
 pub fn handle(state: State) -> Response {

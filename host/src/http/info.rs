@@ -38,7 +38,7 @@ pub fn plugins(state: State) -> Response {
                 "api_version": p.api_version(),
                 "tasks": p.tasks(),
                 "capabilities": p.capabilities(),
-                "file": crate::models::files::shown(&p.file),
+                "file": ls_core::models::files::shown(&p.file),
             })
         })
         .collect();

@@ -7,10 +7,8 @@ use serde_json::{Value, json};
 use warp::{http::StatusCode, reply::Response};
 
 use super::{State, error::HttpError, reply};
-use crate::{
-    jobs::{self, JobKind, JobOptions},
-    models::checked_name,
-};
+use ls_core::models::checked_name;
+use ls_training::{self as jobs, JobKind, JobOptions};
 
 #[derive(Debug, Deserialize)]
 struct JobRequest {
@@ -49,7 +47,7 @@ pub fn submit(body: Bytes, state: State) -> Result<Response, HttpError> {
             "{e}; a job's options are epochs, imgsz, batch, patience, force and from_scratch"
         ))
     })?;
-    let problems = crate::models::train_problems(options.epochs, options.imgsz, options.batch, options.patience);
+    let problems = ls_core::models::train_problems(options.epochs, options.imgsz, options.batch, options.patience);
     if !problems.is_empty() {
         let problems: Vec<String> = problems.iter().map(|p| format!("`{p}")).collect();
         return Err(HttpError::BadRequest(problems.join("; ")));

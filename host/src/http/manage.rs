@@ -10,7 +10,7 @@ use tokio::io::AsyncWriteExt;
 use warp::reply::Response;
 
 use super::{State, error::HttpError, reply};
-use crate::models::{ManageError, checked_name};
+use ls_core::models::{ManageError, checked_name};
 
 use warp::Reply as _;
 
@@ -104,7 +104,7 @@ pub async fn download(name: String, state: State) -> Result<Response, HttpError>
         .map_err(|_| ManageError::Io("the server is stopping".into()))?;
     let opened = tokio::fs::File::open(&file)
         .await
-        .map_err(|e| ManageError::Io(format!("cannot read {}: {e}", crate::models::files::shown(&file))))?;
+        .map_err(|e| ManageError::Io(format!("cannot read {}: {e}", ls_core::models::files::shown(&file))))?;
     let length = opened.metadata().await.ok().map(|m| m.len());
     // The permit goes with the stream: it is given back when the download ends or breaks off.
     let chunks = tokio_util::io::ReaderStream::with_capacity(opened, 256 * 1024).map(move |chunk| {
@@ -181,12 +181,12 @@ pub async fn try_model(
     let name = checked_name(&name)?;
     let is_json = content_type.is_some_and(|t| t.trim().starts_with("application/json"));
     let request = if is_json {
-        reply::parse_body::<crate::pipeline::TryRequest>(&body)?
+        reply::parse_body::<ls_core::pipeline::TryRequest>(&body)?
     } else {
         let conf = number(&query, "conf")?;
         let iou = number(&query, "iou")?;
         let max_det = number(&query, "max_det")?;
-        let request = crate::pipeline::TryRequest::image(body, conf, iou, max_det).with_prompt_text(
+        let request = ls_core::pipeline::TryRequest::image(body, conf, iou, max_det).with_prompt_text(
             query.get("points").map(String::as_str),
             query.get("box").map(String::as_str),
         );

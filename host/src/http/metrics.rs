@@ -1,7 +1,7 @@
 use warp::{Reply, reply::Response};
 
 use super::State;
-use crate::metrics::CONTENT_TYPE;
+use ls_core::metrics::CONTENT_TYPE;
 
 pub fn handle(state: State) -> Response {
     let states = state.registry.statuses().into_iter().map(|m| m.state);

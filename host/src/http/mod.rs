@@ -19,7 +19,7 @@ use std::{convert::Infallible, sync::Arc, time::Instant};
 
 use warp::{Filter, Reply};
 
-use crate::{metrics::Metrics, models::Registry, pipeline::Predictor, runtime::Runtime};
+use ls_core::{metrics::Metrics, models::Registry, pipeline::Predictor, runtime::Runtime};
 
 pub struct AppState {
     pub predictor: Arc<Predictor>,
@@ -39,7 +39,7 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub runtime: Arc<Runtime>,
     pub started: Instant,
-    pub jobs: Arc<crate::jobs::Jobs>,
+    pub jobs: Arc<ls_training::Jobs>,
     /// Annotations counted toward automatic training.
     pub annotations: webhook::AnnotationCounter,
 }

@@ -8,7 +8,7 @@ use labelstudio_protocol::{
 };
 
 use super::{State, error::HttpError, reply};
-use crate::pipeline::{ApiError, Plan};
+use ls_core::pipeline::{ApiError, Plan};
 
 /// Answers with the version of the model(s) that would fill the project's label config.
 /// Loads nothing: Label Studio calls this before every prediction batch and gives it three

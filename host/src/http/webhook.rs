@@ -105,9 +105,9 @@ pub fn handle(
                 log::info!("project {project}: enough new annotations (ML_TRAIN_EVERY_N_ANNOTATIONS) to train again");
                 if state.jobs.training_of(project).is_none()
                     && let Err(e) = state.jobs.submit(
-                        crate::jobs::JobKind::Train,
+                        ls_training::JobKind::Train,
                         project,
-                        crate::jobs::JobOptions::default(),
+                        ls_training::JobOptions::default(),
                         "auto (annotations)",
                     )
                 {

@@ -1,6 +1,7 @@
-//! The layout's rules (docs/architecture.md), read from the host's source: its top-level
-//! modules import one another one way, without circles, and only the edge (start-up and the
-//! command line) reads the configuration; every other module gets its own settings.
+//! The layout's rules (docs/architecture.md): our crates depend on one another only as the
+//! layout allows (read from `cargo metadata`); inside each crate, the top-level modules import
+//! one another one way, without circles (read from the source); and only the edge (start-up
+//! and the command line) reads the configuration; every other part gets its own settings.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -70,8 +71,9 @@ fn imports(text: &str) -> BTreeSet<String> {
     found
 }
 
-fn graph() -> BTreeMap<String, BTreeSet<String>> {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+/// The module graph of the crate in `dir` (relative to the repository).
+fn graph(dir: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(dir).join("src");
     let mut files = Vec::new();
     sources(&src, &mut files);
     let modules: BTreeSet<String> = files.iter().map(|f| module_of(&src, f)).collect();
@@ -132,20 +134,118 @@ fn the_parser_sees_every_import_form() {
     assert_eq!(circle(&looped, "a"), Some(vec!["a".into(), "b".into(), "a".into()]));
 }
 
+/// Every crate of ours that is built from modules of its own.
+const LAYERED: [&str; 4] = ["host", "core", "training", "labelstudio"];
+
 #[test]
-fn host_modules_import_one_way() {
-    let graph = graph();
-    let circles: Vec<String> = graph
-        .keys()
-        .filter_map(|m| circle(&graph, m))
-        .map(|c| c.join(" -> "))
-        .collect();
-    assert!(circles.is_empty(), "import circles:\n{}", circles.join("\n"));
+fn each_crate_s_modules_import_one_way() {
+    for dir in LAYERED {
+        let graph = graph(dir);
+        assert!(graph.len() > 1, "{dir}: no modules found");
+        let circles: Vec<String> = graph
+            .keys()
+            .filter_map(|m| circle(&graph, m))
+            .map(|c| c.join(" -> "))
+            .collect();
+        assert!(circles.is_empty(), "import circles in {dir}:\n{}", circles.join("\n"));
+    }
     // Only the edge reads the configuration; the rest get settings structs from it.
+    let graph = graph("host");
     let readers: Vec<&String> = graph
         .iter()
         .filter(|(_, to)| to.contains("config"))
         .map(|(from, _)| from)
         .collect();
     assert_eq!(readers, ["cli", "server"], "modules that import config");
+}
+
+/// Which of our crates each may depend on (normal, build and dev dependencies alike). A crate
+/// of ours missing here fails the test, so a new one is placed in the layout on purpose.
+fn allowed() -> BTreeMap<&'static str, &'static [&'static str]> {
+    BTreeMap::from([
+        ("plugin-api", &[][..]),
+        ("mask-geometry", &[][..]),
+        ("ls-tracking", &["mask-geometry"][..]),
+        ("yolov8-common", &["plugin-api"][..]),
+        ("yolov8-detect", &["plugin-api", "yolov8-common"][..]),
+        ("yolov8-seg", &["plugin-api", "yolov8-common", "mask-geometry"][..]),
+        ("yolov8-cls", &["plugin-api", "yolov8-common"][..]),
+        ("yolov8-obb", &["plugin-api", "yolov8-common"][..]),
+        ("yolov8-pose", &["plugin-api", "yolov8-common"][..]),
+        ("sam", &["plugin-api", "mask-geometry"][..]),
+        ("faulty-plugin", &["plugin-api", "yolov8-common"][..]),
+        ("labelstudio-protocol", &["plugin-api", "mask-geometry"][..]),
+        ("ls-labelstudio", &["labelstudio-protocol"][..]),
+        (
+            "ls-core",
+            &[
+                "plugin-api",
+                "mask-geometry",
+                "ls-tracking",
+                "labelstudio-protocol",
+                "ls-labelstudio",
+            ][..],
+        ),
+        (
+            "ls-training",
+            &[
+                "plugin-api",
+                "mask-geometry",
+                "labelstudio-protocol",
+                "ls-labelstudio",
+                "ls-core",
+            ][..],
+        ),
+        (
+            "ls-ml-backend",
+            &[
+                "plugin-api",
+                "mask-geometry",
+                "labelstudio-protocol",
+                "ls-labelstudio",
+                "ls-core",
+                "ls-training",
+            ][..],
+        ),
+        (
+            "ls-ml-bench",
+            &["ls-ml-backend", "labelstudio-protocol", "plugin-api", "yolov8-common"][..],
+        ),
+    ])
+}
+
+#[test]
+fn crates_depend_one_way() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = std::process::Command::new(cargo)
+        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+        .output()
+        .expect("cargo metadata");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let metadata: serde_json::Value = serde_json::from_slice(&out.stdout).expect("metadata JSON");
+    let packages = metadata["packages"].as_array().expect("packages");
+    let ours: BTreeSet<&str> = packages.iter().filter_map(|p| p["name"].as_str()).collect();
+    let allowed = allowed();
+    let mut wrong = Vec::new();
+    for package in packages {
+        let name = package["name"].as_str().expect("name");
+        let Some(may) = allowed.get(name) else {
+            wrong.push(format!("{name} is not in the layout"));
+            continue;
+        };
+        for dep in package["dependencies"].as_array().into_iter().flatten() {
+            let dep = dep["name"].as_str().expect("dependency name");
+            if ours.contains(dep) && !may.contains(&dep) {
+                wrong.push(format!("{name} -> {dep}"));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "dependencies outside the layout:\n{}",
+        wrong.join("\n")
+    );
+    let listed: BTreeSet<&str> = allowed.keys().copied().collect();
+    assert_eq!(ours, listed, "the workspace's crates and the layout's");
 }

@@ -167,35 +167,40 @@ pub fn build_frozen_template_against(plugin_api: &Path, out: &Path) -> PathBuf {
     )
 }
 
-/// Builds the host (and the protocol crate, which uses plugin-api types) against the
-/// plugin-api in `plugin_api` (a later release, say) and returns its executable. It builds in
-/// the workspace's own target folder, under another package name, so that it reuses every
-/// compiled dependency and replaces nothing.
+/// Builds the host (and every crate of ours under it, all of which use plugin-api types)
+/// against the plugin-api in `plugin_api` (a later release, say) and returns its executable. It
+/// builds in the workspace's own target folder, the host under another package name, so that
+/// it reuses every compiled dependency and replaces nothing.
 pub fn build_host(plugin_api: &Path) -> PathBuf {
+    const CRATES: [&str; 5] = ["host", "core", "labelstudio", "training", "protocol"];
     let workspace = tempfile::tempdir().expect("temp");
     let repo = repo().canonicalize().expect("repo");
     let copy = |from: &Path, to: &Path| {
         let status = Command::new("cp").arg("-r").arg(from).arg(to).status().expect("cp");
         assert!(status.success());
     };
-    for crate_dir in ["host", "protocol"] {
+    let compat = format!("path = {:?}", repo.join("compat/plugin-api-1.1").display().to_string());
+    for crate_dir in CRATES {
         std::fs::create_dir_all(workspace.path().join(crate_dir)).expect("crate dir");
         copy(
             &repo.join(crate_dir).join("src"),
             &workspace.path().join(crate_dir).join("src"),
         );
+        let manifest = std::fs::read_to_string(repo.join(crate_dir).join("Cargo.toml"))
+            .expect("manifest")
+            .replace("path = \"../compat/plugin-api-1.1\"", &compat);
+        std::fs::write(workspace.path().join(crate_dir).join("Cargo.toml"), manifest).expect("manifest");
     }
     // The web page and the trainer program the host embeds.
     copy(&repo.join("host/ui"), &workspace.path().join("host/ui"));
-    copy(&repo.join("host/trainer"), &workspace.path().join("host/trainer"));
+    copy(
+        &repo.join("training/trainer"),
+        &workspace.path().join("training/trainer"),
+    );
     let manifest = std::fs::read_to_string(repo.join("host/Cargo.toml"))
         .expect("manifest")
         .replace("name = \"ls-ml-backend\"", "name = \"ls-ml-backend-next\"")
         .replace("default-run = \"ls-ml-backend\"", "")
-        .replace(
-            "path = \"../compat/plugin-api-1.1\"",
-            &format!("path = {:?}", repo.join("compat/plugin-api-1.1").display().to_string()),
-        )
         // Its benches and tests stay with the real host.
         .split("[[bench]]")
         .next()
@@ -203,25 +208,23 @@ pub fn build_host(plugin_api: &Path) -> PathBuf {
         .to_string()
         + "\n[lib]\nname = \"ls_ml_backend\"\n";
     std::fs::write(workspace.path().join("host/Cargo.toml"), manifest).expect("host manifest");
-    std::fs::copy(
-        repo.join("protocol/Cargo.toml"),
-        workspace.path().join("protocol/Cargo.toml"),
-    )
-    .expect("manifest");
     let root = std::fs::read_to_string(repo.join("Cargo.toml")).expect("workspace manifest");
     let profiles = &root[root.find("[profile").expect("profiles")..];
     let path = |p: &Path| format!("{:?}", p.display().to_string());
     std::fs::write(
         workspace.path().join("Cargo.toml"),
         format!(
-            "[workspace]\nresolver = \"3\"\nmembers = [\"host\", \"protocol\"]\n\n\
-             [workspace.package]\nedition = \"2024\"\nversion = \"0.1.0\"\nlicense = \"Apache-2.0\"\n\n\
+            "[workspace]\nresolver = \"3\"\nmembers = {members:?}\n\n\
+             [workspace.package]\nedition = \"2024\"\nversion = \"0.1.0\"\nlicense = \"Apache-2.0\"\n\
+             rust-version = \"1.88\"\n\n\
              [workspace.dependencies]\nabi_stable = \"=0.11.3\"\nplugin-api = {{ path = {} }}\n\
              mask-geometry = {{ path = {} }}\nls-tracking = {{ path = {} }}\n\
-             labelstudio-protocol = {{ path = \"protocol\" }}\n\n{profiles}",
+             labelstudio-protocol = {{ path = \"protocol\" }}\nls-core = {{ path = \"core\" }}\n\
+             ls-labelstudio = {{ path = \"labelstudio\" }}\nls-training = {{ path = \"training\" }}\n\n{profiles}",
             path(plugin_api),
             path(&repo.join("geometry")),
             path(&repo.join("tracking")),
+            members = CRATES,
         ),
     )
     .expect("workspace manifest");

@@ -11,6 +11,7 @@ pub mod record;
 mod store;
 mod train;
 mod trainer;
+pub mod yolo_dataset;
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -28,7 +29,8 @@ pub use install::{HistoryError, rollback};
 pub use record::{Job, JobKind, JobOptions, JobState};
 pub use train::TrainSettings;
 
-use crate::{labelstudio::api::LabelStudioApi, models::Registry, pipeline::Predictor};
+use ls_core::{models::Registry, pipeline::Predictor};
+use ls_labelstudio::api::LabelStudioApi;
 
 /// What the jobs work with.
 pub struct Context {
@@ -67,14 +69,14 @@ pub enum JobError {
     Failed(String),
 }
 
-impl From<crate::labelstudio::api::LabelStudioError> for JobError {
-    fn from(e: crate::labelstudio::api::LabelStudioError) -> Self {
+impl From<ls_labelstudio::api::LabelStudioError> for JobError {
+    fn from(e: ls_labelstudio::api::LabelStudioError) -> Self {
         JobError::Failed(e.to_string())
     }
 }
 
-impl From<crate::worker::WorkerFailed> for JobError {
-    fn from(e: crate::worker::WorkerFailed) -> Self {
+impl From<ls_core::worker::WorkerFailed> for JobError {
+    fn from(e: ls_core::worker::WorkerFailed) -> Self {
         JobError::Failed(e.to_string())
     }
 }
@@ -478,6 +480,6 @@ impl Handle {
 }
 
 /// A JSON number from an f64 (null if it is not finite).
-pub(crate) fn number(x: f64) -> Value {
+pub fn number(x: f64) -> Value {
     serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number)
 }

@@ -15,7 +15,7 @@ use std::{
     sync::Arc,
 };
 
-use crate::{
+use ls_core::{
     models::{ManageError, ModelStatus, Registry, files},
     worker::off_executor as blocking,
 };
@@ -30,8 +30,8 @@ pub enum HistoryError {
     Io(String),
 }
 
-impl From<crate::worker::WorkerFailed> for HistoryError {
-    fn from(e: crate::worker::WorkerFailed) -> Self {
+impl From<ls_core::worker::WorkerFailed> for HistoryError {
+    fn from(e: ls_core::worker::WorkerFailed) -> Self {
         HistoryError::Io(e.to_string())
     }
 }

@@ -6,10 +6,8 @@
 
 use std::{path::PathBuf, sync::Arc};
 
-use labelstudio_protocol::{
-    label_config::{Control, LabelConfig},
-    yolo_dataset::TrainTask,
-};
+use crate::yolo_dataset::TrainTask;
+use labelstudio_protocol::label_config::{Control, LabelConfig};
 use serde_json::{Value, json};
 
 use super::{
@@ -19,7 +17,7 @@ use super::{
     record::Job,
     trainer,
 };
-use crate::{
+use ls_core::{
     imaging,
     models::{LoadedModel, Sidecar, TrainTable},
     worker::off_executor as blocking,

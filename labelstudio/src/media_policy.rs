@@ -52,7 +52,7 @@ impl MediaPolicy {
             .is_some_and(|(ls, _)| ls.eq_ignore_ascii_case(host))
     }
 
-    pub(crate) fn is_label_studio(&self, url: &Url) -> bool {
+    pub fn is_label_studio(&self, url: &Url) -> bool {
         self.label_studio.read().as_ref().is_some_and(|(ls, port)| {
             url.host_str().is_some_and(|h| ls.eq_ignore_ascii_case(h)) && *port == url.port_or_known_default()
         })

@@ -402,7 +402,7 @@ impl MediaClient {
             && let Some(candidate) = local_candidate(root, &url)?
         {
             let (root, url, limit) = (root.clone(), url.clone(), self.image_limit());
-            let read = crate::worker::off_executor(move || {
+            let read = tokio::task::spawn_blocking(move || {
                 checked_local(&root, &url, candidate)?
                     .map(|path| read_local(&path, limit))
                     .transpose()
@@ -454,7 +454,7 @@ impl MediaClient {
             && let Some(candidate) = local_candidate(root, &url)?
         {
             let (root, url) = (root.clone(), url.clone());
-            let found = crate::worker::off_executor(move || {
+            let found = tokio::task::spawn_blocking(move || {
                 let path = checked_local(&root, &url, candidate)?;
                 if let Some(path) = &path {
                     check_local(path, limit)?;
@@ -467,7 +467,7 @@ impl MediaClient {
                 return Ok(MediaFile::Local(path));
             }
         }
-        let temp = crate::worker::off_executor(|| tempfile::Builder::new().prefix("ls-ml-video-").tempfile())
+        let temp = tokio::task::spawn_blocking(|| tempfile::Builder::new().prefix("ls-ml-video-").tempfile())
             .await
             .map_err(|e| local_error(&e))?
             .map_err(|e| local_error(&e))?;
@@ -686,13 +686,29 @@ fn status_hint(status: StatusCode, to_ls: bool, sent: Option<KeyKind>, presign: 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
     use serde_json::json;
 
+    /// The settings the server starts with by default, with `args` (flag, value) on top.
     fn client_with(args: &[&str]) -> MediaClient {
-        let mut all = vec!["ls-ml-backend"];
-        all.extend_from_slice(args);
-        MediaClient::new(&crate::config::Config::parse_from(all).media_settings()).expect("client")
+        let mut settings = MediaSettings {
+            label_studio_url: None,
+            api_key: None,
+            local_files_document_root: None,
+            allowed_hosts: Vec::new(),
+            block_private: false,
+            fetch_timeout_secs: 30,
+            max_image_bytes: 64 * 1024 * 1024,
+            cache_mb: 64,
+        };
+        for pair in args.chunks(2) {
+            match pair {
+                ["--label-studio-url", v] => settings.label_studio_url = Some(v.to_string()),
+                ["--label-studio-api-key", v] => settings.api_key = Some(Secret::from(v.to_string())),
+                ["--local-files-document-root", v] => settings.local_files_document_root = Some(v.into()),
+                other => panic!("no such test setting: {other:?}"),
+            }
+        }
+        MediaClient::new(&settings).expect("client")
     }
 
     fn client(ls: Option<&str>) -> MediaClient {

@@ -10,7 +10,7 @@ use std::fmt;
 
 use serde_json::Value;
 
-use crate::{
+use labelstudio_protocol::{
     brush,
     label_config::{Control, ControlKind, LabelConfig, LabelDef},
 };

@@ -69,7 +69,7 @@ impl Store {
     pub fn save(&self, job: &Job) -> Result<(), String> {
         let bytes = serde_json::to_vec_pretty(job).map_err(|e| e.to_string())?;
         fs::create_dir_all(&self.dir)
-            .and_then(|()| crate::models::files::write_atomically(&self.file(job.id), &bytes))
+            .and_then(|()| ls_core::models::files::write_atomically(&self.file(job.id), &bytes))
             .map_err(|e| format!("cannot save job {} in {}: {e}", job.id, self.dir.display()))
     }
 }
@@ -77,7 +77,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jobs::record::{JobKind, JobOptions, JobState};
+    use crate::record::{JobKind, JobOptions, JobState};
 
     #[test]
     fn jobs_round_trip_and_bad_files_are_skipped() {

@@ -16,7 +16,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use super::{Handle, JobError};
 
 /// The trainer program, carried in the binary so that an installed server needs no source tree.
-const TRAIN_PY: &str = include_str!("../../trainer/train.py");
+const TRAIN_PY: &str = include_str!("../trainer/train.py");
 const EVENT_PREFIX: &str = "LSMLB ";
 /// How long the trainer gets to exit after SIGTERM before SIGKILL.
 const KILL_GRACE: Duration = Duration::from_secs(3);
@@ -84,7 +84,7 @@ pub async fn train(python: &Path, spec: &Spec, job: &Handle, (from, to): (f64, f
     let spec_json = serde_json::to_vec_pretty(spec).map_err(|e| JobError::Failed(e.to_string()))?;
     {
         let (script, spec_file) = (script.clone(), spec_file.clone());
-        crate::worker::off_executor(move || {
+        ls_core::worker::off_executor(move || {
             std::fs::write(&script, TRAIN_PY).and_then(|()| std::fs::write(&spec_file, spec_json))
         })
         .await?

@@ -32,9 +32,8 @@ use labelstudio_protocol::{
     results::{self, Found, ImageSize},
 };
 
-use crate::{
-    imaging, labelstudio::media::MediaClient, metrics::Metrics, models::Registry, worker::off_executor as blocking,
-};
+use crate::{imaging, metrics::Metrics, models::Registry, worker::off_executor as blocking};
+use ls_labelstudio::media::MediaClient;
 
 pub struct Outcome {
     pub results: Vec<Value>,
@@ -67,7 +66,7 @@ pub struct Predictor {
 
 impl Predictor {
     /// The pixel limit of a prompted image, and the setting that sets it.
-    pub(crate) fn prompt_pixel_limit(&self) -> (u64, &'static str) {
+    pub fn prompt_pixel_limit(&self) -> (u64, &'static str) {
         if self.max_prompt_pixels < self.max_image_pixels {
             (self.max_prompt_pixels, "ML_MAX_PROMPT_PIXELS")
         } else {

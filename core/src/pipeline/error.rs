@@ -5,11 +5,11 @@ use labelstudio_protocol::label_config::ConfigError;
 
 use crate::{
     imaging,
-    labelstudio::media::MediaError,
     models::{RouteError, RunError},
     runtime::RuntimeError,
     worker::WorkerFailed,
 };
+use ls_labelstudio::media::MediaError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {

@@ -29,7 +29,6 @@ use ls_tracking::{
 use super::{StageTimes, TaskError, guard, plan::VideoGroup};
 use crate::{
     imaging::RgbImage,
-    labelstudio::media::{MediaClient, SizeLimit},
     models::{RunError, RunTimes},
     video::{
         VideoSettings,
@@ -39,6 +38,7 @@ use crate::{
     },
     worker::{WorkerFailed, off_executor as blocking},
 };
+use ls_labelstudio::media::{MediaClient, SizeLimit};
 
 /// Frames whose detection may run at once: enough to keep the model's sessions busy while
 /// the tracker, which must go in order, catches up.

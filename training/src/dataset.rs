@@ -8,14 +8,13 @@ use std::{
     sync::Arc,
 };
 
-use labelstudio_protocol::{
-    label_config::LabelConfig,
-    yolo_dataset::{self, Label, Plan, Split, TrainTask},
-};
+use crate::yolo_dataset::{self, Label, Plan, Split, TrainTask};
+use labelstudio_protocol::label_config::LabelConfig;
 use serde_json::{Value, json};
 
 use super::{Handle, JobError};
-use crate::{imaging, labelstudio::api::LabelStudioApi, worker::off_executor as blocking};
+use ls_core::{imaging, worker::off_executor as blocking};
+use ls_labelstudio::api::LabelStudioApi;
 
 const PAGE_SIZE: u64 = 100;
 
