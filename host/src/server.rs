@@ -37,7 +37,7 @@ pub enum StartError {
     #[error("the models folder {dir} does not exist and cannot be created: {source}")]
     ModelsDir { dir: String, source: std::io::Error },
     #[error("{0}")]
-    Media(String),
+    Media(ls_labelstudio::media::ClientError),
     #[error("{0}: set both BASIC_AUTH_USER and BASIC_AUTH_PASS (neither empty), or neither")]
     BasicAuth(&'static str),
     #[error("cannot listen on {addr}: {source}; is another program using the port? Set ML_BACKEND_PORT")]

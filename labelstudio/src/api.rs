@@ -1,16 +1,25 @@
 //! Label Studio's REST API, for jobs: a project's label config, its tasks page by page (with
 //! their annotations and predictions), and writing predictions back. Same address and key
 //! rules as media downloads (LABEL_STUDIO_URL or /setup's address; LABEL_STUDIO_API_KEY or
-//! /setup's legacy token). Transient failures (timeouts, 5xx, 429) are retried.
+//! /setup's legacy token). Transient failures (no answer, 5xx, 429) are retried, and so is a
+//! refused access token, once it is refreshed.
 
 use std::{sync::Arc, time::Duration};
 
-use reqwest::{Method, StatusCode, header};
+use backon::{ExponentialBuilder, Retryable};
+use reqwest::{Method, StatusCode, Url, header};
 use serde_json::Value;
 
-use super::{auth::AuthError, media::MediaClient};
+use super::{
+    auth::{AuthError, Credentials},
+    media::{ClientError, MediaClient},
+};
 
-const ATTEMPTS: u32 = 4;
+/// Four tries in all, 0.5, 1 and 2 s apart.
+const BACKOFF: ExponentialBuilder = ExponentialBuilder::new()
+    .with_min_delay(Duration::from_millis(500))
+    .with_factor(2.0)
+    .with_max_times(3);
 const TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +43,8 @@ pub enum LabelStudioError {
         body: String,
         hint: &'static str,
     },
+    #[error("Label Studio's answer to {what} cannot be read: {message}")]
+    Unreadable { what: String, message: String },
     #[error("Label Studio's answer to {what} is not what was expected: {message}")]
     Unexpected { what: String, message: String },
     #[error(transparent)]
@@ -55,20 +66,27 @@ pub struct TasksPage {
     pub total: Option<u64>,
 }
 
+/// Label Studio's API at the address, and with the key, that media downloads use: both may
+/// come from the first trusted /setup, which `MediaClient` keeps.
 pub struct LabelStudioApi {
     http: reqwest::Client,
     media: Arc<MediaClient>,
+    backoff: ExponentialBuilder,
 }
 
 impl LabelStudioApi {
-    pub fn new(media: Arc<MediaClient>) -> Result<Self, String> {
+    pub fn new(media: Arc<MediaClient>) -> Result<Self, ClientError> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(TIMEOUT)
             .user_agent(concat!("ls-ml-backend/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        Ok(Self { http, media })
+            .map_err(|source| ClientError::Http { source })?;
+        Ok(Self {
+            http,
+            media,
+            backoff: BACKOFF,
+        })
     }
 
     pub fn media(&self) -> &Arc<MediaClient> {
@@ -172,56 +190,95 @@ impl LabelStudioApi {
             what: what.to_string(),
             message: format!("cannot build the URL: {e}"),
         })?;
-        let mut last = None;
-        for attempt in 0..ATTEMPTS {
-            if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis(500 * 2u64.pow(attempt - 1))).await;
-            }
-            let mut request = self
-                .http
-                .request(method.clone(), url.clone())
-                .header(header::AUTHORIZATION, credentials.header(&self.http, &base).await?);
-            if let Some(body) = body {
-                request = request.json(body);
-            }
-            let response = match request.send().await {
-                Ok(r) => r,
-                Err(e) => {
-                    last = Some(LabelStudioError::Unreachable {
-                        what: what.to_string(),
-                        message: e.to_string(),
-                    });
-                    continue;
-                }
-            };
-            let status = response.status();
-            let text = response.text().await.unwrap_or_default();
-            if status.is_success() {
-                return serde_json::from_str(&text).or_else(|e| {
-                    if text.trim().is_empty() {
-                        Ok(Value::Null)
-                    } else {
-                        Err(LabelStudioError::Unexpected {
-                            what: what.to_string(),
-                            message: format!("not JSON: {e}"),
-                        })
-                    }
-                });
-            }
-            let error = LabelStudioError::Status {
-                what: what.to_string(),
-                status,
-                body: shortened(&text),
-                hint: hint(status),
-            };
-            let transient = status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS;
-            let refreshed = status == StatusCode::UNAUTHORIZED && credentials.refused().await;
-            if !(transient || refreshed) {
-                return Err(error);
-            }
-            last = Some(error);
+        let attempt = || self.attempt(method.clone(), &url, &base, &credentials, body, what);
+        attempt
+            .retry(self.backoff)
+            .when(|failed| failed.retry)
+            .notify(|failed, after| {
+                log::warn!("{}; trying again in {:.1} s", failed.error, after.as_secs_f64());
+            })
+            .await
+            .map_err(|failed| failed.error)
+    }
+
+    async fn attempt(
+        &self,
+        method: Method,
+        url: &Url,
+        base: &Url,
+        credentials: &Credentials,
+        body: Option<&Value>,
+        what: &str,
+    ) -> Result<Value, Failed> {
+        let authorization = credentials
+            .header(&self.http, base)
+            .await
+            .map_err(|e| Failed::permanent(e.into()))?;
+        let mut request = self
+            .http
+            .request(method, url.clone())
+            .header(header::AUTHORIZATION, authorization);
+        if let Some(body) = body {
+            request = request.json(body);
         }
-        Err(last.unwrap_or(LabelStudioError::NoAddress))
+        let response = request.send().await.map_err(|e| Failed {
+            error: LabelStudioError::Unreachable {
+                what: what.to_string(),
+                message: e.to_string(),
+            },
+            retry: true,
+        })?;
+        let status = response.status();
+        let text = response.text().await;
+        if status.is_success() {
+            let text =
+                text.map_err(|e| Failed::permanent(unreadable(what, format!("the body could not be read: {e}"))))?;
+            return json(&text, what).map_err(Failed::permanent);
+        }
+        let error = LabelStudioError::Status {
+            what: what.to_string(),
+            status,
+            // The status is the answer; a body that breaks off only loses its explanation.
+            body: match text {
+                Ok(text) => shortened(&text),
+                Err(e) => format!("(the body could not be read: {e})"),
+            },
+            hint: hint(status),
+        };
+        let transient = status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS;
+        let refreshed = status == StatusCode::UNAUTHORIZED && credentials.refused().await;
+        Err(Failed {
+            error,
+            retry: transient || refreshed,
+        })
+    }
+}
+
+/// A try's failure, and whether another try can change the answer.
+struct Failed {
+    error: LabelStudioError,
+    retry: bool,
+}
+
+impl Failed {
+    fn permanent(error: LabelStudioError) -> Self {
+        Failed { error, retry: false }
+    }
+}
+
+/// A 2xx answer's JSON. Every endpoint used here answers JSON, so an empty body (a 204, or a
+/// proxy's blank 200) is no answer either: read as null, a write would pass for done.
+fn json(text: &str, what: &str) -> Result<Value, LabelStudioError> {
+    if text.trim().is_empty() {
+        return Err(unreadable(what, "the body is empty, where JSON was expected".into()));
+    }
+    serde_json::from_str(text).map_err(|e| unreadable(what, format!("it is not JSON ({e}): {}", shortened(text))))
+}
+
+fn unreadable(what: &str, message: String) -> LabelStudioError {
+    LabelStudioError::Unreadable {
+        what: what.to_string(),
+        message,
     }
 }
 
@@ -241,5 +298,262 @@ fn shortened(text: &str) -> String {
     match text.char_indices().nth(300) {
         Some((cut, _)) => format!("{}…", &text[..cut]),
         None => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use backon::BackoffBuilder;
+    use base64::Engine;
+    use labelstudio_protocol::Secret;
+    use parking_lot::Mutex;
+    use serde_json::json;
+    use tokio::{
+        io::{AsyncReadExt, AsyncWriteExt},
+        net::{TcpListener, TcpStream},
+    };
+
+    use super::*;
+    use crate::MediaSettings;
+
+    const LEGACY_KEY: &str = "0123456789abcdef0123456789abcdef01234567";
+
+    /// What the fake Label Studio does with one request.
+    enum Answer {
+        Http(u16, &'static str),
+        /// Closes the connection without a response.
+        Close,
+    }
+
+    /// A stand-in for Label Studio on 127.0.0.1. `answer` is given each request's path and how
+    /// many requests came before it; the paths asked for are kept, in order.
+    struct FakeLabelStudio {
+        url: String,
+        paths: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl FakeLabelStudio {
+        async fn start(answer: impl Fn(&str, usize) -> Answer + Send + Sync + 'static) -> Self {
+            let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let url = format!("http://{}", listener.local_addr().expect("address"));
+            let paths = Arc::new(Mutex::new(Vec::new()));
+            let (seen, answer) = (Arc::clone(&paths), Arc::new(answer));
+            let count = Arc::new(AtomicUsize::new(0));
+            tokio::spawn(async move {
+                while let Ok((stream, _)) = listener.accept().await {
+                    let (seen, answer, count) = (Arc::clone(&seen), Arc::clone(&answer), Arc::clone(&count));
+                    tokio::spawn(async move {
+                        let mut stream = stream;
+                        let Some(path) = read_request(&mut stream).await else {
+                            return;
+                        };
+                        seen.lock().push(path.clone());
+                        if let Answer::Http(status, body) = answer(&path, count.fetch_add(1, Ordering::SeqCst)) {
+                            let response = format!(
+                                "HTTP/1.1 {status} Fake\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+                                 Connection: close\r\n\r\n{body}",
+                                body.len()
+                            );
+                            let _ = stream.write_all(response.as_bytes()).await;
+                            let _ = stream.shutdown().await;
+                        }
+                    });
+                }
+            });
+            Self { url, paths }
+        }
+
+        fn paths(&self) -> Vec<String> {
+            self.paths.lock().clone()
+        }
+
+        fn api(&self, key: &str) -> LabelStudioApi {
+            let media = MediaClient::new(&MediaSettings {
+                label_studio_url: Some(self.url.clone()),
+                api_key: Some(Secret::from(key.to_string())),
+                fetch_timeout_secs: 10,
+                ..Default::default()
+            })
+            .expect("media client");
+            let mut api = LabelStudioApi::new(Arc::new(media)).expect("API client");
+            // These tests count tries; the waits between them are checked on their own.
+            api.backoff = BACKOFF.with_min_delay(Duration::from_millis(1));
+            api
+        }
+    }
+
+    /// The request's path, once all of it (with its body) is read, so that closing the
+    /// connection does not reset it under the client.
+    async fn read_request(stream: &mut TcpStream) -> Option<String> {
+        let mut received = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let head_end = loop {
+            if let Some(at) = received.windows(4).position(|w| w == b"\r\n\r\n") {
+                break at + 4;
+            }
+            let n = stream.read(&mut chunk).await.ok().filter(|&n| n > 0)?;
+            received.extend_from_slice(&chunk[..n]);
+        };
+        let head = String::from_utf8_lossy(&received[..head_end]).to_string();
+        let length: usize = head
+            .lines()
+            .filter_map(|line| line.split_once(':'))
+            .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+            .and_then(|(_, value)| value.trim().parse().ok())
+            .unwrap_or(0);
+        while received.len() < head_end + length {
+            let n = stream.read(&mut chunk).await.ok().filter(|&n| n > 0)?;
+            received.extend_from_slice(&chunk[..n]);
+        }
+        head.split_whitespace().nth(1).map(str::to_string)
+    }
+
+    const PROJECT: &str = r#"{"title": "Cats", "label_config": "<View/>"}"#;
+
+    #[test]
+    fn the_waits_are_half_a_second_then_doubling() {
+        let waits: Vec<Duration> = BACKOFF.build().collect();
+        assert_eq!(waits, [500, 1000, 2000].map(Duration::from_millis), "four tries in all");
+    }
+
+    #[tokio::test]
+    async fn a_2xx_that_is_not_json_is_an_error_naming_the_endpoint() {
+        let ls = FakeLabelStudio::start(|_, _| Answer::Http(200, "<html>Label Studio</html>")).await;
+        let err = ls.api(LEGACY_KEY).project(7).await.expect_err("not JSON");
+        assert!(
+            matches!(&err, LabelStudioError::Unreadable { what, message }
+                if what == "GET /api/projects/7" && message.contains("not JSON")),
+            "{err}"
+        );
+        assert_eq!(ls.paths().len(), 1, "an unreadable answer is not retried");
+
+        let ls = FakeLabelStudio::start(|_, _| Answer::Http(200, "")).await;
+        let err = ls.api(LEGACY_KEY).project(7).await.expect_err("empty");
+        assert!(
+            matches!(&err, LabelStudioError::Unreadable { message, .. } if message.contains("empty")),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn import_predictions_counts_only_what_label_studio_says_it_created() {
+        let predictions = [json!({"task": 1}), json!({"task": 2}), json!({"task": 3})];
+        let ls = FakeLabelStudio::start(|_, _| Answer::Http(201, r#"{"created": 2}"#)).await;
+        assert_eq!(
+            ls.api(LEGACY_KEY)
+                .import_predictions(5, &predictions)
+                .await
+                .expect("import"),
+            2
+        );
+        assert_eq!(ls.paths(), ["/api/projects/5/import/predictions"]);
+
+        for (status, body) in [(201, "{}"), (201, r#"{"created": "3"}"#), (201, "[]")] {
+            let ls = FakeLabelStudio::start(move |_, _| Answer::Http(status, body)).await;
+            let err = ls
+                .api(LEGACY_KEY)
+                .import_predictions(5, &predictions)
+                .await
+                .expect_err(body);
+            assert!(matches!(err, LabelStudioError::Unexpected { .. }), "{body}: {err}");
+        }
+        for (status, body) in [(201, "created"), (200, ""), (204, "")] {
+            let ls = FakeLabelStudio::start(move |_, _| Answer::Http(status, body)).await;
+            let err = ls
+                .api(LEGACY_KEY)
+                .import_predictions(5, &predictions)
+                .await
+                .expect_err(body);
+            assert!(
+                matches!(&err, LabelStudioError::Unreadable { what, .. }
+                    if what == "POST /api/projects/5/import/predictions"),
+                "{status} {body:?}: {err}"
+            );
+        }
+
+        let ls = FakeLabelStudio::start(|_, _| Answer::Http(500, "")).await;
+        assert_eq!(ls.api(LEGACY_KEY).import_predictions(5, &[]).await.expect("nothing"), 0);
+        assert!(ls.paths().is_empty(), "nothing to import is no request");
+    }
+
+    #[tokio::test]
+    async fn no_answer_5xx_and_429_are_retried() {
+        let ls = FakeLabelStudio::start(|_, n| match n {
+            0 => Answer::Http(503, "starting"),
+            1 => Answer::Http(429, r#"{"detail": "slow down"}"#),
+            2 => Answer::Close,
+            _ => Answer::Http(200, PROJECT),
+        })
+        .await;
+        let project = ls.api(LEGACY_KEY).project(3).await.expect("the fourth try");
+        assert_eq!(project.title, "Cats");
+        assert_eq!(ls.paths().len(), 4);
+    }
+
+    #[tokio::test]
+    async fn retries_stop_after_four_tries_with_the_last_error() {
+        let ls = FakeLabelStudio::start(|_, _| Answer::Http(502, "bad gateway")).await;
+        let err = ls.api(LEGACY_KEY).project(3).await.expect_err("down");
+        assert!(
+            matches!(&err, LabelStudioError::Status { status, body, .. }
+                if *status == StatusCode::BAD_GATEWAY && body == "bad gateway"),
+            "{err}"
+        );
+        assert_eq!(ls.paths().len(), 4);
+
+        let ls = FakeLabelStudio::start(|_, _| Answer::Close).await;
+        let err = ls.api(LEGACY_KEY).project(3).await.expect_err("no answer");
+        assert!(matches!(err, LabelStudioError::Unreachable { .. }), "{err}");
+        assert_eq!(ls.paths().len(), 4);
+    }
+
+    #[tokio::test]
+    async fn other_refusals_are_not_retried() {
+        for status in [400, 401, 403, 404] {
+            let ls = FakeLabelStudio::start(move |_, _| Answer::Http(status, r#"{"detail": "no"}"#)).await;
+            let err = ls.api(LEGACY_KEY).project(3).await.expect_err("refused");
+            assert!(
+                matches!(&err, LabelStudioError::Status { status: s, .. } if s.as_u16() == status),
+                "{err}"
+            );
+            assert_eq!(ls.paths().len(), 1, "HTTP {status} with a legacy token");
+        }
+        // A page past the end is the end of the list, not an error.
+        let ls = FakeLabelStudio::start(|_, _| Answer::Http(404, "")).await;
+        let page = ls.api(LEGACY_KEY).tasks_page(3, 2, 100).await.expect("past the end");
+        assert!(page.tasks.is_empty());
+        assert_eq!(ls.paths().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_refused_access_token_is_refreshed_and_tried_again() {
+        let enc = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        let personal = format!(
+            "{}.{}.{}",
+            enc(r#"{"alg":"HS256","typ":"JWT"}"#),
+            enc(r#"{"token_type":"refresh","exp":4102444800}"#),
+            enc("signature")
+        );
+        let project_tries = Arc::new(AtomicUsize::new(0));
+        let tries = Arc::clone(&project_tries);
+        let ls = FakeLabelStudio::start(move |path, _| match path {
+            "/api/token/refresh" => Answer::Http(200, r#"{"access": "access"}"#),
+            _ if tries.fetch_add(1, Ordering::SeqCst) == 0 => Answer::Http(401, r#"{"detail": "expired"}"#),
+            _ => Answer::Http(200, PROJECT),
+        })
+        .await;
+        let project = ls.api(&personal).project(3).await.expect("after a refresh");
+        assert_eq!(project.label_config, "<View/>");
+        assert_eq!(
+            ls.paths(),
+            [
+                "/api/token/refresh",
+                "/api/projects/3",
+                "/api/token/refresh",
+                "/api/projects/3"
+            ]
+        );
     }
 }

@@ -66,6 +66,17 @@ pub enum MediaError {
     Refused { url: String, reason: String },
 }
 
+/// Why the clients cannot be built from the settings.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("LABEL_STUDIO_URL `{url}` is not a URL: {message}")]
+    LabelStudioUrl { url: String, message: String },
+    #[error("LOCAL_FILES_DOCUMENT_ROOT {path} cannot be used: {source}")]
+    DocumentRoot { path: String, source: std::io::Error },
+    #[error("cannot build the HTTP client: {source}")]
+    Http { source: reqwest::Error },
+}
+
 /// Where a task's image comes from.
 #[derive(Debug, PartialEq)]
 #[cfg(test)]
@@ -221,21 +232,24 @@ pub struct MediaClient {
 }
 
 impl MediaClient {
-    pub fn new(config: &MediaSettings) -> Result<Self, String> {
+    pub fn new(config: &MediaSettings) -> Result<Self, ClientError> {
         let label_studio = match config
             .label_studio_url
             .as_deref()
             .map(str::trim)
             .filter(|s| !s.is_empty())
         {
-            Some(raw) => Some(base_url(raw).map_err(|e| format!("LABEL_STUDIO_URL `{raw}` is not a URL: {e}"))?),
+            Some(raw) => Some(base_url(raw).map_err(|message| ClientError::LabelStudioUrl {
+                url: raw.to_string(),
+                message,
+            })?),
             None => None,
         };
         let local_root = match &config.local_files_document_root {
-            Some(root) => Some(
-                root.canonicalize()
-                    .map_err(|e| format!("LOCAL_FILES_DOCUMENT_ROOT {} cannot be used: {e}", root.display()))?,
-            ),
+            Some(root) => Some(root.canonicalize().map_err(|source| ClientError::DocumentRoot {
+                path: root.display().to_string(),
+                source,
+            })?),
             None => None,
         };
         let policy = Arc::new(MediaPolicy::new(&config.allowed_hosts, config.block_private));
@@ -253,7 +267,7 @@ impl MediaClient {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("ls-ml-backend/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+            .map_err(|source| ClientError::Http { source })?;
         Ok(Self {
             http,
             label_studio,

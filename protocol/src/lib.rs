@@ -3,6 +3,7 @@
 //! instances and classes an adapter found. Fetching media and talking to Label Studio's API
 //! live in the host.
 
+pub mod annotation;
 pub mod brush;
 pub mod interactive;
 pub mod label_config;

@@ -288,4 +288,41 @@ mod tests {
             "a refused setting changes nothing"
         );
     }
+
+    #[test]
+    fn unknown_keys_and_mistyped_values_name_the_attribute() {
+        let mut c = TrackerConfig::defaults(TrackerKind::ByteTrack);
+        assert_eq!(
+            c.set("max_age", "3"),
+            Err(ConfigError::UnknownKey {
+                attribute: "bytetrack_max_age".into(),
+                kind: TrackerKind::ByteTrack,
+                allowed: "bytetrack_track_high_thresh, bytetrack_track_low_thresh, bytetrack_new_track_thresh, \
+                          bytetrack_track_buffer, bytetrack_match_thresh, bytetrack_fuse_score"
+                    .into(),
+            })
+        );
+        assert_eq!(
+            c.set("track_buffer", "60.5").map_err(|e| e.to_string()),
+            Err("bytetrack_track_buffer=\"60.5\" is not allowed: expected a whole number of frames, 0 or more".into())
+        );
+        assert_eq!(
+            c.set("fuse_score", "1").map_err(|e| e.to_string()),
+            Err("bytetrack_fuse_score=\"1\" is not allowed: expected true or false".into())
+        );
+        // The tracker is named before the value is read.
+        assert!(matches!(
+            c.set("gmc_method", "ecc"),
+            Err(ConfigError::BotSortOnly { .. })
+        ));
+        assert!(matches!(c.set("model", "auto"), Err(ConfigError::BotSortOnly { .. })));
+        let mut c = TrackerConfig::defaults(TrackerKind::BotSort);
+        assert_eq!(
+            c.set("with_reid", "maybe").map_err(|e| e.to_string()),
+            Err(
+                "botsort_with_reid=\"maybe\" is not allowed: expected false (re-identification is not supported)"
+                    .into()
+            )
+        );
+    }
 }

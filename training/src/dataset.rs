@@ -10,8 +10,9 @@ use std::{
 
 use crate::yolo_dataset::{self, Label, Plan, Split, TrainTask};
 use labelstudio_protocol::label_config::LabelConfig;
-use serde_json::{Value, json};
+use serde_json::Value;
 
+use super::record::DatasetSummary;
 use super::{Handle, JobError};
 use ls_core::{imaging, worker::off_executor as blocking};
 use ls_labelstudio::api::LabelStudioApi;
@@ -41,13 +42,13 @@ impl Dataset {
         self.examples.iter().filter(|e| e.split == Split::Val)
     }
 
-    pub fn summary(&self) -> Value {
-        json!({
-            "task": self.plan.task.ultralytics(),
-            "control": self.plan.control,
-            "classes": self.plan.classes,
-            "counts": self.counts,
-        })
+    pub fn summary(&self) -> DatasetSummary {
+        DatasetSummary {
+            task: self.plan.task.ultralytics().to_string(),
+            control: self.plan.control.clone(),
+            classes: self.plan.classes.clone(),
+            counts: self.counts.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        }
     }
 }
 

@@ -1,16 +1,23 @@
 //! Scoring a model on a training job's validation images, in Label Studio's terms: the
-//! results the model would give (through the same adapter, label mapping and thresholds as
-//! serving) against the annotations. The new model and the serving one are scored the same
+//! instances the model finds, labelled with the same adapter, label mapping and thresholds as
+//! serving, against the annotations (read back from Label Studio's JSON by the protocol
+//! crate). The new model and the serving one are scored the same
 //! way, so the install decision compares like with like even when their class lists differ.
 //!
 //! Regions are compared by their boxes: a rectangle's (rotated ones by the box around them),
-//! a polygon's or a brush mask's bounding box, a pose instance's parent box. The score is
+//! a polygon's or a brush mask's bounding box (a predicted instance's mask, one box per
+//! instance), a pose instance's parent box. The score is
 //! COCO's box mAP over IoU 0.50:0.95 (101-point interpolation, averaged over the labels that
 //! the annotations hold). Choices are scored by top-1 accuracy.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde_json::Value;
+use labelstudio_protocol::{
+    annotation::{self, LabelledBox},
+    label_config::{Control, ControlKind},
+    results,
+};
+use plugin_api::{BoxGeometry, FrameOutput, ROption};
 
 /// IoU thresholds 0.50, 0.55, ..., 0.95.
 const THRESHOLDS: [f64; 10] = [0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95];
@@ -32,106 +39,70 @@ impl Metric {
     }
 }
 
-/// One labelled box, in pixels.
-#[derive(Debug, Clone, PartialEq)]
-struct Region {
-    label: String,
-    bbox: [f64; 4],
-    score: f64,
+/// One validation image: what the annotation holds, read back from Label Studio's JSON, and
+/// what a model found, mapped to the tag's labels.
+pub struct Sample {
+    pub truth: Vec<LabelledBox>,
+    pub predicted: Vec<LabelledBox>,
 }
 
-/// One validation image: what the annotation holds and what a model gave.
-pub struct Sample<'a> {
-    pub truth: &'a [Value],
-    pub predicted: &'a [Value],
-    pub width: u32,
-    pub height: u32,
-}
-
-/// The regions of `from_names` in a result list, as boxes.
-fn regions(result: &[Value], from_names: &BTreeSet<&str>, width: u32, height: u32) -> Vec<Region> {
-    let (w, h) = (width as f64, height as f64);
-    let mut out = Vec::new();
-    for region in result {
-        let from = region.get("from_name").and_then(Value::as_str).unwrap_or_default();
-        let kind = region.get("type").and_then(Value::as_str).unwrap_or_default();
-        if !from_names.contains(from) {
-            continue;
-        }
-        let Some(value) = region.get("value") else { continue };
-        let Some(label) = value
-            .get(kind)
-            .and_then(Value::as_array)
-            .and_then(|l| l.first())
-            .and_then(Value::as_str)
-        else {
-            continue;
-        };
-        let num = |key: &str| value.get(key).and_then(Value::as_f64);
-        let bbox = match kind {
-            "rectanglelabels" => {
-                let (Some(x), Some(y), Some(bw), Some(bh)) = (num("x"), num("y"), num("width"), num("height")) else {
-                    continue;
-                };
-                let (x, y, bw, bh) = (x * w / 100.0, y * h / 100.0, bw * w / 100.0, bh * h / 100.0);
-                let (sin, cos) = num("rotation").unwrap_or(0.0).to_radians().sin_cos();
-                let corners = [(0.0, 0.0), (bw, 0.0), (bw, bh), (0.0, bh)]
-                    .map(|(dx, dy)| (x + dx * cos - dy * sin, y + dx * sin + dy * cos));
-                bounds(corners.iter().copied())
-            }
-            "polygonlabels" => {
-                let points = value
-                    .get("points")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default();
-                bounds(
-                    points
-                        .iter()
-                        .filter_map(|p| Some((p.get(0)?.as_f64()? * w / 100.0, p.get(1)?.as_f64()? * h / 100.0))),
-                )
-            }
-            "brushlabels" => {
-                let rle: Vec<u8> = value
-                    .get("rle")
-                    .and_then(Value::as_array)
-                    .map(|r| r.iter().filter_map(Value::as_u64).map(|b| b as u8).collect())
-                    .unwrap_or_default();
-                let Some(values) = labelstudio_protocol::brush::decode(&rle) else {
-                    continue;
-                };
-                let mut points = Vec::new();
-                for (i, pixel) in values.chunks_exact(4).enumerate() {
-                    if pixel[3] > 0 {
-                        let (px, py) = ((i % width.max(1) as usize) as f64, (i / width.max(1) as usize) as f64);
-                        points.push((px, py));
-                        points.push((px + 1.0, py + 1.0));
-                    }
+/// A model's instances as labelled boxes for the tag `control`, as serving would label them:
+/// each instance above the tag's threshold (else `conf`) whose class the tag has a label for.
+/// A rectangle tag takes the instance's box (a rotated one's upright box); a polygon or brush
+/// tag the box around the mask (else around its outlines); a keypoint tag its parent box's.
+pub fn predicted_boxes(frame: &FrameOutput, class_names: &[String], control: &Control, conf: f32) -> Vec<LabelledBox> {
+    let threshold = control.score_threshold.unwrap_or(conf);
+    frame
+        .instances
+        .iter()
+        .filter(|i| i.score > threshold)
+        .filter_map(|instance| {
+            let class = class_names.get(instance.class_id as usize)?;
+            let bbox = instance.bbox.as_ref().into_option();
+            let upright = |b: &BoxGeometry| b.bounds().map(f64::from);
+            let (label, bbox) = match control.kind {
+                ControlKind::RectangleLabels => (control.label_for(class)?, upright(bbox?)),
+                ControlKind::PolygonLabels | ControlKind::BrushLabels => {
+                    let outline = || {
+                        annotation::bounds(
+                            instance
+                                .polygons
+                                .iter()
+                                .flatten()
+                                .map(|p| (f64::from(p.x), f64::from(p.y))),
+                        )
+                    };
+                    let shape = match &instance.mask {
+                        ROption::RSome(mask) => results::mask_bounds(mask).map(|b| upright(&b)),
+                        ROption::RNone => outline(),
+                    };
+                    (control.label_for(class)?, shape?)
                 }
-                bounds(points.into_iter())
-            }
-            _ => None,
-        };
-        if let Some(bbox) = bbox {
-            out.push(Region {
+                ControlKind::KeyPointLabels => {
+                    let parent = control.keypoints.parent.as_ref()?;
+                    (parent.label_for(class), upright(bbox?))
+                }
+                ControlKind::Choices => return None,
+            };
+            Some(LabelledBox {
                 label: label.to_string(),
                 bbox,
-                score: region.get("score").and_then(Value::as_f64).unwrap_or(1.0),
-            });
-        }
-    }
-    out
+                score: f64::from(instance.score),
+            })
+        })
+        .collect()
 }
 
-fn bounds(points: impl Iterator<Item = (f64, f64)>) -> Option<[f64; 4]> {
-    let mut b: Option<[f64; 4]> = None;
-    for (x, y) in points.filter(|(x, y)| x.is_finite() && y.is_finite()) {
-        b = Some(match b {
-            None => [x, y, x, y],
-            Some([x1, y1, x2, y2]) => [x1.min(x), y1.min(y), x2.max(x), y2.max(y)],
-        });
-    }
-    b.filter(|[x1, y1, x2, y2]| x2 > x1 && y2 > y1)
+/// The label a model's best whole-image class gets in the `Choices` tag `control`.
+pub fn predicted_choice(frame: &FrameOutput, class_names: &[String], control: &Control, conf: f32) -> Option<String> {
+    let threshold = control.score_threshold.unwrap_or(conf);
+    frame
+        .classes
+        .iter()
+        .filter(|c| c.score > threshold)
+        .filter_map(|c| Some((c.score, control.label_for(class_names.get(c.class_id as usize)?)?)))
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, label)| label.to_string())
 }
 
 fn iou(a: &[f64; 4], b: &[f64; 4]) -> f64 {
@@ -143,30 +114,30 @@ fn iou(a: &[f64; 4], b: &[f64; 4]) -> f64 {
 }
 
 /// COCO's 101-point interpolated average precision of one label at one IoU threshold.
-fn average_precision(images: &[(Vec<Region>, Vec<Region>)], label: &str, threshold: f64) -> f64 {
+fn average_precision(images: &[Sample], label: &str, threshold: f64) -> f64 {
     let total: usize = images
         .iter()
-        .map(|(truth, _)| truth.iter().filter(|r| r.label == label).count())
+        .map(|s| s.truth.iter().filter(|r| r.label == label).count())
         .sum();
     if total == 0 {
         return 0.0;
     }
-    let mut detections: Vec<(f64, usize, &Region)> = images
+    let mut detections: Vec<(f64, usize, &LabelledBox)> = images
         .iter()
         .enumerate()
-        .flat_map(|(i, (_, predicted))| {
-            predicted
+        .flat_map(|(i, s)| {
+            s.predicted
                 .iter()
                 .filter(|r| r.label == label)
                 .map(move |r| (r.score, i, r))
         })
         .collect();
     detections.sort_by(|a, b| b.0.total_cmp(&a.0));
-    let mut matched: Vec<Vec<bool>> = images.iter().map(|(truth, _)| vec![false; truth.len()]).collect();
+    let mut matched: Vec<Vec<bool>> = images.iter().map(|s| vec![false; s.truth.len()]).collect();
     let (mut tp, mut fp) = (0usize, 0usize);
     let mut curve = Vec::with_capacity(detections.len());
     for (_, image, detection) in detections {
-        let truth = &images[image].0;
+        let truth = &images[image].truth;
         let best = truth
             .iter()
             .enumerate()
@@ -196,22 +167,9 @@ fn average_precision(images: &[(Vec<Region>, Vec<Region>)], label: &str, thresho
         / 101.0
 }
 
-/// The box mAP50-95 of a model's results over the validation images.
-pub fn box_map(samples: &[Sample<'_>], from_names: &[&str]) -> f64 {
-    let names: BTreeSet<&str> = from_names.iter().copied().collect();
-    let images: Vec<(Vec<Region>, Vec<Region>)> = samples
-        .iter()
-        .map(|s| {
-            (
-                regions(s.truth, &names, s.width, s.height),
-                regions(s.predicted, &names, s.width, s.height),
-            )
-        })
-        .collect();
-    let labels: BTreeSet<String> = images
-        .iter()
-        .flat_map(|(truth, _)| truth.iter().map(|r| r.label.clone()))
-        .collect();
+/// The box mAP50-95 of a model's boxes over the validation images.
+pub fn box_map(images: &[Sample]) -> f64 {
+    let labels: BTreeSet<&String> = images.iter().flat_map(|s| s.truth.iter().map(|r| &r.label)).collect();
     if labels.is_empty() {
         return 0.0;
     }
@@ -220,31 +178,21 @@ pub fn box_map(samples: &[Sample<'_>], from_names: &[&str]) -> f64 {
         .map(|label| {
             let ap = THRESHOLDS
                 .iter()
-                .map(|&t| average_precision(&images, label, t))
+                .map(|&t| average_precision(images, label, t))
                 .sum::<f64>()
                 / THRESHOLDS.len() as f64;
-            (label, ap)
+            (*label, ap)
         })
         .collect();
     per_label.values().sum::<f64>() / per_label.len() as f64
 }
 
-/// The share of images whose first choice (the highest scored) is the annotated one.
-pub fn top1(samples: &[Sample<'_>], from_name: &str) -> f64 {
-    let choice = |result: &[Value]| -> Option<String> {
-        result
-            .iter()
-            .filter(|r| r.get("from_name").and_then(Value::as_str) == Some(from_name))
-            .filter_map(|r| {
-                let label = r.pointer("/value/choices/0")?.as_str()?.to_string();
-                Some((r.get("score").and_then(Value::as_f64).unwrap_or(1.0), label))
-            })
-            .max_by(|a, b| a.0.total_cmp(&b.0))
-            .map(|(_, label)| label)
-    };
-    let judged: Vec<bool> = samples
+/// The share of images whose predicted choice is the annotated one, over the images that have
+/// an annotated choice: `(annotated, predicted)` per image.
+pub fn top1(images: &[(Option<String>, Option<String>)]) -> f64 {
+    let judged: Vec<bool> = images
         .iter()
-        .filter_map(|s| Some(choice(s.predicted) == Some(choice(s.truth)?)))
+        .filter_map(|(truth, predicted)| Some(predicted.as_ref() == Some(truth.as_ref()?)))
         .collect();
     if judged.is_empty() {
         0.0
@@ -255,120 +203,144 @@ pub fn top1(samples: &[Sample<'_>], from_name: &str) -> f64 {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use labelstudio_protocol::label_config::LabelConfig;
+    use plugin_api::{ClassScore, Instance, Mask, RVec};
 
     use super::*;
 
-    fn rect(label: &str, x: f64, y: f64, w: f64, h: f64, score: f64) -> Value {
-        json!({"from_name": "label", "to_name": "image", "type": "rectanglelabels", "score": score,
-               "value": {"x": x, "y": y, "width": w, "height": h, "rotation": 0, "rectanglelabels": [label]}})
+    /// A box of `label` from x, y, width, height in pixels.
+    fn boxed(label: &str, x: f64, y: f64, w: f64, h: f64, score: f64) -> LabelledBox {
+        LabelledBox {
+            label: label.into(),
+            bbox: [x, y, x + w, y + h],
+            score,
+        }
+    }
+
+    fn control(xml: &str) -> Control {
+        let config = LabelConfig::parse(xml).expect("config");
+        config.active_controls().next().expect("a control").clone()
     }
 
     #[test]
     fn a_perfect_model_scores_one_and_an_empty_one_zero() {
         let truth = vec![
-            rect("a", 10.0, 10.0, 20.0, 20.0, 1.0),
-            rect("b", 50.0, 50.0, 30.0, 30.0, 1.0),
+            boxed("a", 20.0, 10.0, 40.0, 20.0, 1.0),
+            boxed("b", 100.0, 50.0, 60.0, 30.0, 1.0),
         ];
-        let perfect = truth.clone();
-        let none: Vec<Value> = Vec::new();
-        let sample = |p: &'static [Value]| Sample {
-            truth: Box::leak(truth.clone().into_boxed_slice()),
-            predicted: p,
-            width: 200,
-            height: 100,
+        let perfect = Sample {
+            truth: truth.clone(),
+            predicted: truth.clone(),
         };
-        let perfect: &'static [Value] = Box::leak(perfect.into_boxed_slice());
-        assert!((box_map(&[sample(perfect)], &["label"]) - 1.0).abs() < 1e-9);
-        let none: &'static [Value] = Box::leak(none.into_boxed_slice());
-        assert_eq!(box_map(&[sample(none)], &["label"]), 0.0);
+        assert!((box_map(&[perfect]) - 1.0).abs() < 1e-9);
+        let none = Sample {
+            truth,
+            predicted: Vec::new(),
+        };
+        assert_eq!(box_map(&[none]), 0.0);
     }
 
     #[test]
     fn a_box_off_by_a_little_loses_the_strict_thresholds() {
         // 100x100 px truth; the prediction is shifted by 10 px: IoU = 90*100/(2*10000 - 9000) = 0.818.
-        let truth = [rect("a", 0.0, 0.0, 50.0, 50.0, 1.0)];
-        let shifted = [rect("a", 5.0, 0.0, 50.0, 50.0, 0.9)];
-        let map = box_map(
-            &[Sample {
-                truth: &truth,
-                predicted: &shifted,
-                width: 200,
-                height: 200,
-            }],
-            &["label"],
-        );
+        let map = box_map(&[Sample {
+            truth: vec![boxed("a", 0.0, 0.0, 100.0, 100.0, 1.0)],
+            predicted: vec![boxed("a", 10.0, 0.0, 100.0, 100.0, 0.9)],
+        }]);
         // Matched at 0.50 ... 0.80 (7 of 10 thresholds).
         assert!((map - 0.7).abs() < 1e-9, "{map}");
     }
 
     #[test]
     fn a_wrong_label_or_a_false_positive_costs_precision() {
-        let truth = [rect("a", 0.0, 0.0, 50.0, 50.0, 1.0)];
-        let wrong = [rect("b", 0.0, 0.0, 50.0, 50.0, 0.9)];
-        assert_eq!(
-            box_map(
-                &[Sample {
-                    truth: &truth,
-                    predicted: &wrong,
-                    width: 100,
-                    height: 100
-                }],
-                &["label"]
-            ),
-            0.0
-        );
+        let truth = vec![boxed("a", 0.0, 0.0, 50.0, 50.0, 1.0)];
+        let wrong = Sample {
+            truth: truth.clone(),
+            predicted: vec![boxed("b", 0.0, 0.0, 50.0, 50.0, 0.9)],
+        };
+        assert_eq!(box_map(&[wrong]), 0.0);
         // A confident false positive ranked above the true one: precision 1/2 at full recall.
-        let both = [
-            rect("a", 60.0, 60.0, 20.0, 20.0, 0.95),
-            rect("a", 0.0, 0.0, 50.0, 50.0, 0.5),
-        ];
-        let map = box_map(
-            &[Sample {
-                truth: &truth,
-                predicted: &both,
-                width: 100,
-                height: 100,
-            }],
-            &["label"],
-        );
+        let both = Sample {
+            truth,
+            predicted: vec![
+                boxed("a", 60.0, 60.0, 20.0, 20.0, 0.95),
+                boxed("a", 0.0, 0.0, 50.0, 50.0, 0.5),
+            ],
+        };
+        let map = box_map(&[both]);
         assert!((map - 0.5).abs() < 1e-9, "{map}");
     }
 
     #[test]
-    fn rotated_boxes_are_compared_by_the_box_around_them() {
+    fn instances_are_labelled_as_serving_labels_them() {
+        let rect = control(
+            r#"<View><Image name="image" value="$image"/><RectangleLabels name="label" toName="image">
+                 <Label value="Cat" predicted_values="cat"/></RectangleLabels></View>"#,
+        );
+        let names = ["cat".to_string(), "dog".to_string()];
         // 40x20 px at (50, 50) turned 90 degrees clockwise about its top-left corner covers
         // x 30..50, y 50..90.
-        let rotated = json!({"from_name": "label", "type": "rectanglelabels",
-            "value": {"x": 50.0, "y": 50.0, "width": 40.0, "height": 20.0, "rotation": 90.0, "rectanglelabels": ["a"]}});
-        let names = BTreeSet::from(["label"]);
-        let got = regions(&[rotated], &names, 100, 100);
-        let b = got[0].bbox;
-        for (v, want) in b.iter().zip([30.0, 50.0, 50.0, 90.0]) {
-            assert!((v - want).abs() < 1e-9, "{b:?}");
+        let turned = BoxGeometry {
+            rotation: 90.0,
+            ..BoxGeometry::from_corners(50.0, 50.0, 90.0, 70.0)
+        };
+        let frame = FrameOutput::instances(vec![
+            Instance::new(0, 0.9).with_box(turned),
+            // A class the tag has no label for, and one below the threshold.
+            Instance::new(1, 0.9).with_box(BoxGeometry::from_corners(0.0, 0.0, 5.0, 5.0)),
+            Instance::new(0, 0.1).with_box(BoxGeometry::from_corners(0.0, 0.0, 5.0, 5.0)),
+        ]);
+        let got = predicted_boxes(&frame, &names, &rect, 0.25);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].label, "Cat");
+        for (v, want) in got[0].bbox.iter().zip([30.0, 50.0, 50.0, 90.0]) {
+            assert!((v - want).abs() < 1e-4, "{:?}", got[0].bbox);
         }
+
+        // A polygon tag takes the box around the mask, not the detector's box.
+        let polygon = control(
+            r#"<View><Image name="image" value="$image"/><PolygonLabels name="seg" toName="image">
+                 <Label value="cat"/></PolygonLabels></View>"#,
+        );
+        let mask = Mask {
+            width: 5,
+            height: 4,
+            runs: RVec::from(vec![6, 2, 6, 1, 5]),
+        };
+        let frame = FrameOutput::instances(vec![
+            Instance::new(0, 0.9)
+                .with_box(BoxGeometry::from_corners(0.0, 0.0, 5.0, 4.0))
+                .with_mask(mask),
+        ]);
+        let got = predicted_boxes(&frame, &names, &polygon, 0.25);
+        assert_eq!(got, [boxed("cat", 1.0, 1.0, 4.0, 2.0, f64::from(0.9f32))]);
     }
 
     #[test]
     fn choices_score_top1() {
-        let choice =
-            |c: &str, s: f64| json!({"from_name": "class", "type": "choices", "score": s, "value": {"choices": [c]}});
-        let (t1, p1) = ([choice("cat", 1.0)], [choice("cat", 0.9)]);
-        let (t2, p2) = ([choice("dog", 1.0)], [choice("cat", 0.8)]);
-        let samples = [
-            Sample {
-                truth: &t1,
-                predicted: &p1,
-                width: 1,
-                height: 1,
+        let choices = control(
+            r#"<View><Image name="image" value="$image"/><Choices name="class" toName="image">
+                 <Choice value="cat"/><Choice value="dog"/></Choices></View>"#,
+        );
+        let names = ["cat".to_string(), "dog".to_string()];
+        let frame = FrameOutput::classes(vec![
+            ClassScore {
+                class_id: 0,
+                score: 0.3,
             },
-            Sample {
-                truth: &t2,
-                predicted: &p2,
-                width: 1,
-                height: 1,
+            ClassScore {
+                class_id: 1,
+                score: 0.6,
             },
+        ]);
+        let picked = predicted_choice(&frame, &names, &choices, 0.001);
+        assert_eq!(picked.as_deref(), Some("dog"));
+        let images = [
+            (Some("dog".to_string()), picked.clone()),
+            (Some("cat".to_string()), picked),
+            // No annotated choice: not judged.
+            (None, Some("cat".to_string())),
         ];
-        assert_eq!(top1(&samples, "class"), 0.5);
+        assert_eq!(top1(&images), 0.5);
     }
 }

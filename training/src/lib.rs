@@ -22,7 +22,6 @@ use std::{
 
 use futures::FutureExt;
 use parking_lot::Mutex;
-use serde_json::Value;
 use tokio::sync::{Notify, watch};
 
 pub use install::{HistoryError, rollback};
@@ -477,9 +476,4 @@ impl Handle {
         }
         self.update_now(|j| j.pid = pid);
     }
-}
-
-/// A JSON number from an f64 (null if it is not finite).
-pub fn number(x: f64) -> Value {
-    serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number)
 }

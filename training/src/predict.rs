@@ -6,15 +6,18 @@
 use std::time::Instant;
 
 use labelstudio_protocol::protocol::{PredictRequest, Task};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
-use super::{Context, Handle, JobError, number, record::Job};
+use super::{
+    Context, Handle, JobError,
+    record::{Job, JobResult, Metrics, PredictProgress, PredictResult, finite},
+};
 
 const PAGE_SIZE: u64 = 100;
 /// Tasks per /predict-sized batch through the pipeline.
 const BATCH: usize = 16;
 
-pub async fn run(ctx: &Context, job: &Handle, record: &Job) -> Result<Value, JobError> {
+pub async fn run(ctx: &Context, job: &Handle, record: &Job) -> Result<JobResult, JobError> {
     let project_id = record.project;
     let project_key = project_id.to_string();
     job.progress(0.0, format!("reading project {project_id} from Label Studio"));
@@ -102,14 +105,14 @@ pub async fn run(ctx: &Context, job: &Handle, record: &Job) -> Result<Value, Job
              log says why for each"
         ));
     }
-    Ok(json!({
-        "model_version": version,
-        "tasks": seen,
-        "predicted": predicted - failed,
-        "written": written,
-        "skipped_current": skipped,
-        "failed": failed,
-        "seconds": number(started.elapsed().as_secs_f64()),
+    Ok(JobResult::Predict(PredictResult {
+        model_version: version,
+        tasks: seen,
+        predicted: predicted - failed,
+        written,
+        skipped_current: skipped,
+        failed,
+        seconds: finite(started.elapsed().as_secs_f64()),
     }))
 }
 
@@ -128,20 +131,18 @@ fn report(
     let elapsed = started.elapsed().as_secs_f64().max(1e-3);
     let rate = predicted as f64 / elapsed;
     let left = total.saturating_sub(done);
-    let mut metrics = Map::new();
-    metrics.insert("tasks_per_second".into(), number((rate * 100.0).round() / 100.0));
-    metrics.insert(
-        "eta_seconds".into(),
-        if rate > 0.0 {
-            number((left as f64 / rate).round())
+    let metrics = Metrics::Predict(PredictProgress {
+        tasks_per_second: (rate * 100.0).round() / 100.0,
+        eta_seconds: if rate > 0.0 {
+            finite((left as f64 / rate).round())
         } else {
-            Value::Null
+            None
         },
-    );
-    metrics.insert("predicted".into(), json!(predicted - failed));
-    metrics.insert("skipped_current".into(), json!(skipped));
-    metrics.insert("failed".into(), json!(failed));
-    metrics.insert("model_version".into(), json!(version));
+        predicted: predicted - failed,
+        skipped_current: skipped,
+        failed,
+        model_version: version.to_string(),
+    });
     let total = total.max(seen).max(1);
     job.update(|j| {
         j.progress = (done as f64 / total as f64).min(1.0);

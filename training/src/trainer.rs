@@ -13,7 +13,10 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use super::{Handle, JobError};
+use super::{
+    Handle, JobError,
+    record::{Epoch, Measured, Metrics},
+};
 
 /// The trainer program, carried in the binary so that an installed server needs no source tree.
 const TRAIN_PY: &str = include_str!("../trainer/train.py");
@@ -213,17 +216,21 @@ fn on_event(
         }
         Some("epoch") => {
             let (epoch, epochs) = (number("epoch"), number("epochs").max(1));
-            let metrics = event
+            // The trainer writes each number through `plain` (null if not finite); anything
+            // else it could send is not a measurement.
+            let metrics: Measured = event
                 .get("metrics")
                 .and_then(Value::as_object)
-                .cloned()
+                .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_f64())).collect())
                 .unwrap_or_default();
-            let mut row = metrics.clone();
-            row.insert("epoch".into(), epoch.into());
+            let row = Epoch {
+                epoch,
+                metrics: metrics.clone(),
+            };
             job.update_now(|j| {
                 j.progress = from + (to - from) * (epoch as f64 / epochs as f64).min(1.0);
                 j.step = format!("training: epoch {epoch}/{epochs}");
-                j.metrics = metrics;
+                j.metrics = Metrics::Train(metrics);
                 j.epochs.push(row);
             });
         }

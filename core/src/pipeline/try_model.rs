@@ -187,15 +187,14 @@ impl Predictor {
 }
 
 impl Predictor {
-    /// The Label Studio results one model gives for one image and the given control tags,
-    /// keeping everything scored above `conf` (a training job scores models this way).
-    pub async fn results_for(
+    /// What one model finds in one image, checked as serving checks it, keeping everything
+    /// scored above `conf` (a training job scores models this way).
+    pub async fn found_for(
         &self,
         model: &Arc<crate::models::LoadedModel>,
         image: Arc<imaging::RgbImage>,
-        controls: &[labelstudio_protocol::label_config::Control],
         conf: f32,
-    ) -> Result<Vec<Value>, TaskError> {
+    ) -> Result<plugin_api::FrameOutput, TaskError> {
         let size = ImageSize {
             width: image.width,
             height: image.height,
@@ -205,9 +204,8 @@ impl Predictor {
             ..model.params(self.defaults)
         };
         let (found, _) = model.predict(image, params).await?;
-        let (model, controls, tolerance) = (Arc::clone(model), controls.to_vec(), self.polygon_tolerance);
-        let max_det = params.max_det as usize;
-        off_executor(move || super::label_studio_results(&model, found, &controls, size, max_det, conf, tolerance))
+        let classes = model.class_names.len();
+        off_executor(move || super::guard::sanitize(found, classes, params.max_det as usize, size))
             .await
             .map_err(TaskError::from)
     }
