@@ -47,7 +47,7 @@ pub enum StartError {
     #[error("start-up: {0}")]
     Worker(#[from] WorkerFailed),
     #[error("jobs: {0}; set ML_STATE_DIR to a folder the server can write")]
-    Jobs(String),
+    Jobs(jobs::StartError),
 }
 
 /// Creates the models folder if it is missing; whether it did. Blocking.
@@ -63,104 +63,19 @@ fn create_models_dir(dir: &Path) -> Result<bool, StartError> {
 }
 
 /// Starts everything and serves until a shutdown signal.
+/// Starts the server and serves until a stop signal: the runtime and plugins, the models
+/// folder, Label Studio's client, the predictor and the jobs, then the listener, the
+/// models' loads and the watcher.
 pub async fn run(config: Config) -> Result<ExitCode, StartError> {
     let started = Instant::now();
     let settings = config.runtime_settings();
-    let runtime = blocking(move || Runtime::init(&settings)).await??;
-    let runtime = Arc::new(runtime);
-
-    let plugins_dir = config.plugins_dir();
-    let dir = plugins_dir.clone();
-    blocking(move || plugins::library_files(&dir))
-        .await?
-        .map_err(|e| StartError::Plugins(e.to_string()))?;
-
-    let models_dir = config.models_dir.clone();
-    if blocking(move || create_models_dir(&models_dir)).await?? {
-        info!("created the models folder {}", config.models_dir.display());
-    }
-    let registry = Arc::new(
-        Registry::new(
-            config.models_dir.clone(),
-            Arc::clone(&runtime),
-            plugins_dir.clone(),
-            config.default_model.clone(),
-            config.labels.clone(),
-            BatchSettings {
-                max_batch: config.max_batch.max(1),
-                wait: Duration::from_millis(config.batch_wait_ms),
-            },
-        )
-        .with_adapter_defaults(plugin_api::Options::new().with("embedding_cache_mb", config.embedding_cache_mb)),
-    );
-    if registry.load_new_plugins().await == 0 {
-        warn!(
-            "no adapter plugins in {}: build them (cargo build --workspace) or set ML_PLUGINS_DIR; plugins put \
-             there later are picked up while the server runs",
-            plugins_dir.display()
-        );
-    }
+    let runtime = Arc::new(blocking(move || Runtime::init(&settings)).await??);
+    let registry = open_registry(&config, Arc::clone(&runtime)).await?;
     let metrics = Arc::new(Metrics::default());
-    // It checks LOCAL_FILES_DOCUMENT_ROOT on the file system.
-    let media_config = config.media_settings();
-    let media = Arc::new(
-        blocking(move || MediaClient::new(&media_config))
-            .await?
-            .map_err(StartError::Media)?,
-    );
-    match (&config.label_studio_url, media.key_kind()) {
-        (None, _) => info!(
-            "LABEL_STUDIO_URL is not set: Label Studio paths (/data/upload/...) are fetched from the address \
-             Label Studio sends in /setup"
-        ),
-        (Some(url), None) => info!(
-            "Label Studio at {url}; no LABEL_STUDIO_API_KEY, so its files are fetched with the project creator's \
-             legacy token from /setup, if legacy tokens are enabled"
-        ),
-        (Some(url), Some(kind)) => info!(
-            "Label Studio at {url}, with a {} in LABEL_STUDIO_API_KEY",
-            match kind {
-                KeyKind::Legacy => "legacy token",
-                KeyKind::Personal => "personal access token",
-            }
-        ),
-    }
-    let basic_auth = http::basic_auth::Expected::new(config.basic_auth().map_err(StartError::BasicAuth)?);
-    if basic_auth.is_on() {
-        info!("HTTP Basic auth is required on every endpoint except /health and /webhook");
-    }
-    let trust = http::Trust::new(
-        basic_auth.is_on(),
-        config.addr.is_loopback(),
-        &config.allowed_hosts,
-        config.basic_auth_user.clone().filter(|_| basic_auth.is_on()),
-    );
-    if !basic_auth.is_on() && !config.addr.is_loopback() {
-        warn!(
-            "listening on {} without Basic auth: anyone who reaches the port may predict, but changes and trainings \
-             are refused until BASIC_AUTH_USER and BASIC_AUTH_PASS are set",
-            config.addr
-        );
-    }
+    let media = media_client(&config).await?;
+    let (basic_auth, trust) = access(&config)?;
     let api = Arc::new(LabelStudioApi::new(Arc::clone(&media)).map_err(StartError::Media)?);
-    let predictor = Arc::new(Predictor {
-        registry: Arc::clone(&registry),
-        media,
-        metrics: Arc::clone(&metrics),
-        defaults: plugin_api::Params {
-            conf: config.conf,
-            iou: config.iou,
-            max_det: config.max_det,
-        },
-        task_concurrency: config.tasks_in_flight(),
-        in_flight: Arc::new(tokio::sync::Semaphore::new(config.tasks_in_flight())),
-        polygon_tolerance: config.polygon_tolerance,
-        interactive_conf: config.interactive_conf,
-        max_image_pixels: config.max_image_pixels,
-        max_prompt_pixels: config.max_prompt_pixels,
-        admission: Admission::new(config.queue_tasks),
-        video: config.video_settings(),
-    });
+    let predictor = Arc::new(predictor(&config, &registry, media, &metrics));
     let context = jobs::Context {
         predictor: Arc::clone(&predictor),
         registry: Arc::clone(&registry),
@@ -196,20 +111,141 @@ pub async fn run(config: Config) -> Result<ExitCode, StartError> {
             .local_addr()
             .map_err(|source| StartError::Listen { addr, source })?
     );
+    start_loading(&config, &registry).await?;
+    let outcome = serve(&config, listener, state).await;
+    // A trainer is a process of its own: it must not outlive the server.
+    jobs.shutdown();
+    Ok(outcome)
+}
 
-    // Models load in the background so /health answers at once; /models shows progress.
+/// The plugins folder checked, the models folder made if missing, and the registry over
+/// them with the plugins loaded (the models load later, in the background).
+async fn open_registry(config: &Config, runtime: Arc<Runtime>) -> Result<Arc<Registry>, StartError> {
+    let plugins_dir = config.plugins_dir();
+    let dir = plugins_dir.clone();
+    blocking(move || plugins::library_files(&dir))
+        .await?
+        .map_err(|e| StartError::Plugins(e.to_string()))?;
+    let models_dir = config.models_dir.clone();
+    if blocking(move || create_models_dir(&models_dir)).await?? {
+        info!("created the models folder {}", config.models_dir.display());
+    }
+    let registry = Arc::new(
+        Registry::new(
+            config.models_dir.clone(),
+            runtime,
+            plugins_dir.clone(),
+            config.default_model.clone(),
+            config.labels.clone(),
+            BatchSettings {
+                max_batch: config.max_batch.max(1),
+                wait: Duration::from_millis(config.batch_wait_ms),
+            },
+        )
+        .with_adapter_defaults(plugin_api::Options::new().with("embedding_cache_mb", config.embedding_cache_mb)),
+    );
+    if registry.load_new_plugins().await == 0 {
+        warn!(
+            "no adapter plugins in {}: build them (cargo build --workspace) or set ML_PLUGINS_DIR; plugins put \
+             there later are picked up while the server runs",
+            plugins_dir.display()
+        );
+    }
+    Ok(registry)
+}
+
+/// The client for task media and Label Studio's API, and what it says about how it reaches
+/// Label Studio.
+async fn media_client(config: &Config) -> Result<Arc<MediaClient>, StartError> {
+    // It checks LOCAL_FILES_DOCUMENT_ROOT on the file system.
+    let media_config = config.media_settings();
+    let media = Arc::new(
+        blocking(move || MediaClient::new(&media_config))
+            .await?
+            .map_err(StartError::Media)?,
+    );
+    match (&config.label_studio_url, media.key_kind()) {
+        (None, _) => info!(
+            "LABEL_STUDIO_URL is not set: Label Studio paths (/data/upload/...) are fetched from the address \
+             Label Studio sends in /setup"
+        ),
+        (Some(url), None) => info!(
+            "Label Studio at {url}; no LABEL_STUDIO_API_KEY, so its files are fetched with the project creator's \
+             legacy token from /setup, if legacy tokens are enabled"
+        ),
+        (Some(url), Some(kind)) => info!(
+            "Label Studio at {url}, with a {} in LABEL_STUDIO_API_KEY",
+            match kind {
+                KeyKind::Legacy => "legacy token",
+                KeyKind::Personal => "personal access token",
+            }
+        ),
+    }
+    Ok(media)
+}
+
+/// Basic auth, and the trust rule for changes and costly actions.
+fn access(config: &Config) -> Result<(http::basic_auth::Expected, http::Trust), StartError> {
+    let basic_auth = http::basic_auth::Expected::new(config.basic_auth().map_err(StartError::BasicAuth)?);
+    if basic_auth.is_on() {
+        info!("HTTP Basic auth is required on every endpoint except /health and /webhook");
+    }
+    let trust = http::Trust::new(
+        basic_auth.is_on(),
+        config.addr.is_loopback(),
+        &config.allowed_hosts,
+        config.basic_auth_user.clone().filter(|_| basic_auth.is_on()),
+    );
+    if !basic_auth.is_on() && !config.addr.is_loopback() {
+        warn!(
+            "listening on {} without Basic auth: anyone who reaches the port may predict, but changes and trainings \
+             are refused until BASIC_AUTH_USER and BASIC_AUTH_PASS are set",
+            config.addr
+        );
+    }
+    Ok((basic_auth, trust))
+}
+
+fn predictor(config: &Config, registry: &Arc<Registry>, media: Arc<MediaClient>, metrics: &Arc<Metrics>) -> Predictor {
+    Predictor {
+        registry: Arc::clone(registry),
+        media,
+        metrics: Arc::clone(metrics),
+        defaults: plugin_api::Params {
+            conf: config.conf,
+            iou: config.iou,
+            max_det: config.max_det,
+        },
+        task_concurrency: config.tasks_in_flight(),
+        in_flight: Arc::new(tokio::sync::Semaphore::new(config.tasks_in_flight())),
+        polygon_tolerance: config.polygon_tolerance,
+        interactive_conf: config.interactive_conf,
+        max_image_pixels: config.max_image_pixels,
+        max_prompt_pixels: config.max_prompt_pixels,
+        admission: Admission::new(config.queue_tasks),
+        video: config.video_settings(),
+    }
+}
+
+/// Models load in the background so /health answers at once (/models shows progress); the
+/// watcher follows the folder from then on.
+async fn start_loading(config: &Config, registry: &Arc<Registry>) -> Result<(), StartError> {
     let names = registry.scan().await;
     {
-        let registry = Arc::clone(&registry);
+        let registry = Arc::clone(registry);
         tokio::spawn(async move { registry.reload_all(names).await });
     }
     watcher::spawn(
-        Arc::clone(&registry),
+        Arc::clone(registry),
         config.watch,
         Duration::from_millis(config.watch_interval_ms),
     )
-    .map_err(StartError::Watch)?;
+    .map_err(StartError::Watch)
+}
 
+/// Serves until a stop signal, then lets requests in flight finish for up to
+/// ML_SHUTDOWN_TIMEOUT.
+async fn serve(config: &Config, listener: tokio::net::TcpListener, state: http::State) -> ExitCode {
     let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
     let limits = http::listener::Limits {
         header_timeout: Duration::from_secs(config.header_timeout_secs.max(1)),
@@ -221,10 +257,10 @@ pub async fn run(config: Config) -> Result<ExitCode, StartError> {
         let _ = stopping.send(());
     });
     let grace = Duration::from_secs(config.shutdown_timeout_secs);
-    let outcome = tokio::select! {
+    tokio::select! {
         () = server => {
             info!("stopped");
-            Ok(ExitCode::SUCCESS)
+            ExitCode::SUCCESS
         }
         () = async move {
             if stopped.await.is_ok() {
@@ -237,12 +273,9 @@ pub async fn run(config: Config) -> Result<ExitCode, StartError> {
                 "requests were still running {} s after the signal (ML_SHUTDOWN_TIMEOUT); stopping without them",
                 grace.as_secs()
             );
-            Ok(ExitCode::FAILURE)
+            ExitCode::FAILURE
         }
-    };
-    // A trainer is a process of its own: it must not outlive the server.
-    jobs.shutdown();
-    outcome
+    }
 }
 
 /// Asks a local server for /health: exit 0 if it answers 200 within two seconds.

@@ -26,6 +26,7 @@ use tokio::sync::{Notify, watch};
 
 pub use install::{HistoryError, rollback};
 pub use record::{Job, JobKind, JobOptions, JobState};
+pub use store::{JobStore, LocalJobs, StoreError};
 pub use train::TrainSettings;
 
 use ls_core::{models::Registry, pipeline::Predictor};
@@ -51,6 +52,14 @@ pub enum SubmitError {
         job: u64,
         state: &'static str,
     },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("the job records: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot start the job store's thread: {0}")]
+    Thread(std::io::Error),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -108,8 +117,18 @@ fn beyond_keep(jobs: &BTreeMap<u64, Job>, keep: usize) -> Vec<u64> {
 impl Jobs {
     /// Loads the jobs kept in the state folder, fails those that were running (the server
     /// stopped under them), and starts the workers. Blocking (reads the folder).
-    pub fn start(context: Context, queue_limit: usize, keep: usize) -> Result<Arc<Jobs>, String> {
-        let store = store::Store::open(&context.state_dir)?;
+    pub fn start(context: Context, queue_limit: usize, keep: usize) -> Result<Arc<Jobs>, StartError> {
+        let store = LocalJobs::open(&context.state_dir)?;
+        Self::start_with(context, Box::new(store), queue_limit, keep)
+    }
+
+    /// As [`Jobs::start`], with the records in `store`.
+    pub fn start_with(
+        context: Context,
+        store: Box<dyn JobStore>,
+        queue_limit: usize,
+        keep: usize,
+    ) -> Result<Arc<Jobs>, StartError> {
         // Nothing runs yet: working files left by jobs that a stop interrupted go.
         let work = context.state_dir.join("work");
         if work.is_dir()
@@ -119,7 +138,7 @@ impl Jobs {
         }
         let mut jobs = BTreeMap::new();
         let mut interrupted = Vec::new();
-        for mut job in store.load() {
+        for mut job in store.load()? {
             if job.state == JobState::Running {
                 job.state = JobState::Failed;
                 job.error = Some("interrupted: the server stopped while this job was running; start it again".into());
@@ -142,7 +161,9 @@ impl Jobs {
         let keep = keep.max(1);
         for id in beyond_keep(&jobs, keep) {
             jobs.remove(&id);
-            store.remove(id);
+            if let Err(e) = store.remove(id) {
+                log::warn!("{e}");
+            }
         }
         let (saver, saves) = std::sync::mpsc::channel::<store::Write>();
         std::thread::Builder::new()
@@ -156,11 +177,15 @@ impl Jobs {
                                 log::error!("{e}");
                             }
                         }
-                        store::Write::Remove(id) => store.remove(id),
+                        store::Write::Remove(id) => {
+                            if let Err(e) = store.remove(id) {
+                                log::warn!("{e}");
+                            }
+                        }
                     }
                 }
             })
-            .map_err(|e| format!("cannot start the job store's thread: {e}"))?;
+            .map_err(StartError::Thread)?;
         let jobs = Arc::new(Jobs {
             table: Mutex::new(Table {
                 jobs,

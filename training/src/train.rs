@@ -251,25 +251,23 @@ async fn starting_point(
     options: &JobOptions,
     task: TrainTask,
 ) -> Result<String, JobError> {
-    let models = ctx.registry.dir().to_path_buf();
-    let mut candidates = Vec::new();
+    let store = ctx.registry.store();
+    let mut names = Vec::new();
     if !options.from_scratch {
-        if let Some(m) = &target.serving {
-            candidates.push(install::checkpoint_of(&models, &m.name));
-        }
-        candidates.push(install::checkpoint_of(&models, &target.name));
-        if let Some(base) = &ctx.train.base {
-            candidates.push(base.clone());
-        }
+        names.extend(target.serving.as_ref().map(|m| m.name.clone()));
+        names.push(target.name.clone());
     }
-    let base_setting = ctx.train.base.clone();
+    let base = ctx.train.base.clone().filter(|_| !options.from_scratch);
     let found = blocking(move || {
-        if let Some(base) = &base_setting
+        if let Some(base) = &base
             && !base.is_file()
         {
             log::warn!("ML_TRAIN_BASE {} does not exist; it is not used", base.display());
         }
-        candidates.into_iter().find(|c| c.is_file())
+        names
+            .iter()
+            .find_map(|name| store.checkpoint(name))
+            .or(base.filter(|b| b.is_file()))
     })
     .await?;
     Ok(match found {

@@ -12,6 +12,7 @@ mod run;
 mod selection;
 mod sidecar;
 mod status;
+pub mod store;
 mod table;
 
 pub use batcher::BatchSettings;
@@ -23,4 +24,5 @@ pub use routing::RouteError;
 pub use run::{RunError, RunTimes};
 pub use sidecar::{Sidecar, TrainTable, train_problems};
 pub use status::ModelStatus;
+pub use store::{LocalModels, ModelStore, StoreError};
 pub use table::LoadState;

@@ -19,6 +19,7 @@ use std::{
 
 use log::{error, info, warn};
 
+use super::store::{LocalModels, ModelStore};
 use super::{
     BatchSettings, Fingerprint, LoadedModel, ModelStatus, RouteError, files,
     loader::Loader,
@@ -46,6 +47,8 @@ pub struct Registry {
     pub(super) adapter_defaults: plugin_api::Options,
     /// Counts finished loads, so that a caller can wait for one instead of polling.
     pub(super) loads_finished: tokio::sync::watch::Sender<u64>,
+    /// Earlier versions and checkpoints.
+    store: Arc<dyn ModelStore>,
 }
 
 /// Runs blocking work off the async executor; a failed worker is logged, and the caller
@@ -68,6 +71,7 @@ impl Registry {
     ) -> Self {
         let default_model = default_model.map(|m| m.trim_end_matches(".onnx").to_string());
         Self {
+            store: Arc::new(LocalModels::new(&dir)),
             dir,
             runtime,
             plugins: Catalog::new(plugins_dir),
@@ -91,6 +95,11 @@ impl Registry {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Where earlier versions and checkpoints are kept.
+    pub fn store(&self) -> Arc<dyn ModelStore> {
+        Arc::clone(&self.store)
     }
 
     pub fn plugins(&self) -> Vec<Arc<Plugin>> {

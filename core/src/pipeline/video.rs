@@ -181,6 +181,8 @@ struct Growing {
     boxes: Vec<TrackedBox>,
 }
 
+/// One video task: its file opened, every frame detected and tracked, the tracks placed on
+/// Label Studio's timeline as `videorectangle` regions.
 pub async fn track_video(
     media: &MediaClient,
     settings: &VideoSettings,
@@ -198,150 +200,10 @@ pub async fn track_video(
             group.control.name, group.control.to_name
         );
     }
-    let reference = task
-        .data
-        .get(&group.video_key)
-        .and_then(Value::as_str)
-        .ok_or_else(|| TaskError::NoVideo(group.video_key.clone()))?;
-    let t = Instant::now();
-    let limit = SizeLimit {
-        bytes: settings.max_bytes,
-        setting: "ML_MAX_VIDEO_MB",
-    };
-    let file = media.fetch_file(reference, task.id.as_ref(), limit).await?;
-    times.fetch += t.elapsed();
-
-    let t = Instant::now();
-    let info = probe::probe(&settings.ffprobe, file.path(), settings.stall).await?;
-    settings.check(&info)?;
-    let (ffmpeg, path, stall, step) = (
-        settings.ffmpeg.clone(),
-        file.path().to_path_buf(),
-        settings.stall,
-        track.step,
-    );
-    let (probed, max_frames) = (info.clone(), settings.max_frames);
-    let mut frames = blocking(move || FrameStream::start(&ffmpeg, &path, &probed, step, max_frames, stall)).await??;
-    times.decode += t.elapsed();
-
-    let model = Arc::clone(&group.model);
-    let base = model.params(defaults);
-    let params = Params {
-        conf: track.conf,
-        iou: track.iou,
-        max_det: base.max_det,
-    };
-    let size = ImageSize {
-        width: info.width,
-        height: info.height,
-    };
-    // BoT-SORT's camera motion needs only the frames, in order: it is estimated on its own
-    // thread while the frames' detections run, instead of on the tracker's path.
-    let motion = (track.tracker.kind == TrackerKind::BotSort && track.tracker.gmc_method != GmcMethod::None)
-        .then(|| MotionWorker::start(track.tracker.gmc_method))
-        .transpose()?;
-    let tracker = Arc::new(parking_lot::Mutex::new(Tracker::new(track.tracker.clone())));
-    let mut order: Vec<u64> = Vec::new();
-    let mut growing: HashMap<u64, Growing> = HashMap::new();
-    let mut in_flight: VecDeque<Pending> = VecDeque::new();
-    let mut ended = false;
-    let (mut tracked, mut last_report) = (0u64, Instant::now());
-    loop {
-        while !ended && in_flight.len() < FRAMES_IN_FLIGHT {
-            let t = Instant::now();
-            let next = frames.next().await;
-            times.decode += t.elapsed();
-            match next {
-                Some(Ok(frame)) => {
-                    let warp = motion
-                        .as_ref()
-                        .map(|m| m.estimate(Arc::clone(&frame.image)))
-                        .transpose()?;
-                    let (model, image) = (Arc::clone(&model), Arc::clone(&frame.image));
-                    // A task of its own, so that detections go on while the tracker works.
-                    let detection = Aborting(tokio::spawn(async move { model.predict(image, params).await }));
-                    in_flight.push_back(Pending { frame, detection, warp });
-                }
-                Some(Err(e)) => return Err(e.into()),
-                None => ended = true,
-            }
-        }
-        let Some(mut pending) = in_flight.pop_front() else {
-            break;
-        };
-        let (found, run) = (&mut pending.detection.0)
-            .await
-            .map_err(|e| WorkerFailed(e.to_string()))??;
-        let warp = match pending.warp {
-            Some(rx) => Some(
-                rx.await
-                    .map_err(|_| WorkerFailed("the motion estimator stopped".into()))?,
-            ),
-            None => None,
-        };
-        times.prepare += run.prepare;
-        times.infer += run.infer;
-        times.finish += run.finish;
-        let found = guard::sanitize(found, model.class_names.len(), params.max_det as usize, size);
-        let detections: Vec<Detection> = found
-            .instances
-            .iter()
-            .filter_map(|i| {
-                // Trackers follow upright boxes; an oriented one is tracked by the box around it.
-                let b = i.bbox.as_ref().into_option()?;
-                Some(Detection {
-                    bbox: b.bounds(),
-                    score: i.score,
-                    class_id: i.class_id,
-                })
-            })
-            .collect();
-        let t = Instant::now();
-        let tracker = Arc::clone(&tracker);
-        let tracks = blocking(move || {
-            // Frames are tracked one at a time, in order: the lock is never contended.
-            let mut tracker = tracker.lock();
-            tracker.update_with_warp(&detections, warp)
-        })
-        .await?;
-        times.finish += t.elapsed();
-        for t in tracks {
-            let Some(class_name) = model.class_names.get(t.class_id as usize) else {
-                continue;
-            };
-            let Some(label) = group.control.label_for(class_name) else {
-                continue;
-            };
-            let entry = growing.entry(t.id).or_insert_with(|| {
-                order.push(t.id);
-                Growing {
-                    label: label.to_string(),
-                    boxes: Vec::new(),
-                }
-            });
-            entry.label = label.to_string();
-            // Ultralytics clips the tracker's boxes to the frame before they reach a result.
-            let (w, h) = (info.width as f32, info.height as f32);
-            let [x1, y1, x2, y2] = t.bbox;
-            entry.boxes.push(TrackedBox {
-                frame: 0,
-                time: 0.0,
-                index: pending.frame.index,
-                xyxy: [x1.clamp(0.0, w), y1.clamp(0.0, h), x2.clamp(0.0, w), y2.clamp(0.0, h)],
-                score: t.score,
-            });
-        }
-        tracked += 1;
-        if last_report.elapsed() >= PROGRESS_EVERY {
-            last_report = Instant::now();
-            info!(
-                "task {}: video frame {}/{} ({tracked} tracked)",
-                task.label(),
-                pending.frame.index + 1,
-                info.frames
-            );
-        }
-    }
+    // The file stays until the frames are read: a downloaded one is a temporary file.
+    let (_file, info, mut frames) = open_video(media, settings, group, task, track.step, times).await?;
+    let mut run = TrackRun::start(group, &track, defaults, &info)?;
+    run.follow(&mut frames, task, &info, times).await?;
 
     let framerate = group.framerate.as_ref().and_then(|r| r.resolve(&task.data));
     let timeline = Timeline::new(&info, frames.decoded(), &frames.times(), framerate);
@@ -354,21 +216,14 @@ pub async fn track_video(
             timeline.rate
         );
     }
-    let paths: Vec<TrackPath> = order
-        .iter()
-        .filter_map(|id| growing.remove(id))
-        .map(|g| TrackPath {
-            label: g.label,
-            boxes: placed(g.boxes, &timeline),
-        })
-        .collect();
+    let tracked = run.tracked;
     let video = VideoFrame {
         width: info.width,
         height: info.height,
         frames_count: timeline.frames_count,
         duration: timeline.duration,
     };
-    let regions = video::regions(&group.control, &paths, video, track.step as u64);
+    let regions = video::regions(&group.control, &run.paths(&timeline), video, track.step as u64);
     let seconds = started.elapsed().as_secs_f64();
     info!(
         "task {}: video {}x{} {}, {} frames at {:.2} fps{}, {tracked} tracked ({:?}), {} tracks in {:.2} s ({:.1} frames/s)",
@@ -385,6 +240,228 @@ pub async fn track_video(
         frames.decoded() as f64 / seconds.max(1e-9),
     );
     Ok(regions)
+}
+
+/// The task's video fetched, probed against the limits, and its frames streaming out of
+/// ffmpeg every `step` frames.
+async fn open_video(
+    media: &MediaClient,
+    settings: &VideoSettings,
+    group: &VideoGroup,
+    task: &Task,
+    step: u32,
+    times: &mut StageTimes,
+) -> Result<(ls_labelstudio::media::MediaFile, probe::VideoInfo, FrameStream), TaskError> {
+    let reference = task
+        .data
+        .get(&group.video_key)
+        .and_then(Value::as_str)
+        .ok_or_else(|| TaskError::NoVideo(group.video_key.clone()))?;
+    let t = Instant::now();
+    let limit = SizeLimit {
+        bytes: settings.max_bytes,
+        setting: "ML_MAX_VIDEO_MB",
+    };
+    let file = media.fetch_file(reference, task.id.as_ref(), limit).await?;
+    times.fetch += t.elapsed();
+
+    let t = Instant::now();
+    let info = probe::probe(&settings.ffprobe, file.path(), settings.stall).await?;
+    settings.check(&info)?;
+    let (ffmpeg, path, stall) = (settings.ffmpeg.clone(), file.path().to_path_buf(), settings.stall);
+    let (probed, max_frames) = (info.clone(), settings.max_frames);
+    let frames = blocking(move || FrameStream::start(&ffmpeg, &path, &probed, step, max_frames, stall)).await??;
+    times.decode += t.elapsed();
+    Ok((file, info, frames))
+}
+
+/// Detection and tracking over one video's frames, and the tracks as they grow.
+struct TrackRun<'a> {
+    group: &'a VideoGroup,
+    model: Arc<crate::models::LoadedModel>,
+    params: Params,
+    size: ImageSize,
+    motion: Option<MotionWorker>,
+    tracker: Arc<parking_lot::Mutex<Tracker>>,
+    /// Track ids in the order they appeared.
+    order: Vec<u64>,
+    growing: HashMap<u64, Growing>,
+    tracked: u64,
+}
+
+impl<'a> TrackRun<'a> {
+    fn start(
+        group: &'a VideoGroup,
+        track: &TrackSettings,
+        defaults: Params,
+        info: &probe::VideoInfo,
+    ) -> Result<Self, TaskError> {
+        let model = Arc::clone(&group.model);
+        let base = model.params(defaults);
+        // BoT-SORT's camera motion needs only the frames, in order: it is estimated on its own
+        // thread while the frames' detections run, instead of on the tracker's path.
+        let motion = (track.tracker.kind == TrackerKind::BotSort && track.tracker.gmc_method != GmcMethod::None)
+            .then(|| MotionWorker::start(track.tracker.gmc_method))
+            .transpose()?;
+        Ok(Self {
+            group,
+            model,
+            params: Params {
+                conf: track.conf,
+                iou: track.iou,
+                max_det: base.max_det,
+            },
+            size: ImageSize {
+                width: info.width,
+                height: info.height,
+            },
+            motion,
+            tracker: Arc::new(parking_lot::Mutex::new(Tracker::new(track.tracker.clone()))),
+            order: Vec::new(),
+            growing: HashMap::new(),
+            tracked: 0,
+        })
+    }
+
+    /// Every frame: a few detections in flight ahead of the tracker, which takes them in order.
+    async fn follow(
+        &mut self,
+        frames: &mut FrameStream,
+        task: &Task,
+        info: &probe::VideoInfo,
+        times: &mut StageTimes,
+    ) -> Result<(), TaskError> {
+        let mut in_flight: VecDeque<Pending> = VecDeque::new();
+        let mut ended = false;
+        let mut last_report = Instant::now();
+        loop {
+            while !ended && in_flight.len() < FRAMES_IN_FLIGHT {
+                let t = Instant::now();
+                let next = frames.next().await;
+                times.decode += t.elapsed();
+                match next {
+                    Some(Ok(frame)) => in_flight.push_back(self.detect(frame)?),
+                    Some(Err(e)) => return Err(e.into()),
+                    None => ended = true,
+                }
+            }
+            let Some(pending) = in_flight.pop_front() else {
+                return Ok(());
+            };
+            let index = pending.frame.index;
+            self.track(pending, times).await?;
+            if last_report.elapsed() >= PROGRESS_EVERY {
+                last_report = Instant::now();
+                info!(
+                    "task {}: video frame {}/{} ({} tracked)",
+                    task.label(),
+                    index + 1,
+                    info.frames,
+                    self.tracked
+                );
+            }
+        }
+    }
+
+    /// Starts a frame's detection (and its camera motion) without waiting for it.
+    fn detect(&self, frame: DecodedFrame) -> Result<Pending, TaskError> {
+        let warp = self
+            .motion
+            .as_ref()
+            .map(|m| m.estimate(Arc::clone(&frame.image)))
+            .transpose()?;
+        let (model, image, params) = (Arc::clone(&self.model), Arc::clone(&frame.image), self.params);
+        // A task of its own, so that detections go on while the tracker works.
+        let detection = Aborting(tokio::spawn(async move { model.predict(image, params).await }));
+        Ok(Pending { frame, detection, warp })
+    }
+
+    /// Waits for a frame's detection and runs the tracker on it.
+    async fn track(&mut self, mut pending: Pending, times: &mut StageTimes) -> Result<(), TaskError> {
+        let (found, run) = (&mut pending.detection.0)
+            .await
+            .map_err(|e| WorkerFailed(e.to_string()))??;
+        let warp = match pending.warp {
+            Some(rx) => Some(
+                rx.await
+                    .map_err(|_| WorkerFailed("the motion estimator stopped".into()))?,
+            ),
+            None => None,
+        };
+        times.prepare += run.prepare;
+        times.infer += run.infer;
+        times.finish += run.finish;
+        let found = guard::sanitize(
+            found,
+            self.model.class_names.len(),
+            self.params.max_det as usize,
+            self.size,
+        );
+        let detections: Vec<Detection> = found
+            .instances
+            .iter()
+            .filter_map(|i| {
+                // Trackers follow upright boxes; an oriented one is tracked by the box around it.
+                let b = i.bbox.as_ref().into_option()?;
+                Some(Detection {
+                    bbox: b.bounds(),
+                    score: i.score,
+                    class_id: i.class_id,
+                })
+            })
+            .collect();
+        let t = Instant::now();
+        let tracker = Arc::clone(&self.tracker);
+        let tracks = blocking(move || {
+            // Frames are tracked one at a time, in order: the lock is never contended.
+            let mut tracker = tracker.lock();
+            tracker.update_with_warp(&detections, warp)
+        })
+        .await?;
+        times.finish += t.elapsed();
+        let (w, h) = (self.size.width as f32, self.size.height as f32);
+        for t in tracks {
+            let Some(class_name) = self.model.class_names.get(t.class_id as usize) else {
+                continue;
+            };
+            let Some(label) = self.group.control.label_for(class_name) else {
+                continue;
+            };
+            let order = &mut self.order;
+            let entry = self.growing.entry(t.id).or_insert_with(|| {
+                order.push(t.id);
+                Growing {
+                    label: label.to_string(),
+                    boxes: Vec::new(),
+                }
+            });
+            entry.label = label.to_string();
+            // Ultralytics clips the tracker's boxes to the frame before they reach a result.
+            let [x1, y1, x2, y2] = t.bbox;
+            entry.boxes.push(TrackedBox {
+                frame: 0,
+                time: 0.0,
+                index: pending.frame.index,
+                xyxy: [x1.clamp(0.0, w), y1.clamp(0.0, h), x2.clamp(0.0, w), y2.clamp(0.0, h)],
+                score: t.score,
+            });
+        }
+        self.tracked += 1;
+        Ok(())
+    }
+
+    /// The tracks, in the order they appeared, on Label Studio's timeline.
+    fn paths(&mut self, timeline: &Timeline) -> Vec<TrackPath> {
+        let order = std::mem::take(&mut self.order);
+        order
+            .iter()
+            .filter_map(|id| self.growing.remove(id))
+            .map(|g| TrackPath {
+                label: g.label,
+                boxes: placed(g.boxes, timeline),
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]

@@ -84,7 +84,9 @@ impl HttpError {
                 ManageError::Io(_) | ManageError::Worker(_) => (S::INTERNAL_SERVER_ERROR, "internal"),
             },
             HttpError::History(HistoryError::Nothing(_)) => (S::NOT_FOUND, "no_earlier_version"),
-            HttpError::History(HistoryError::Io(_)) => (S::INTERNAL_SERVER_ERROR, "internal"),
+            HttpError::History(HistoryError::Store(_) | HistoryError::Worker(_)) => {
+                (S::INTERNAL_SERVER_ERROR, "internal")
+            }
             HttpError::Cancel(CancelError::NotFound(_)) => (S::NOT_FOUND, "no_job"),
             HttpError::Submit(SubmitError::QueueFull { .. }) => (S::SERVICE_UNAVAILABLE, "job_queue_full"),
             HttpError::Submit(SubmitError::AlreadyTraining { .. }) => (S::CONFLICT, "already_training"),

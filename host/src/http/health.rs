@@ -5,6 +5,7 @@ use super::{State, reply};
 use ls_core::models::LoadState;
 
 /// Cheap and always fast: Label Studio gives it one second.
+#[utoipa::path(get, path = "/health", tag = "label-studio", description = "Whether the server is up, with model counts; always fast. `GET /` answers the same (a browser is sent to `/ui`).", responses((status = 200, description = "Up", content_type = "application/json")))]
 pub fn handle(state: State) -> Response {
     let statuses = state.registry.statuses();
     let count = |s: LoadState| statuses.iter().filter(|m| m.state == s).count();

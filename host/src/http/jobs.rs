@@ -6,6 +6,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use warp::{http::StatusCode, reply::Response};
 
+use super::openapi::ErrorBody;
 use super::{State, error::HttpError, reply};
 use ls_core::models::checked_name;
 use ls_training::{self as jobs, JobKind, JobOptions};
@@ -30,6 +31,7 @@ fn created(job: &jobs::Job) -> Response {
 use warp::Reply as _;
 
 /// `POST /jobs`: `{"kind": "train" | "predict", "project": 3, ...options}`.
+#[utoipa::path(post, path = "/jobs", tag = "jobs", description = "Starts a training or a project prediction job.", request_body(description = "`{\"kind\": \"train\"|\"predict\", \"project\": ID, \"options\": {...}}`", content_type = "application/json"), responses((status = 201, description = "The job", content_type = "application/json"), (status = 400, description = "The request is malformed or refers to what does not exist", body = ErrorBody), (status = 401, description = "Basic auth is on and the credentials are wrong", body = ErrorBody), (status = 403, description = "Refused by the trust rule (see docs/security.md)", body = ErrorBody), (status = 409, description = "The project already has a training job", body = ErrorBody), (status = 429, description = "The job queue is full", body = ErrorBody)))]
 pub fn submit(body: Bytes, state: State) -> Result<Response, HttpError> {
     let request: JobRequest = serde_json::from_slice(&body).map_err(|e| {
         HttpError::BadRequest(format!(
@@ -59,6 +61,7 @@ pub fn submit(body: Bytes, state: State) -> Result<Response, HttpError> {
 }
 
 /// `GET /jobs`: every job, newest first, without their logs.
+#[utoipa::path(get, path = "/jobs", tag = "jobs", description = "Every job kept, without their logs.", responses((status = 200, description = "`{\"jobs\": [...]}`", content_type = "application/json")))]
 pub fn list(state: State) -> Response {
     let jobs: Vec<Value> = state.jobs.list().iter().map(jobs::Job::summary).collect();
     reply::json(&json!({ "jobs": jobs }))
@@ -70,6 +73,7 @@ fn id_of(raw: &str) -> Result<u64, HttpError> {
 }
 
 /// `GET /jobs/ID`: the job with its log tail and per-epoch metrics.
+#[utoipa::path(get, path = "/jobs/{id}", tag = "jobs", description = "One job, with its log and epochs.", params(("id" = u64, Path, description = "The job's id")), responses((status = 200, description = "The job", content_type = "application/json"), (status = 404, description = "No such job", body = ErrorBody)))]
 pub fn show(id: String, state: State) -> Result<Response, HttpError> {
     let id = id_of(&id)?;
     let job = state.jobs.get(id).ok_or(jobs::CancelError::NotFound(id))?;
@@ -77,6 +81,7 @@ pub fn show(id: String, state: State) -> Result<Response, HttpError> {
 }
 
 /// `DELETE /jobs/ID`: cancels it.
+#[utoipa::path(delete, path = "/jobs/{id}", tag = "jobs", description = "Cancels a job (a running trainer is stopped).", params(("id" = u64, Path, description = "The job's id")), responses((status = 200, description = "The job", content_type = "application/json"), (status = 404, description = "No such job", body = ErrorBody), (status = 403, description = "Refused by the trust rule (see docs/security.md)", body = ErrorBody)))]
 pub fn cancel(id: String, state: State) -> Result<Response, HttpError> {
     let id = id_of(&id)?;
     Ok(reply::json(&state.jobs.cancel(id)?))
@@ -104,6 +109,7 @@ pub fn train_from_label_studio(project: &Value, origin: &str, state: &State) -> 
 }
 
 /// `POST /train` (Label Studio before 1.12): `{"project": ...}` or Start Training's payload.
+#[utoipa::path(post, path = "/train", tag = "jobs", description = "Start Training of Label Studio before 1.12.", request_body(description = "`{\"project\": ...}`", content_type = "application/json"), responses((status = 201, description = "The job", content_type = "application/json"), (status = 400, description = "The request is malformed or refers to what does not exist", body = ErrorBody), (status = 401, description = "Basic auth is on and the credentials are wrong", body = ErrorBody), (status = 403, description = "Refused by the trust rule (see docs/security.md)", body = ErrorBody)))]
 pub fn legacy_train(body: Bytes, state: State) -> Result<Response, HttpError> {
     let body: Value = reply::parse_body(&body)?;
     let project = body.get("project").cloned().unwrap_or(Value::Null);
@@ -111,6 +117,7 @@ pub fn legacy_train(body: Bytes, state: State) -> Result<Response, HttpError> {
 }
 
 /// `POST /models/NAME/rollback`: the previous version of a trained model back in place.
+#[utoipa::path(post, path = "/models/{name}/rollback", tag = "models", description = "Puts the previous version of a trained model back.", params(("name" = String, Path, description = "The model's name: its file name without `.onnx`")), responses((status = 200, description = "The model's status", content_type = "application/json"), (status = 404, description = "No earlier version", body = ErrorBody), (status = 403, description = "Refused by the trust rule (see docs/security.md)", body = ErrorBody)))]
 pub async fn rollback(name: String, state: State) -> Result<Response, HttpError> {
     let name = checked_name(&name)?;
     Ok(reply::json(

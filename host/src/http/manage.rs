@@ -9,12 +9,14 @@ use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 use warp::reply::Response;
 
+use super::openapi::ErrorBody;
 use super::{State, error::HttpError, reply};
 use ls_core::models::{ManageError, checked_name};
 
 use warp::Reply as _;
 
 /// `PUT /models/NAME`: the body is the `.onnx` file.
+#[utoipa::path(put, path = "/models/{name}", tag = "models", description = "Installs the body as `NAME.onnx` once it has loaded in a staging slot; a file that does not load replaces nothing.", params(("name" = String, Path, description = "The model's name: its file name without `.onnx`")), request_body(description = "The ONNX file", content_type = "application/octet-stream"), responses((status = 200, description = "The new model's status", content_type = "application/json"), (status = 400, description = "The request is malformed or refers to what does not exist", body = ErrorBody), (status = 401, description = "Basic auth is on and the credentials are wrong", body = ErrorBody), (status = 403, description = "Refused by the trust rule (see docs/security.md)", body = ErrorBody), (status = 413, description = "Larger than ML_MAX_MODEL_MB", body = ErrorBody), (status = 422, description = "The file does not load", body = ErrorBody)))]
 pub async fn upload(
     name: String,
     length: Option<u64>,
@@ -93,6 +95,7 @@ async fn receive(
 }
 
 /// `GET /models/NAME/file`: the `.onnx` file.
+#[utoipa::path(get, path = "/models/{name}/file", tag = "models", description = "The model's file.", params(("name" = String, Path, description = "The model's name: its file name without `.onnx`")), responses((status = 200, description = "The ONNX file", content_type = "application/octet-stream"), (status = 404, description = "No such model", body = ErrorBody)))]
 pub async fn download(name: String, state: State) -> Result<Response, HttpError> {
     let name = checked_name(&name)?;
     let file = state.registry.model_file(&name).await?;
@@ -133,6 +136,7 @@ pub async fn download(name: String, state: State) -> Result<Response, HttpError>
 static DOWNLOADS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
 
 /// `DELETE /models/NAME`.
+#[utoipa::path(delete, path = "/models/{name}", tag = "models", description = "Deletes the model's files and its settings; requests in flight finish with it.", params(("name" = String, Path, description = "The model's name: its file name without `.onnx`")), responses((status = 200, description = "Deleted", content_type = "application/json"), (status = 404, description = "No such model", body = ErrorBody), (status = 403, description = "Refused by the trust rule (see docs/security.md)", body = ErrorBody)))]
 pub async fn delete(name: String, state: State) -> Result<Response, HttpError> {
     let name = checked_name(&name)?;
     state.registry.delete(&name, &state.trust.who()).await?;
@@ -140,12 +144,14 @@ pub async fn delete(name: String, state: State) -> Result<Response, HttpError> {
 }
 
 /// `GET /models/NAME/config`: the model's settings (its `NAME.toml`), as JSON.
+#[utoipa::path(get, path = "/models/{name}/config", tag = "models", description = "The model's settings (its sidecar) as JSON.", params(("name" = String, Path, description = "The model's name: its file name without `.onnx`")), responses((status = 200, description = "The settings", content_type = "application/json"), (status = 404, description = "No such model", body = ErrorBody)))]
 pub async fn settings(name: String, state: State) -> Result<Response, HttpError> {
     let name = checked_name(&name)?;
     Ok(reply::json(&state.registry.settings(&name).await?))
 }
 
 /// `PUT /models/NAME/config`: new settings, checked one by one; the model reloads.
+#[utoipa::path(put, path = "/models/{name}/config", tag = "models", description = "Replaces the model's settings, checked setting by setting; the model reloads with them.", params(("name" = String, Path, description = "The model's name: its file name without `.onnx`")), request_body(description = "The settings, as `GET` gives them", content_type = "application/json"), responses((status = 200, description = "The model's status", content_type = "application/json"), (status = 400, description = "`bad_settings`, with an `errors` object per setting", body = ErrorBody), (status = 403, description = "Refused by the trust rule (see docs/security.md)", body = ErrorBody)))]
 pub async fn set_settings(name: String, body: bytes::Bytes, state: State) -> Result<Response, HttpError> {
     let json: Value = reply::parse_body(&body)?;
     let name = checked_name(&name)?;
@@ -171,6 +177,7 @@ fn number<T: std::str::FromStr>(
 /// `POST /models/NAME/try`: an image as the body (thresholds in the query: `?conf=0.1`, a
 /// prompt as `?points=x,y,1;x,y,0&box=x1,y1,x2,y2`), or JSON with `url`, thresholds, a label
 /// config, `points` and `box`.
+#[utoipa::path(post, path = "/models/{name}/try", tag = "models", description = "Runs the model on an image: instances in pixels, and Label Studio results for a `label_config`; with a prompt, the one object it points at.", params(("name" = String, Path, description = "The model's name: its file name without `.onnx`")), params(("conf" = Option<f32>, Query, description = "Score threshold"), ("iou" = Option<f32>, Query, description = "NMS IoU"), ("max_det" = Option<u32>, Query, description = "Most instances"), ("points" = Option<String>, Query, description = "`x,y,1;x,y,0`: positive and negative clicks"), ("box" = Option<String>, Query, description = "`x1,y1,x2,y2`")), request_body(description = "An image, or JSON with `url`, thresholds, `label_config`, `points` and `box`", content_type = "image/*"), responses((status = 200, description = "What the model found", content_type = "application/json"), (status = 400, description = "The request is malformed or refers to what does not exist", body = ErrorBody), (status = 401, description = "Basic auth is on and the credentials are wrong", body = ErrorBody), (status = 403, description = "Refused by the trust rule (see docs/security.md)", body = ErrorBody)))]
 pub async fn try_model(
     name: String,
     query: std::collections::HashMap<String, String>,

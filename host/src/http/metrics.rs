@@ -3,6 +3,7 @@ use warp::{Reply, reply::Response};
 use super::State;
 use ls_core::metrics::CONTENT_TYPE;
 
+#[utoipa::path(get, path = "/metrics", tag = "server", description = "OpenMetrics text for Prometheus: requests, task failures, stage latencies, models by state, jobs.", responses((status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text")))]
 pub fn handle(state: State) -> Response {
     let states = state.registry.statuses().into_iter().map(|m| m.state);
     let jobs = state

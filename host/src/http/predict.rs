@@ -2,9 +2,11 @@ use bytes::Bytes;
 use log::{info, warn};
 use serde_json::json;
 
+use super::openapi::ErrorBody;
 use super::{State, error::HttpError, reply};
 use labelstudio_protocol::protocol::PredictRequest;
 
+#[utoipa::path(post, path = "/predict", tag = "label-studio", description = "Predictions for Label Studio's tasks: exactly one entry per task, in task order; interactive prompts in `params.context`.", request_body(description = "Label Studio's predict request: `tasks`, `label_config`, `project`, `params`", content_type = "application/json"), responses((status = 200, description = "`{\"results\": [...]}`", content_type = "application/json"), (status = 400, description = "The request is malformed or refers to what does not exist", body = ErrorBody), (status = 401, description = "Basic auth is on and the credentials are wrong", body = ErrorBody), (status = 503, description = "Busy (with `Retry-After`) or the model is loading", body = ErrorBody)))]
 pub async fn handle(body: Bytes, state: State) -> Result<warp::reply::Response, HttpError> {
     let started = std::time::Instant::now();
     let request: PredictRequest = reply::parse_body(&body)?;

@@ -7,12 +7,14 @@ use labelstudio_protocol::{
     protocol::{SetupRequest, project_id},
 };
 
+use super::openapi::ErrorBody;
 use super::{State, error::HttpError, reply};
 use ls_core::pipeline::{ApiError, Plan};
 
 /// Answers with the version of the model(s) that would fill the project's label config.
 /// Loads nothing: Label Studio calls this before every prediction batch and gives it three
 /// seconds.
+#[utoipa::path(post, path = "/setup", tag = "label-studio", description = "Label Studio's Validate and Save: the model version(s) that fill the project's label config. Loads nothing.", request_body(description = "Label Studio's setup request: `project`, `schema` (the label config), `hostname`, `access_token`", content_type = "application/json"), responses((status = 200, description = "`{\"model_version\": ...}`", content_type = "application/json"), (status = 400, description = "The request is malformed or refers to what does not exist", body = ErrorBody), (status = 401, description = "Basic auth is on and the credentials are wrong", body = ErrorBody)))]
 pub fn handle(headers: warp::http::HeaderMap, body: Bytes, state: State) -> Result<Response, HttpError> {
     let request: SetupRequest = reply::parse_body(&body)?;
     // Anyone who may call /setup learns the model version, but only a trusted caller (see

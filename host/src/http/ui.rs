@@ -31,6 +31,7 @@ fn script_hash(page: &str) -> String {
     )
 }
 
+#[utoipa::path(get, path = "/ui", tag = "server", description = "The web page (models, uploads, tries, jobs).", responses((status = 200, description = "The page", content_type = "text/html")))]
 pub fn page() -> Response {
     warp::reply::with_header(
         warp::reply::with_header(PAGE, "content-type", "text/html; charset=utf-8"),

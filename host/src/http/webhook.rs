@@ -15,6 +15,7 @@ use parking_lot::Mutex;
 use serde_json::{Value, json};
 use warp::reply::Response;
 
+use super::openapi::ErrorBody;
 use super::{State, error::HttpError, jobs, reply};
 
 /// Counts annotations per project toward automatic training (ML_TRAIN_EVERY_N_ANNOTATIONS).
@@ -60,6 +61,7 @@ fn carries_secret(given: Option<&str>, secret: Option<&labelstudio_protocol::Sec
     constant_time_eq(&digest(given.as_bytes()), &digest(secret.expose().as_bytes()))
 }
 
+#[utoipa::path(post, path = "/webhook", tag = "label-studio", description = "Label Studio's events: `START_TRAINING` starts a training job; annotation events count toward `ML_TRAIN_EVERY_N_ANNOTATIONS`.", params(("secret" = Option<String>, Query, description = "ML_WEBHOOK_SECRET, for events without Basic auth")), request_body(description = "A Label Studio webhook event", content_type = "application/json"), responses((status = 200, description = "Handled (a training answers `{\"job\": ID}`)", content_type = "application/json"), (status = 400, description = "The request is malformed or refers to what does not exist", body = ErrorBody), (status = 401, description = "Basic auth is on and the credentials are wrong", body = ErrorBody), (status = 403, description = "Refused by the trust rule (see docs/security.md)", body = ErrorBody)))]
 pub fn handle(
     headers: warp::http::HeaderMap,
     query: HashMap<String, String>,

@@ -363,3 +363,38 @@ async fn the_health_check_flag_reports_whether_a_server_answers() {
     assert_eq!(down.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&down.stderr).contains("did not answer"));
 }
+
+/// The OpenAPI document is served, and its routes answer: none of them is unknown to the
+/// server (the unit test holds the document to the route table).
+#[tokio::test]
+async fn the_openapi_document_describes_routes_that_answer() {
+    let server = Server::start(&[(DET, "1.onnx")], &[]).await;
+    let (status, document) = server.get("/openapi.json").await;
+    assert_eq!(status, 200, "{document}");
+    assert!(
+        document["openapi"].as_str().is_some_and(|v| v.starts_with("3.")),
+        "{document}"
+    );
+    let paths = document["paths"].as_object().expect("paths");
+    assert!(paths.len() >= 15, "{paths:?}");
+    for (path, item) in paths {
+        let concrete = path.replace("{name}", "no-such-model").replace("{id}", "999999");
+        for method in item.as_object().expect("path item").keys() {
+            let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
+            let answer = server
+                .http
+                .request(method.clone(), server.url(&concrete))
+                .header("content-type", "application/json")
+                .body("{}")
+                .send()
+                .await
+                .expect("answer");
+            let status = answer.status().as_u16();
+            let body: Value = answer.json().await.unwrap_or(Value::Null);
+            assert!(
+                status != 405 && body["error_type"] != "no_endpoint",
+                "{method} {concrete}: {status} {body}"
+            );
+        }
+    }
+}
