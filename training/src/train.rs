@@ -103,7 +103,7 @@ async fn train(ctx: &Context, job: &Handle, record: &Job, work: &Path) -> Result
         &start,
         &trained,
     );
-    let sidecar_text = sidecar.to_toml().map_err(JobError::Failed)?;
+    let sidecar_text = sidecar.to_toml().map_err(|e| JobError::Failed(e.to_string()))?;
     let candidate = load_candidate(ctx, job, &target, &trained, &sidecar_text, work).await?;
     let scores = gate(
         ctx,

@@ -246,7 +246,7 @@ impl Registry {
         who: &str,
     ) -> Result<ModelStatus, ManageError> {
         let sidecar = Sidecar::from_json(json).map_err(ManageError::Settings)?;
-        let text = sidecar.to_toml().map_err(ManageError::Io)?;
+        let text = sidecar.to_toml().map_err(|e| ManageError::Io(e.to_string()))?;
         let file = self.model_file(name).await?;
         let staged = self.staging_file(name).with_extension("toml.part");
         blocking(move || {

@@ -22,7 +22,7 @@ pub use model::{Described, LoadedModel, Overrides};
 pub use registry::Registry;
 pub use routing::RouteError;
 pub use run::{RunError, RunTimes};
-pub use sidecar::{Sidecar, TrainTable, train_problems};
+pub use sidecar::{Sidecar, SidecarError, TrainTable, train_problems};
 pub use status::ModelStatus;
 pub use store::{LocalModels, ModelStore, StoreError};
 pub use table::LoadState;

@@ -67,6 +67,12 @@ pub struct TrainTable {
     pub patience: Option<u32>,
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum SidecarError {
+    #[error("cannot write the settings as TOML: {0}")]
+    Write(toml::ser::Error),
+}
+
 /// The settings a sidecar may hold, for messages about unknown ones.
 const KEYS: [&str; 9] = [
     "adapter", "labels", "conf", "iou", "max_det", "projects", "options", "train", "trained",
@@ -147,8 +153,8 @@ impl Sidecar {
     }
 
     /// The sidecar as a `NAME.toml` file.
-    pub fn to_toml(&self) -> Result<String, String> {
-        toml::to_string(self).map_err(|e| format!("cannot write the settings as TOML: {e}"))
+    pub fn to_toml(&self) -> Result<String, SidecarError> {
+        toml::to_string(self).map_err(SidecarError::Write)
     }
 
     /// The adapter's options as a JSON value, for the API.

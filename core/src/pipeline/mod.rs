@@ -23,7 +23,7 @@ pub use crate::stages::{Stage, StageTimes};
 pub use admission::Admission;
 pub use error::{ApiError, TaskError};
 pub use plan::Plan;
-pub use try_model::TryRequest;
+pub use try_model::{PromptTextError, TryRequest};
 
 use labelstudio_protocol::{
     interactive::prompt as interactive_prompt,

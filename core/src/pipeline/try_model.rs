@@ -35,6 +35,17 @@ pub struct TryRequest {
     bbox: Option<[f32; 4]>,
 }
 
+/// Why a prompt in query text cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum PromptTextError {
+    #[error("`{0}` is not a number")]
+    NotANumber(String),
+    #[error("a point is `x,y,1` (on the object) or `x,y,0` (off it), not `{0}`")]
+    Point(String),
+    #[error("a box is `x1,y1,x2,y2`, not `{0}`")]
+    Box(String),
+}
+
 impl TryRequest {
     pub fn image(bytes: Bytes, conf: Option<f32>, iou: Option<f32>, max_det: Option<u32>) -> Self {
         Self {
@@ -47,10 +58,14 @@ impl TryRequest {
     }
 
     /// Adds a prompt from query text: `points=x,y,1;x,y,0` and `box=x1,y1,x2,y2`.
-    pub fn with_prompt_text(mut self, points: Option<&str>, bbox: Option<&str>) -> Result<Self, String> {
-        let numbers = |text: &str| -> Result<Vec<f32>, String> {
+    pub fn with_prompt_text(mut self, points: Option<&str>, bbox: Option<&str>) -> Result<Self, PromptTextError> {
+        let numbers = |text: &str| -> Result<Vec<f32>, PromptTextError> {
             text.split(',')
-                .map(|v| v.trim().parse::<f32>().map_err(|_| format!("`{v}` is not a number")))
+                .map(|v| {
+                    v.trim()
+                        .parse::<f32>()
+                        .map_err(|_| PromptTextError::NotANumber(v.to_string()))
+                })
                 .collect()
         };
         if let Some(text) = points.filter(|t| !t.trim().is_empty()) {
@@ -58,11 +73,7 @@ impl TryRequest {
             for click in text.split(';') {
                 match numbers(click)?.as_slice() {
                     [x, y, sign] => clicks.push([*x, *y, *sign]),
-                    _ => {
-                        return Err(format!(
-                            "a point is `x,y,1` (on the object) or `x,y,0` (off it), not `{click}`"
-                        ));
-                    }
+                    _ => return Err(PromptTextError::Point(click.to_string())),
                 }
             }
             self.points = Some(clicks);
@@ -70,7 +81,7 @@ impl TryRequest {
         if let Some(text) = bbox.filter(|t| !t.trim().is_empty()) {
             match numbers(text)?.as_slice() {
                 [x1, y1, x2, y2] => self.bbox = Some([*x1, *y1, *x2, *y2]),
-                _ => return Err(format!("a box is `x1,y1,x2,y2`, not `{text}`")),
+                _ => return Err(PromptTextError::Box(text.to_string())),
             }
         }
         Ok(self)

@@ -197,7 +197,7 @@ pub async fn try_model(
             query.get("points").map(String::as_str),
             query.get("box").map(String::as_str),
         );
-        request.map_err(HttpError::BadRequest)?
+        request.map_err(|e| HttpError::BadRequest(e.to_string()))?
     };
     Ok(reply::json(&state.predictor.try_model(&name, request).await?))
 }

@@ -37,7 +37,7 @@ const BATCHING: [(&str, &str); 4] = [
     // Long enough that the tasks of one request always meet in a batch.
     ("ML_BATCH_WAIT_MS", "200"),
     ("ML_TASK_CONCURRENCY", "8"),
-    ("RUST_LOG", "info,ls_ml_backend::models::batcher=debug"),
+    ("RUST_LOG", "info,ls_core::models::batcher=debug"),
 ];
 
 #[tokio::test]
