@@ -316,7 +316,9 @@ async fn measure_stages(
                 size,
             };
             let result = results::build(&found, std::slice::from_ref(control), params.conf, 1.0);
-            let json = serde_json::to_vec(&json!({ "results": [results::prediction(result, "v")] }))?;
+            let json = serde_json::to_vec(
+                &json!({ "results": [labelstudio_protocol::region::Prediction::new(result, "v")] }),
+            )?;
             std::hint::black_box(json);
             let to_json = t.elapsed();
             if round > 0 {

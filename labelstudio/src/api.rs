@@ -7,6 +7,7 @@
 use std::{sync::Arc, time::Duration};
 
 use backon::{ExponentialBuilder, Retryable};
+use labelstudio_protocol::region::TaskPrediction;
 use reqwest::{Method, StatusCode, Url, header};
 use serde_json::Value;
 
@@ -158,15 +159,22 @@ impl LabelStudioApi {
 
     /// Stores predictions (each with its `task`) in one bulk call, Label Studio's
     /// `import/predictions`; how many it created.
-    pub async fn import_predictions(&self, project: u64, predictions: &[Value]) -> Result<u64, LabelStudioError> {
+    pub async fn import_predictions(
+        &self,
+        project: u64,
+        predictions: &[TaskPrediction],
+    ) -> Result<u64, LabelStudioError> {
         if predictions.is_empty() {
             return Ok(0);
         }
         let path = format!("api/projects/{project}/import/predictions");
         let what = format!("POST /{path}");
-        let body = self
-            .call(Method::POST, &path, Some(&Value::from(predictions.to_vec())), &what)
-            .await?;
+        // The typed predictions become Label Studio's JSON here, at the edge.
+        let sent = serde_json::to_value(predictions).map_err(|e| LabelStudioError::Unexpected {
+            what: what.clone(),
+            message: format!("the predictions cannot be written as JSON: {e}"),
+        })?;
+        let body = self.call(Method::POST, &path, Some(&sent), &what).await?;
         // Label Studio answers `{"created": N}`; anything else is not a count to trust.
         body.get("created")
             .and_then(Value::as_u64)
@@ -309,7 +317,6 @@ mod tests {
     use base64::Engine;
     use labelstudio_protocol::Secret;
     use parking_lot::Mutex;
-    use serde_json::json;
     use tokio::{
         io::{AsyncReadExt, AsyncWriteExt},
         net::{TcpListener, TcpStream},
@@ -439,7 +446,10 @@ mod tests {
 
     #[tokio::test]
     async fn import_predictions_counts_only_what_label_studio_says_it_created() {
-        let predictions = [json!({"task": 1}), json!({"task": 2}), json!({"task": 3})];
+        let predictions = [1, 2, 3].map(|task| TaskPrediction {
+            task,
+            prediction: labelstudio_protocol::region::Prediction::empty("m@1"),
+        });
         let ls = FakeLabelStudio::start(|_, _| Answer::Http(201, r#"{"created": 2}"#)).await;
         assert_eq!(
             ls.api(LEGACY_KEY)

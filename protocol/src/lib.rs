@@ -8,6 +8,7 @@ pub mod brush;
 pub mod interactive;
 pub mod label_config;
 pub mod protocol;
+pub mod region;
 pub mod results;
 mod secret;
 pub mod video;

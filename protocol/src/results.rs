@@ -1,13 +1,14 @@
-//! Turning regions into Label Studio prediction JSON.
+//! Turning what a model found into typed Label Studio regions ([`Region`]), written as
+//! Label Studio's JSON only at the edge.
 
 use rand::{Rng, distr::Alphanumeric};
-use serde_json::{Value, json};
 
 use plugin_api::{BoxGeometry, FrameOutput, Instance, Keypoint, Mask, ROption};
 
 use super::{
     brush,
     label_config::{Control, ControlKind, KeypointRef},
+    region::{Original, Region, RegionValue, Shape},
 };
 
 /// Short random region ids; Label Studio needs them to be distinct strings.
@@ -22,44 +23,48 @@ pub struct ImageSize {
     pub height: u32,
 }
 
-/// The envelope every image result shares, around a `value`.
-fn result(id: String, score: f32, label: &str, control: &Control, size: ImageSize, mut value: Value) -> Value {
+/// The envelope every image result shares, around a shape.
+fn result(id: String, score: f32, label: &str, control: &Control, size: ImageSize, shape: Shape) -> Region {
     let kind = control.kind.result_type();
-    value[kind] = json!([label]);
-    json!({
-        "id": id,
-        "from_name": control.name,
-        "to_name": control.to_name,
-        "type": kind,
-        "original_width": size.width,
-        "original_height": size.height,
-        "image_rotation": 0,
-        "value": value,
-        "score": round6(score as f64),
-    })
+    Region {
+        id,
+        from_name: control.name.clone(),
+        to_name: control.to_name.clone(),
+        kind,
+        original: Some(Original::from(size)),
+        origin: None,
+        value: RegionValue {
+            shape,
+            labels_key: kind,
+            labels: vec![label.to_string()],
+        },
+        score: round6(score as f64),
+        hidden: false,
+        parent_id: None,
+    }
 }
 
-/// A `rectanglelabels` value for a box, in percent of the image.
-pub fn rectangle_value(b: &BoxGeometry, size: ImageSize) -> Value {
+/// A rectangle for a box, in percent of the image.
+pub fn rectangle_shape(b: &BoxGeometry, size: ImageSize) -> Shape {
     let (w, h) = (size.width as f64, size.height as f64);
-    json!({
-        "x": percent(b.x as f64, w),
-        "y": percent(b.y as f64, h),
-        "width": percent(b.width as f64, w),
-        "height": percent(b.height as f64, h),
-        "rotation": b.rotation,
-    })
+    Shape::Rectangle {
+        x: percent(b.x as f64, w),
+        y: percent(b.y as f64, h),
+        width: percent(b.width as f64, w),
+        height: percent(b.height as f64, h),
+        rotation: b.rotation,
+    }
 }
 
 /// How far a simplified outline may stray, relative to the size of its piece (the square
 /// root of its area): a fixed pixel tolerance would cut the corners of small objects.
 pub const RELATIVE_TOLERANCE: f64 = 0.01;
 
-/// `polygonlabels` values, one per piece of the instance: its own outlines (the adapter's, one
+/// Polygons, one per piece of the instance: its own outlines (the adapter's, one
 /// per piece, largest first), or else the outline of its mask's largest piece through its
 /// boundary pixels' centres. Straight runs are dropped and each outline is simplified to
 /// within `tolerance` pixels, or 1 % of its piece's size where that is less. Points in percent.
-pub fn polygon_values(instance: &Instance, size: ImageSize, tolerance: f64) -> Vec<Value> {
+pub fn polygon_shapes(instance: &Instance, size: ImageSize, tolerance: f64) -> Vec<Shape> {
     let outlines: Vec<Vec<(f64, f64)>> = match (instance.polygons.is_empty(), &instance.mask) {
         (false, _) => instance
             .polygons
@@ -88,52 +93,60 @@ pub fn polygon_values(instance: &Instance, size: ImageSize, tolerance: f64) -> V
             let points = mask_geometry::douglas_peucker(&points, epsilon);
             (points.len() >= 3).then(|| {
                 let points: Vec<[f64; 2]> = points.iter().map(|&(x, y)| [percent(x, w), percent(y, h)]).collect();
-                json!({ "points": points, "closed": true })
+                Shape::Polygon { points }
             })
         })
         .collect()
 }
 
-/// A `keypointlabels` value: the point in percent, drawn `point_size` pixels wide.
-pub fn keypoint_value(x: f32, y: f32, point_size: f64, size: ImageSize) -> Value {
+/// A keypoint in percent, drawn `point_size` pixels wide.
+pub fn keypoint_shape(x: f32, y: f32, point_size: f64, size: ImageSize) -> Shape {
     let (w, h) = (size.width as f64, size.height as f64);
-    json!({
-        "x": percent(x as f64, w),
-        "y": percent(y as f64, h),
-        "width": percent(point_size, w),
+    Shape::Keypoint {
+        x: percent(x as f64, w),
+        y: percent(y as f64, h),
+        width: percent(point_size, w),
+    }
+}
+
+/// A brush mask in Label Studio's RLE. Only for a mask of exactly the image's size; any other
+/// size would draw nothing in Label Studio.
+pub fn brush_shape(mask: &Mask, size: ImageSize) -> Option<Shape> {
+    ((mask.width, mask.height) == (size.width, size.height)).then(|| Shape::Brush {
+        rle: brush::encode(mask),
     })
 }
 
-/// A `brushlabels` value: the mask in Label Studio's RLE. Only for a mask of exactly the
-/// image's size; any other size would draw nothing in Label Studio.
-pub fn brush_value(mask: &Mask, size: ImageSize) -> Option<Value> {
-    ((mask.width, mask.height) == (size.width, size.height))
-        .then(|| json!({ "format": "rle", "rle": brush::encode(mask) }))
-}
-
-/// The instance's mask as `brushlabels` values (none without a mask of the image's size).
-fn brush_values(instance: &Instance, size: ImageSize) -> Vec<Value> {
+/// The instance's mask as a brush (none without a mask of the image's size).
+fn brush_shapes(instance: &Instance, size: ImageSize) -> Vec<Shape> {
     instance
         .mask
         .as_ref()
         .into_option()
-        .and_then(|m| brush_value(m, size))
+        .and_then(|m| brush_shape(m, size))
         .into_iter()
         .collect()
 }
 
 /// A `choices` result: the labels of whole-image classes, best first, scored by the best.
-pub fn choices(picked: &[(f32, &str)], control: &Control) -> Option<Value> {
+pub fn choices(picked: &[(f32, &str)], control: &Control) -> Option<Region> {
     let best = picked.first()?.0;
-    let labels: Vec<&str> = picked.iter().map(|(_, label)| *label).collect();
-    Some(json!({
-        "id": region_id(),
-        "from_name": control.name,
-        "to_name": control.to_name,
-        "type": control.kind.result_type(),
-        "value": { "choices": labels },
-        "score": round6(best as f64),
-    }))
+    Some(Region {
+        id: region_id(),
+        from_name: control.name.clone(),
+        to_name: control.to_name.clone(),
+        kind: control.kind.result_type(),
+        original: None,
+        origin: None,
+        value: RegionValue {
+            shape: Shape::Choices,
+            labels_key: "choices",
+            labels: picked.iter().map(|(_, label)| label.to_string()).collect(),
+        },
+        score: round6(best as f64),
+        hidden: false,
+        parent_id: None,
+    })
 }
 
 /// What the results of one image are built from.
@@ -153,7 +166,7 @@ pub struct Found<'a> {
 /// Label Studio wants distinct ids, one per region, and each tag's result is a region of its
 /// own. The results of one instance share an id prefix (`<instance id><n>`), so an export
 /// tells which rectangle, polygon and mask are one object.
-pub fn build(found: &Found<'_>, controls: &[Control], default_conf: f32, polygon_tolerance: f64) -> Vec<Value> {
+pub fn build(found: &Found<'_>, controls: &[Control], default_conf: f32, polygon_tolerance: f64) -> Vec<Region> {
     let Found {
         frame,
         class_names,
@@ -203,20 +216,20 @@ pub fn build(found: &Found<'_>, controls: &[Control], default_conf: f32, polygon
             let Some(label) = class_name(instance.class_id).and_then(|name| control.label_for(name)) else {
                 continue;
             };
-            let values = match control.kind {
+            let shapes = match control.kind {
                 ControlKind::RectangleLabels => instance
                     .bbox
                     .as_ref()
                     .into_option()
-                    .map(|b| rectangle_value(b, size))
+                    .map(|b| rectangle_shape(b, size))
                     .into_iter()
                     .collect(),
-                ControlKind::PolygonLabels => polygon_values(instance, size, polygon_tolerance),
-                ControlKind::BrushLabels => brush_values(instance, size),
+                ControlKind::PolygonLabels => polygon_shapes(instance, size, polygon_tolerance),
+                ControlKind::BrushLabels => brush_shapes(instance, size),
                 ControlKind::KeyPointLabels | ControlKind::Choices => Vec::new(),
             };
-            for value in values {
-                out.push(result(next_id(), instance.score, label, control, size, value));
+            for shape in shapes {
+                out.push(result(next_id(), instance.score, label, control, size, shape));
             }
         }
     }
@@ -233,14 +246,14 @@ pub fn prompted<'c>(
     label_of: impl Fn(&'c Control) -> Option<String>,
     size: ImageSize,
     polygon_tolerance: f64,
-) -> Vec<Value> {
+) -> Vec<Region> {
     let prefix = region_id();
     let mut out = Vec::new();
     for control in targets {
         let Some(label) = label_of(control) else {
             continue;
         };
-        let values: Vec<Value> = match control.kind {
+        let shapes: Vec<Shape> = match control.kind {
             ControlKind::RectangleLabels => {
                 let tight = || match &instance.mask {
                     ROption::RSome(mask) => mask_bounds(mask),
@@ -250,17 +263,17 @@ pub fn prompted<'c>(
                     .bbox
                     .into_option()
                     .or_else(tight)
-                    .map(|b| rectangle_value(&b, size))
+                    .map(|b| rectangle_shape(&b, size))
                     .into_iter()
                     .collect()
             }
-            ControlKind::PolygonLabels => polygon_values(instance, size, polygon_tolerance),
-            ControlKind::BrushLabels => brush_values(instance, size),
+            ControlKind::PolygonLabels => polygon_shapes(instance, size, polygon_tolerance),
+            ControlKind::BrushLabels => brush_shapes(instance, size),
             ControlKind::KeyPointLabels | ControlKind::Choices => Vec::new(),
         };
-        for value in values {
+        for shape in shapes {
             let id = format!("{prefix}{}", out.len());
-            out.push(result(id, instance.score, &label, control, size, value));
+            out.push(result(id, instance.score, &label, control, size, shape));
         }
     }
     out
@@ -311,7 +324,7 @@ fn keypoints(
     control: &Control,
     size: ImageSize,
     next_id: &mut impl FnMut() -> String,
-) -> Vec<Value> {
+) -> Vec<Region> {
     let label_of = |index: usize| {
         control.keypoint_label(KeypointRef {
             class_name: points.class,
@@ -332,20 +345,22 @@ fn keypoints(
     let parent = match (&control.keypoints.parent, instance.bbox.as_ref().into_option()) {
         (Some(parent), Some(b)) => {
             let id = next_id();
-            let mut value = rectangle_value(b, size);
-            value["rectanglelabels"] = json!([parent.label_for(points.class)]);
-            out.push(json!({
-                "id": id,
-                "from_name": parent.name,
-                "to_name": control.to_name,
-                "type": "rectanglelabels",
-                "original_width": size.width,
-                "original_height": size.height,
-                "image_rotation": 0,
-                "value": value,
-                "score": round6(instance.score as f64),
-                "hidden": true,
-            }));
+            out.push(Region {
+                id: id.clone(),
+                from_name: parent.name.clone(),
+                to_name: control.to_name.clone(),
+                kind: "rectanglelabels",
+                original: Some(Original::from(size)),
+                origin: None,
+                value: RegionValue {
+                    shape: rectangle_shape(b, size),
+                    labels_key: "rectanglelabels",
+                    labels: vec![parent.label_for(points.class).to_string()],
+                },
+                score: round6(instance.score as f64),
+                hidden: true,
+                parent_id: None,
+            });
             Some(id)
         }
         _ => None,
@@ -354,11 +369,9 @@ fn keypoints(
         if k.score <= control.keypoints.point_threshold {
             continue;
         }
-        let value = keypoint_value(k.x, k.y, control.keypoints.point_size, size);
-        let mut region = result(next_id(), k.score, label, control, size, value);
-        if let Some(parent) = &parent {
-            region["parentID"] = json!(parent);
-        }
+        let shape = keypoint_shape(k.x, k.y, control.keypoints.point_size, size);
+        let mut region = result(next_id(), k.score, label, control, size, shape);
+        region.parent_id = parent.clone();
         out.push(region);
     }
     out
@@ -372,29 +385,22 @@ pub fn percent(v: f64, of: f64) -> f64 {
     ((v / of * 100.0) * 1e6).round() / 1e6
 }
 
-fn round6(v: f64) -> f64 {
+pub(crate) fn round6(v: f64) -> f64 {
     (v * 1e6).round() / 1e6
-}
-
-/// One prediction: the regions, their mean score, and the model version.
-pub fn prediction(result: Vec<Value>, model_version: &str) -> Value {
-    let scores: Vec<f64> = result
-        .iter()
-        .filter_map(|r| r.get("score").and_then(Value::as_f64))
-        .collect();
-    let score = if scores.is_empty() {
-        0.0
-    } else {
-        scores.iter().sum::<f64>() / scores.len() as f64
-    };
-    json!({ "result": result, "score": round6(score), "model_version": model_version })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::label_config::LabelConfig;
+    use crate::region::Prediction;
     use plugin_api::{ClassScore, Point};
+    use serde_json::{Value, json};
+
+    /// Regions as the JSON Label Studio gets.
+    fn written(regions: Vec<Region>) -> Vec<Value> {
+        regions.iter().map(|r| serde_json::to_value(r).expect("JSON")).collect()
+    }
 
     const SIZE: ImageSize = ImageSize {
         width: 640,
@@ -414,7 +420,7 @@ mod tests {
             keypoint_names: &[],
             size: SIZE,
         };
-        build(&found, controls, 0.25, tolerance)
+        written(build(&found, controls, 0.25, tolerance))
     }
 
     #[test]
@@ -629,10 +635,17 @@ mod tests {
 
     #[test]
     fn prediction_score_is_the_mean() {
-        let p = prediction(vec![json!({"score": 0.5}), json!({"score": 1.0})], "v1");
+        let cat = Control {
+            name: "class".into(),
+            to_name: "image".into(),
+            ..controls(r#"<View><Image name="image" value="$image"/><Choices name="class" toName="image"><Choice value="cat"/></Choices></View>"#)[0].clone()
+        };
+        let region = |score| choices(&[(score, "cat")], &cat).expect("a choice");
+        let p = serde_json::to_value(Prediction::new(vec![region(0.5), region(1.0)], "v1")).expect("JSON");
         assert_eq!(p["score"], 0.75);
         assert_eq!(p["model_version"], "v1");
-        assert_eq!(prediction(vec![], "v1")["score"], 0.0);
+        assert_eq!(p["result"].as_array().map(Vec::len), Some(2));
+        assert_eq!(Prediction::empty("v1").score, 0.0);
     }
 
     #[test]
@@ -687,7 +700,7 @@ mod tests {
             .with_box(BoxGeometry::from_corners(1.5, 1.5, 6.5, 5.5));
         let size = ImageSize { width: 10, height: 10 };
         let label_of = |c: &Control| c.labels.iter().find(|l| l.value == "Car").map(|l| l.value.clone());
-        let out = prompted(&instance, &config.controls, label_of, size, 1.0);
+        let out = written(prompted(&instance, &config.controls, label_of, size, 1.0));
         let kinds: Vec<&str> = out.iter().filter_map(|r| r["type"].as_str()).collect();
         assert_eq!(
             kinds,
@@ -701,7 +714,7 @@ mod tests {
         assert_eq!(out[1]["value"]["width"], 50.0);
         let mut maskonly = instance.clone();
         maskonly.bbox = ROption::RNone;
-        let tight = prompted(&maskonly, &config.controls[1..2], label_of, size, 1.0);
+        let tight = written(prompted(&maskonly, &config.controls[1..2], label_of, size, 1.0));
         assert_eq!(tight[0]["value"]["x"], 20.0);
         assert_eq!(tight[0]["value"]["width"], 40.0);
         assert_eq!(tight[0]["value"]["height"], 30.0);

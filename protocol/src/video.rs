@@ -3,9 +3,11 @@
 //! `sequence` of keyframes in percent of the frame, and `enabled: false` on the last box
 //! before a gap and on the track's last box, which ends the track's lifespan line there.
 
-use serde_json::{Value, json};
-
-use crate::{label_config::VideoControl, results::region_id};
+use crate::{
+    label_config::VideoControl,
+    region::{Region, RegionValue, Shape, VideoBox},
+    results::{region_id, round6},
+};
 
 /// One box of a track on one frame.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,58 +42,65 @@ pub struct VideoFrame {
 
 /// One `videorectangle` region per non-empty track. `step` is the frame step the video was
 /// tracked at.
-pub fn regions(control: &VideoControl, tracks: &[TrackPath], video: VideoFrame, step: u64) -> Vec<Value> {
+pub fn regions(control: &VideoControl, tracks: &[TrackPath], video: VideoFrame, step: u64) -> Vec<Region> {
     let (w, h) = (video.width.max(1) as f64, video.height.max(1) as f64);
     tracks
         .iter()
         .filter(|t| !t.boxes.is_empty())
         .map(|track| {
-            let mut sequence: Vec<Value> = Vec::with_capacity(track.boxes.len());
-            for (i, b) in track.boxes.iter().enumerate() {
-                let gap_after = track
-                    .boxes
-                    .get(i + 1)
-                    .is_none_or(|next| next.index.saturating_sub(b.index) > step.max(1));
-                let [x1, y1, x2, y2] = b.xyxy.map(f64::from);
-                sequence.push(json!({
-                    "frame": b.frame,
-                    "enabled": !gap_after,
-                    "rotation": 0,
-                    "x": round6(x1 / w * 100.0),
-                    "y": round6(y1 / h * 100.0),
-                    "width": round6((x2 - x1) / w * 100.0),
-                    "height": round6((y2 - y1) / h * 100.0),
-                    "time": round6(b.time),
-                    "score": round6(b.score as f64),
-                }));
-            }
+            let sequence: Vec<VideoBox> = track
+                .boxes
+                .iter()
+                .enumerate()
+                .map(|(i, b)| {
+                    let gap_after = track
+                        .boxes
+                        .get(i + 1)
+                        .is_none_or(|next| next.index.saturating_sub(b.index) > step.max(1));
+                    let [x1, y1, x2, y2] = b.xyxy.map(f64::from);
+                    VideoBox {
+                        frame: b.frame,
+                        enabled: !gap_after,
+                        rotation: 0,
+                        x: round6(x1 / w * 100.0),
+                        y: round6(y1 / h * 100.0),
+                        width: round6((x2 - x1) / w * 100.0),
+                        height: round6((y2 - y1) / h * 100.0),
+                        time: round6(b.time),
+                        score: round6(b.score as f64),
+                    }
+                })
+                .collect();
             let score = track.boxes.iter().map(|b| b.score).fold(0.0f32, f32::max);
-            json!({
-                "id": region_id(),
-                "from_name": control.name,
-                "to_name": control.to_name,
-                "type": "videorectangle",
-                "origin": "manual",
-                "value": {
-                    "framesCount": video.frames_count,
-                    "duration": round6(video.duration),
-                    "sequence": sequence,
-                    "labels": [track.label],
+            Region {
+                id: region_id(),
+                from_name: control.name.clone(),
+                to_name: control.to_name.clone(),
+                kind: "videorectangle",
+                original: None,
+                origin: Some("manual"),
+                value: RegionValue {
+                    shape: Shape::VideoRectangle {
+                        frames_count: video.frames_count,
+                        duration: round6(video.duration),
+                        sequence,
+                    },
+                    labels_key: "labels",
+                    labels: vec![track.label.clone()],
                 },
-                "score": round6(score as f64),
-            })
+                score: round6(score as f64),
+                hidden: false,
+                parent_id: None,
+            }
         })
         .collect()
-}
-
-fn round6(v: f64) -> f64 {
-    (v * 1e6).round() / 1e6
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::label_config::LabelConfig;
+    use serde_json::{Value, json};
 
     fn control() -> VideoControl {
         let config = LabelConfig::parse(
@@ -124,7 +133,10 @@ mod tests {
             frames_count: 10,
             duration: 0.4,
         };
-        let regions = regions(&control(), &[track], video, 1);
+        let regions: Vec<Value> = regions(&control(), &[track], video, 1)
+            .iter()
+            .map(|r| serde_json::to_value(r).expect("JSON"))
+            .collect();
         assert_eq!(regions.len(), 1);
         let r = &regions[0];
         assert_eq!(
@@ -161,7 +173,10 @@ mod tests {
             frames_count: 13,
             duration: 0.52,
         };
-        let regions = regions(&control(), &[track], video, 3);
+        let regions: Vec<Value> = regions(&control(), &[track], video, 3)
+            .iter()
+            .map(|r| serde_json::to_value(r).expect("JSON"))
+            .collect();
         let seq = regions[0]["value"]["sequence"].as_array().expect("sequence").clone();
         let enabled: Vec<bool> = seq.iter().map(|s| s["enabled"].as_bool().unwrap_or(true)).collect();
         assert_eq!(enabled, vec![true, true, false, false]);

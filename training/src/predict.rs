@@ -5,7 +5,10 @@
 
 use std::time::Instant;
 
-use labelstudio_protocol::protocol::{PredictRequest, Task};
+use labelstudio_protocol::{
+    protocol::{PredictRequest, Task},
+    region::TaskPrediction,
+};
 use serde_json::{Value, json};
 
 use super::{
@@ -79,16 +82,14 @@ pub async fn run(ctx: &Context, job: &Handle, record: &Job) -> Result<JobResult,
                     failed += 1;
                     continue;
                 }
-                let mut prediction = prediction;
-                if let (Some(object), Some(id)) = (prediction.as_object_mut(), task.get("id")) {
-                    object.insert("task".into(), id.clone());
-                }
-                version = prediction
-                    .get("model_version")
-                    .and_then(Value::as_str)
-                    .unwrap_or(&version)
-                    .to_string();
-                predictions.push(prediction);
+                let Some(task) = task.get("id").and_then(Value::as_u64) else {
+                    // Label Studio's task list always has ids; a task without one cannot be given its prediction.
+                    log::warn!("project {project_id}: a task without an id is left out");
+                    failed += 1;
+                    continue;
+                };
+                version.clone_from(&prediction.model_version);
+                predictions.push(TaskPrediction { task, prediction });
             }
             predicted += batch.len() as u64;
             written += ctx.api.import_predictions(project_id, &predictions).await?;

@@ -13,6 +13,7 @@ use labelstudio_protocol::{
     interactive::Prompt,
     label_config::{Control, ControlKind, LabelConfig},
     protocol::Task,
+    region::Region,
     results::{self, ImageSize},
 };
 use log::info;
@@ -42,7 +43,7 @@ pub enum Unanswered {
 
 /// The outcome of one interactive task, for the log line and the answer.
 pub(super) struct Answered {
-    pub result: Result<Vec<Value>, Unanswered>,
+    pub result: Result<Vec<Region>, Unanswered>,
     /// The stages, for the log line: ("fetch", ms), ("decode", ms), ...
     pub stages: Vec<(String, f64)>,
 }

@@ -29,6 +29,7 @@ use labelstudio_protocol::{
     interactive::prompt as interactive_prompt,
     label_config::LabelConfig,
     protocol::{PredictRequest, Task, project_id},
+    region::{Prediction, Region},
     results::{self, Found, ImageSize},
 };
 
@@ -36,7 +37,7 @@ use crate::{imaging, metrics::Metrics, models::Registry, worker::off_executor as
 use ls_labelstudio::media::MediaClient;
 
 pub struct Outcome {
-    pub results: Vec<Value>,
+    pub results: Vec<Prediction>,
     pub model: String,
     pub failed: usize,
     /// Which tasks (by position) failed: their results are empty placeholders.
@@ -80,7 +81,7 @@ impl Predictor {
         let config = LabelConfig::parse(request.label_config.as_deref().ok_or(ApiError::NoConfig)?)?;
         let plan = Plan::build(&self.registry, project.as_deref(), Some(&config))?;
 
-        let empty = || results::prediction(Vec::new(), &plan.version);
+        let empty = || Prediction::empty(&plan.version);
         let mut outcome = Outcome {
             results: Vec::with_capacity(request.tasks.len()),
             model: plan.model_names(),
@@ -113,7 +114,7 @@ impl Predictor {
                         Ok(answered) => {
                             interactive::log_answer(&label, &outcome.model, &prompt, &answered);
                             let regions = answered.result.unwrap_or_default();
-                            outcome.results.push(results::prediction(regions, &plan.version));
+                            outcome.results.push(Prediction::new(regions, &plan.version));
                         }
                         Err(e) => {
                             warn!("interactive request, task {label}: {e}; its result is left empty");
@@ -148,7 +149,7 @@ impl Predictor {
             self.metrics.task_done();
             outcome.times.add(&run.times);
             match run.result {
-                Ok(result) => outcome.results.push(results::prediction(result, &plan.version)),
+                Ok(result) => outcome.results.push(Prediction::new(result, &plan.version)),
                 Err(e) => {
                     warn!("task {label}: {e}; its result is left empty");
                     self.metrics.task_failed(e.kind());
@@ -177,7 +178,7 @@ impl Predictor {
     }
 
     /// The task's image results, then its video tracks.
-    async fn run_task_inner(&self, plan: &Plan, task: &Task, times: &mut StageTimes) -> Result<Vec<Value>, TaskError> {
+    async fn run_task_inner(&self, plan: &Plan, task: &Task, times: &mut StageTimes) -> Result<Vec<Region>, TaskError> {
         let mut out = Vec::new();
         if plan.fills_images() {
             out = self.run_image(plan, task, times).await?;
@@ -190,7 +191,7 @@ impl Predictor {
 
     /// Fetches and decodes each image a tag labels once, then runs each model of the plan on
     /// the image of its tags.
-    async fn run_image(&self, plan: &Plan, task: &Task, times: &mut StageTimes) -> Result<Vec<Value>, TaskError> {
+    async fn run_image(&self, plan: &Plan, task: &Task, times: &mut StageTimes) -> Result<Vec<Region>, TaskError> {
         // A class-agnostic segmenter answers prompts only: without one it gives nothing.
         let answers = |g: &&plan::Group| !g.controls.is_empty() && !g.model.plugin().has(capability::INTERACTIVE_ONLY);
         let mut keys: Vec<&str> = Vec::new();
@@ -213,7 +214,7 @@ impl Predictor {
         groups: impl Iterator<Item = &plan::Group>,
         task: &Task,
         times: &mut StageTimes,
-    ) -> Result<Vec<Value>, TaskError> {
+    ) -> Result<Vec<Region>, TaskError> {
         let reference = task
             .data
             .get(key)
@@ -276,7 +277,7 @@ fn label_studio_results(
     max_det: usize,
     conf: f32,
     tolerance: f64,
-) -> Vec<Value> {
+) -> Vec<Region> {
     let frame = guard::sanitize(found, model.class_names.len(), max_det, size);
     let found = Found {
         frame: &frame,
@@ -288,6 +289,6 @@ fn label_studio_results(
 }
 
 struct TaskRun {
-    result: Result<Vec<Value>, TaskError>,
+    result: Result<Vec<Region>, TaskError>,
     times: StageTimes,
 }

@@ -18,6 +18,7 @@ use tokio::sync::oneshot;
 use labelstudio_protocol::{
     label_config::VideoControl,
     protocol::Task,
+    region::Region,
     results::ImageSize,
     video::{self, TrackPath, TrackedBox, VideoFrame},
 };
@@ -190,7 +191,7 @@ pub async fn track_video(
     group: &VideoGroup,
     task: &Task,
     times: &mut StageTimes,
-) -> Result<Vec<Value>, TaskError> {
+) -> Result<Vec<Region>, TaskError> {
     let started = Instant::now();
     let track = TrackSettings::from_control(&group.control, settings.frame_step)?;
     if group.control.labels_from.is_none() {

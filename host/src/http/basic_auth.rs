@@ -3,7 +3,7 @@
 
 use std::{collections::HashMap, net::IpAddr, sync::Arc, time::Instant};
 
-use base64::Engine;
+use headers::{Authorization, Header, authorization::Basic};
 use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 use warp::{Filter, Rejection};
@@ -94,16 +94,14 @@ impl Expected {
         let Some(expected) = &self.0 else {
             return true;
         };
-        let Some((scheme, encoded)) = header.and_then(|h| h.trim().split_once(' ')) else {
+        let basic = header
+            .and_then(|h| warp::http::HeaderValue::from_str(h.trim()).ok())
+            .and_then(|value| Authorization::<Basic>::decode(&mut std::iter::once(&value)).ok());
+        let Some(basic) = basic else {
             return false;
         };
-        if !scheme.eq_ignore_ascii_case("basic") {
-            return false;
-        }
-        let Ok(given) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
-            return false;
-        };
-        constant_time_eq(&digest(&given), expected)
+        let given = format!("{}:{}", basic.username(), basic.password());
+        constant_time_eq(&digest(given.as_bytes()), expected)
     }
 }
 
@@ -143,10 +141,23 @@ pub fn guard(expected: Expected, throttle: Arc<Throttle>) -> impl Filter<Extract
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine;
+
     use super::*;
 
     fn header(user_pass: &str) -> String {
         format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(user_pass))
+    }
+
+    #[test]
+    fn the_scheme_is_case_blind_and_a_password_may_hold_colons() {
+        let expected = Expected::new(Some(("u".into(), Secret::from("p:q".to_string()))));
+        assert!(expected.admits(Some(&header("u:p:q"))));
+        assert!(expected.admits(Some(&header("u:p:q").replacen("Basic", "basic", 1))));
+        assert!(!expected.admits(Some(&header("u:p"))));
+        assert!(!expected.admits(Some("Basic not-base64!")));
+        assert!(!expected.admits(Some(&header("u:p:q").replacen("Basic", "Bearer", 1))));
+        assert!(!expected.admits(None));
     }
 
     #[test]
