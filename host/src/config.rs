@@ -7,6 +7,77 @@ use clap::Parser;
 pub use labelstudio_protocol::Secret;
 pub use ls_core::{runtime::Provider, watcher::WatchMode};
 
+/// The official YOLO backend's names for our settings (its README and compose file use them),
+/// read when ours is unset, so that a compose file written for it keeps working.
+pub const OFFICIAL_NAMES: [(&str, &str); 5] = [
+    ("MODEL_SCORE_THRESHOLD", "ML_CONF"),
+    ("LABEL_STUDIO_HOST", "LABEL_STUDIO_URL"),
+    ("MODEL_ROOT", "ML_MODELS_DIR"),
+    ("ALLOW_CUSTOM_MODEL_PATH", "ML_ALLOW_MODEL_PATH"),
+    ("LOG_LEVEL", "RUST_LOG"),
+];
+
+/// What [`environment`] did, for the log once it runs.
+#[derive(Debug, Default, PartialEq)]
+pub struct EnvironmentNotes {
+    /// Settings given as blank, read as unset.
+    pub blank: Vec<String>,
+    /// `(official name, ours)` pairs that were used.
+    pub aliased: Vec<(&'static str, &'static str)>,
+}
+
+/// The settings' environment as a user of the official backend expects it: a blank variable
+/// is unset (compose files leave unused ones blank, and `ML_DEFAULT_MODEL=` must not name a
+/// model ""), and the official names stand in for ours where ours is unset. It changes the
+/// environment, so it runs first in `main`, before any thread starts.
+pub fn environment() -> EnvironmentNotes {
+    use clap::CommandFactory;
+    let mut notes = EnvironmentNotes::default();
+    let ours: Vec<String> = Config::command()
+        .get_arguments()
+        .filter_map(|a| a.get_env())
+        .filter_map(|name| name.to_str().map(str::to_string))
+        .chain(
+            OFFICIAL_NAMES
+                .iter()
+                .flat_map(|(theirs, ours)| [theirs.to_string(), ours.to_string()]),
+        )
+        .collect();
+    let blank = |name: &str| std::env::var_os(name).is_some_and(|v| v.to_string_lossy().trim().is_empty());
+    for name in &ours {
+        if blank(name) {
+            // SAFETY: main calls this before it starts any thread; nothing reads the
+            // environment concurrently.
+            unsafe { std::env::remove_var(name) };
+            notes.blank.push(name.clone());
+        }
+    }
+    for (theirs, ours) in OFFICIAL_NAMES {
+        if std::env::var_os(ours).is_some() {
+            continue;
+        }
+        let Some(value) = std::env::var_os(theirs) else {
+            continue;
+        };
+        // The official LOG_LEVEL is Python's level name; RUST_LOG takes it in lower case.
+        let value = if theirs == "LOG_LEVEL" {
+            value
+                .to_string_lossy()
+                .trim()
+                .to_lowercase()
+                .replace("warning", "warn")
+                .replace("critical", "error")
+                .into()
+        } else {
+            value
+        };
+        // SAFETY: as above.
+        unsafe { std::env::set_var(ours, value) };
+        notes.aliased.push((theirs, ours));
+    }
+    notes
+}
+
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "ls-ml-backend",
@@ -50,6 +121,12 @@ pub struct Config {
     /// with a warning; /models shows where each model really runs.
     #[arg(long, env = "ML_PROVIDER", value_enum, default_value_t = Provider::Cpu)]
     pub provider: Provider,
+
+    /// Whether a control tag's `model_path` may pick its model (a file name in the models
+    /// folder, never a path). Off: every tag gets the project's model.
+    #[arg(long, env = "ML_ALLOW_MODEL_PATH", default_value_t = true, action = clap::ArgAction::Set,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub allow_model_path: bool,
 
     /// Model (file name in the models folder, with or without .onnx) for projects that have
     /// no model of their own.
@@ -526,6 +603,11 @@ mod tests {
                 .any(|l| l.trim_start_matches(['#', ' ']).starts_with(&format!("{env}=")))
             {
                 missing.push(format!("{env} (.env.example)"));
+            }
+        }
+        for (theirs, ours) in OFFICIAL_NAMES {
+            if !reference.contains(&format!("| `{theirs}` | `{ours}`")) {
+                missing.push(format!("{theirs} as {ours} (docs/configuration.md)"));
             }
         }
         assert!(missing.is_empty(), "undocumented settings: {missing:?}");

@@ -11,7 +11,7 @@
 //! `labelstudio-protocol` (Label Studio's JSON).
 
 pub mod cli;
-mod config;
+pub mod config;
 mod http;
 pub mod server;
 

@@ -3,7 +3,7 @@
 use std::{process::ExitCode, time::Duration};
 
 use clap::Parser;
-use log::{error, warn};
+use log::{error, info, warn};
 
 use ls_ml_backend::{Command, Config, cli, server};
 
@@ -26,8 +26,15 @@ fn main() -> ExitCode {
     limit_malloc_arenas();
     // A missing .env is normal; a broken one is worth saying before anything else runs.
     let dotenv = dotenvy::dotenv();
+    let environment = ls_ml_backend::config::environment();
     let config = Config::parse();
     init_logging();
+    for (theirs, ours) in &environment.aliased {
+        info!("{theirs} (the official YOLO backend's name) is read as {ours}");
+    }
+    if !environment.blank.is_empty() {
+        info!("blank, so unset: {}", environment.blank.join(", "));
+    }
     if let Err(e) = &dotenv
         && !e.not_found()
     {

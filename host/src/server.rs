@@ -142,7 +142,8 @@ async fn open_registry(config: &Config, runtime: Arc<Runtime>) -> Result<Arc<Reg
                 wait: Duration::from_millis(config.batch_wait_ms),
             },
         )
-        .with_adapter_defaults(plugin_api::Options::new().with("embedding_cache_mb", config.embedding_cache_mb)),
+        .with_adapter_defaults(plugin_api::Options::new().with("embedding_cache_mb", config.embedding_cache_mb))
+        .with_model_paths(config.allow_model_path),
     );
     if registry.load_new_plugins().await == 0 {
         warn!(

@@ -80,7 +80,7 @@ fn read(regions: &[Value]) -> Result<Prompt, PromptError> {
                 let (Some(x), Some(y)) = (number("x"), number("y")) else {
                     continue;
                 };
-                inside("a click", x, y)?;
+                let (x, y) = inside("a click", x, y)?;
                 // Label Studio puts the sign at the region's top level; newer clients in `value`.
                 let positive = region
                     .get("is_positive")
@@ -95,9 +95,14 @@ fn read(regions: &[Value]) -> Result<Prompt, PromptError> {
                 else {
                     continue;
                 };
-                inside("a box corner", x, y)?;
-                inside("a box corner", x + width, y + height)?;
-                prompt.bbox = Some(PromptBox { x, y, width, height });
+                let (x0, y0) = inside("a box corner", x, y)?;
+                let (x1, y1) = inside("a box corner", x + width, y + height)?;
+                prompt.bbox = Some(PromptBox {
+                    x: x0,
+                    y: y0,
+                    width: x1 - x0,
+                    height: y1 - y0,
+                });
             }
             _ => continue,
         }
@@ -120,10 +125,18 @@ fn read(regions: &[Value]) -> Result<Prompt, PromptError> {
     Ok(prompt)
 }
 
-fn inside(what: &'static str, x: f64, y: f64) -> Result<(), PromptError> {
-    let within = |v: f64| v.is_finite() && (0.0..=100.0).contains(&v);
+/// How far past an edge, in percent, a position still counts as on it. Label Studio sends
+/// pixels divided by the image size: a box drawn to the right edge of a 301-px image ends at
+/// 100.00000000000001 %. 1e-4 % is ten orders of magnitude above that rounding and covers
+/// coordinates rounded to 4 decimals (x and width each off by at most 5e-5), yet it is a tenth
+/// of a pixel on a 100,000-px image, so no position that is really off the image gets in.
+pub const EDGE_TOLERANCE: f64 = 1e-4;
+
+/// The position clamped onto the image, if it lies on it within [`EDGE_TOLERANCE`].
+fn inside(what: &'static str, x: f64, y: f64) -> Result<(f64, f64), PromptError> {
+    let within = |v: f64| v.is_finite() && (-EDGE_TOLERANCE..=100.0 + EDGE_TOLERANCE).contains(&v);
     if within(x) && within(y) {
-        Ok(())
+        Ok((x.clamp(0.0, 100.0), y.clamp(0.0, 100.0)))
     } else {
         Err(PromptError::OutsideImage { what, x, y })
     }
@@ -222,5 +235,67 @@ mod tests {
         let mut nan = click(1.0, 1.0, Some(true));
         nan["value"]["x"] = json!("NaN");
         assert_eq!(read_context(vec![nan]), Err(PromptError::NothingUsable(1)));
+    }
+
+    /// Label Studio's percent for boxes drawn from a pixel to the right edge of a 301-px image
+    /// (`px / 301 * 100`): from pixel 250 x + width is exactly 100; from pixel 226 it comes out
+    /// a rounding error past it.
+    #[test]
+    fn a_box_to_the_edge_of_the_image_is_taken_and_clamped() {
+        let percent = |px: f64| px / 301.0 * 100.0;
+        let (y, height) = (percent(10.0), percent(291.0));
+        for left in [250.0, 226.0] {
+            let (x, width) = (percent(left), percent(301.0 - left));
+            let p = read_context(vec![rect(x, y, width, height, "Object")]).expect("an edge box is a prompt");
+            let b = p.bbox.expect("a box");
+            assert_eq!((b.x, b.y), (x, y), "the near corner is kept as sent");
+            assert!(b.x + b.width <= 100.0, "right edge {} from pixel {left}", b.x + b.width);
+            assert!(b.y + b.height <= 100.0, "bottom edge {}", b.y + b.height);
+            assert!((b.width - width).abs() < 1e-9, "width {} from pixel {left}", b.width);
+            assert_eq!(p.label.as_deref(), Some("Object"));
+        }
+        assert!(
+            percent(226.0) + percent(75.0) > 100.0,
+            "the case under test: {}",
+            percent(226.0) + percent(75.0)
+        );
+    }
+
+    #[test]
+    fn a_click_a_rounding_error_off_the_edge_is_clamped_onto_it() {
+        let p = read_context(vec![click(100.000_000_000_1, -1e-9, Some(true))]).expect("prompt");
+        assert_eq!((p.clicks[0].x, p.clicks[0].y), (100.0, 0.0));
+        let p = read_context(vec![click(100.0 + EDGE_TOLERANCE, 0.0, Some(false))]).expect("prompt");
+        assert_eq!(p.clicks[0].x, 100.0);
+        assert!(!p.clicks[0].positive);
+        let corner = read_context(vec![rect(-5e-5, -5e-5, 100.000_1, 100.000_1, "A")]).expect("prompt");
+        assert_eq!(
+            corner.bbox,
+            Some(PromptBox {
+                x: 0.0,
+                y: 0.0,
+                width: 100.0,
+                height: 100.0
+            })
+        );
+    }
+
+    #[test]
+    fn positions_clearly_off_the_image_are_still_refused() {
+        let refused = |regions| matches!(read_context(regions), Err(PromptError::OutsideImage { .. }));
+        assert!(refused(vec![rect(50.0, 10.0, 51.0, 10.0, "A")]), "a box to 101 %");
+        assert!(
+            refused(vec![rect(101.0, 10.0, 5.0, 5.0, "A")]),
+            "a box starting at 101 %"
+        );
+        assert!(refused(vec![rect(-1.0, 10.0, 5.0, 5.0, "A")]), "a box starting at -1 %");
+        assert!(
+            refused(vec![click(100.001, 50.0, Some(true))]),
+            "a click 0.001 % past the edge"
+        );
+        assert!(refused(vec![click(50.0, -0.01, Some(true))]), "a click above the image");
+        let mut infinite = click(1.0, 1.0, Some(true));
+        infinite["value"]["x"] = json!(f64::MAX);
+        assert!(refused(vec![infinite]), "a huge x");
     }
 }

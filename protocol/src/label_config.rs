@@ -9,6 +9,9 @@ pub enum ControlKind {
     BrushLabels,
     KeyPointLabels,
     Choices,
+    /// A `<Taxonomy>`: whole-image classes, as for `Choices`, but Label Studio stores each as
+    /// its path from the root of the `<Choice>` tree.
+    Taxonomy,
 }
 
 impl ControlKind {
@@ -19,6 +22,7 @@ impl ControlKind {
             "brushlabels" => Self::BrushLabels,
             "keypointlabels" => Self::KeyPointLabels,
             "choices" => Self::Choices,
+            "taxonomy" => Self::Taxonomy,
             _ => return None,
         })
     }
@@ -31,6 +35,7 @@ impl ControlKind {
             Self::BrushLabels => "brushlabels",
             Self::KeyPointLabels => "keypointlabels",
             Self::Choices => "choices",
+            Self::Taxonomy => "taxonomy",
         }
     }
 }
@@ -45,6 +50,10 @@ pub struct LabelDef {
     pub predicted_values: Vec<String>,
     /// `model_index` under `KeyPointLabels`: which keypoint of the model (0 for the first).
     pub model_index: Option<usize>,
+    /// The stored labels (`alias`, else `value`) of the label's enclosing `<Choice>`s, then its
+    /// own: `["Animal", "Cat"]` for a `Cat` nested in `Animal` in a `<Taxonomy>`, which Label
+    /// Studio stores by that path. A label that is not nested has itself alone.
+    pub path: Vec<String>,
 }
 
 /// The keypoint options of a `KeyPointLabels` tag, with the official backend's defaults.
@@ -111,7 +120,8 @@ pub struct Control {
     pub model_path: Option<String>,
     /// `model_skip="true"`: the tag is for people only.
     pub skip: bool,
-    /// `choice="multiple"` on `<Choices>`: every class above the threshold, not just the best.
+    /// `choice="multiple"` on `<Choices>` (or `<Taxonomy>`, as the official backend reads it):
+    /// every class above the threshold, not just the best.
     pub multiple: bool,
     /// `model_obb="true"` on `RectangleLabels`: the boxes are oriented (train an OBB model).
     pub obb: bool,
@@ -123,6 +133,19 @@ impl Control {
     /// The label for a model class: exact value, then `predicted_values`, then ignoring case.
     pub fn label_for(&self, class_name: &str) -> Option<&str> {
         label_for(&self.labels, class_name)
+    }
+
+    /// The taxonomy path of a model class: that of the label [`Control::label_for`] picks, so
+    /// that a value found twice in the tree (`Other` under two branches) goes where that
+    /// class's `predicted_values` put it.
+    pub fn path_for(&self, class_name: &str) -> Option<&[String]> {
+        label_def_for(&self.labels, class_name).map(|l| l.path.as_slice())
+    }
+
+    /// The taxonomy path of a stored label (as [`Control::label_for`] returns it); of the first
+    /// in the tree when the value is there twice, so prefer [`Control::path_for`] with the class.
+    pub fn path_of(&self, label: &str) -> Option<&[String]> {
+        self.labels.iter().find(|l| l.value == label).map(|l| l.path.as_slice())
     }
 
     /// The `KeyPointLabels` label of one keypoint, as the official backend maps them:
@@ -144,6 +167,10 @@ impl Control {
 }
 
 fn label_for<'a>(labels: &'a [LabelDef], class_name: &str) -> Option<&'a str> {
+    label_def_for(labels, class_name).map(|l| l.value.as_str())
+}
+
+fn label_def_for<'a>(labels: &'a [LabelDef], class_name: &str) -> Option<&'a LabelDef> {
     labels
         .iter()
         .find(|l| l.name == class_name)
@@ -153,7 +180,6 @@ fn label_for<'a>(labels: &'a [LabelDef], class_name: &str) -> Option<&'a str> {
                 .find(|l| l.predicted_values.iter().any(|p| p == class_name))
         })
         .or_else(|| labels.iter().find(|l| l.name.eq_ignore_ascii_case(class_name)))
-        .map(|l| l.value.as_str())
 }
 
 /// A `<VideoRectangle>` on a `<Video>`: tracks of boxes. It holds no labels itself; they come
@@ -313,7 +339,7 @@ impl LabelConfig {
             let (Some(name), Some(to_name)) = (node.attribute("name"), node.attribute("toName")) else {
                 continue;
             };
-            let label_tag = if kind == ControlKind::Choices {
+            let label_tag = if matches!(kind, ControlKind::Choices | ControlKind::Taxonomy) {
                 "choice"
             } else {
                 "label"
@@ -426,13 +452,29 @@ fn keypoint_options(node: roxmltree::Node<'_, '_>) -> KeypointOptions {
     }
 }
 
+/// What Label Studio stores as a label: the alias, when there is one.
+fn stored<'a>(n: roxmltree::Node<'a, '_>) -> Option<&'a str> {
+    n.attribute("alias").or(n.attribute("value"))
+}
+
 fn label_defs(node: roxmltree::Node<'_, '_>, label_tag: &str) -> Vec<LabelDef> {
+    let is_label = |n: &roxmltree::Node<'_, '_>| n.is_element() && n.tag_name().name().eq_ignore_ascii_case(label_tag);
     node.descendants()
-        .filter(|n| n.is_element() && n.tag_name().name().eq_ignore_ascii_case(label_tag))
+        .filter(is_label)
         .filter_map(|n| {
+            // Label Studio's taxonomy path: the stored values from the root down to the label
+            // itself (`ancestors` starts at the node). Under a `<Choice>` without a value there
+            // is no path Label Studio could store, so no label either.
+            let mut path: Vec<String> = n
+                .ancestors()
+                .take_while(|a| *a != node)
+                .filter(is_label)
+                .map(|a| stored(a).map(str::to_string))
+                .collect::<Option<_>>()?;
+            path.reverse();
             Some(LabelDef {
-                // Label Studio stores the alias, when there is one, as the label.
-                value: n.attribute("alias").or(n.attribute("value"))?.to_string(),
+                value: stored(n)?.to_string(),
+                path,
                 name: n.attribute("value")?.to_string(),
                 predicted_values: n
                     .attribute("predicted_values")
@@ -642,6 +684,182 @@ mod tests {
         let config = LabelConfig::parse(&unskipped).expect("parse");
         let active: Vec<&str> = config.active_controls().map(|c| c.name.as_str()).collect();
         assert_eq!(active, vec!["kp"]);
+    }
+
+    /// The official backend's first keypoint test config (test_keypoint_labels.py): boxes are
+    /// added, yet there is no `keypoints_bbox` tag to put them in.
+    const OFFICIAL_KEYPOINTS: &str = r#"<View>
+      <KeyPointLabels name="keypoints" toName="image"
+        model_score_threshold="0.85" model_point_threshold="0.95" model_add_bboxes="true" model_point_size="1"
+      >
+        <Label value="nose" predicted_values="person" model_index="0" background="red" />
+        <Label value="left_eye" predicted_values="person" model_index="1" background="yellow" />
+        <Label value="right_eye" predicted_values="person" model_index="2" background="yellow" />
+        <Label value="left_ear" predicted_values="person" model_index="3" background="purple" />
+        <Label value="right_ear" predicted_values="person" model_index="4" background="purple" />
+        <View>
+        <Label value="left_shoulder" predicted_values="person" model_index="5" background="green" />
+        <Label value="left_elbow" predicted_values="person" model_index="7" background="green" />
+        <Label value="left_wrist" predicted_values="person" model_index="9" background="green" />
+        <Label value="right_shoulder" predicted_values="person" model_index="6" background="blue" />
+        <Label value="right_elbow" predicted_values="person" model_index="8" background="blue" />
+        <Label value="right_wrist" predicted_values="person" model_index="10" background="blue" />
+        </View>
+        <View>
+        <Label value="left_hip" predicted_values="person" model_index="11" background="brown" />
+        <Label value="left_knee" predicted_values="person" model_index="13" background="brown" />
+        <Label value="left_ankle" predicted_values="person" model_index="15" background="brown" />
+        <Label value="right_hip" predicted_values="person" model_index="12" background="orange" />
+        <Label value="right_knee" predicted_values="person" model_index="14" background="orange" />
+        <Label value="right_ankle" predicted_values="person" model_index="16" background="orange" />
+        </View>
+        <Label value="right_ankle" predicted_values="just_to_test_warning" model_index="0" background="orange" />
+      </KeyPointLabels>
+      <Image name="image" value="$image" />
+    </View>"#;
+
+    #[test]
+    fn keypoints_without_their_bbox_tag_come_without_a_parent() {
+        let config = LabelConfig::parse(OFFICIAL_KEYPOINTS).expect("parse");
+        let active: Vec<&Control> = config.active_controls().collect();
+        assert_eq!(active.len(), 1, "{active:?}");
+        let kp = active[0];
+        assert_eq!((kp.kind, kp.name.as_str()), (ControlKind::KeyPointLabels, "keypoints"));
+        assert!(kp.keypoints.add_bboxes, "model_add_bboxes is read as written");
+        assert_eq!(kp.keypoints.parent, None, "no keypoints_bbox tag, so no parent boxes");
+        assert_eq!((kp.score_threshold, kp.keypoints.point_threshold), (Some(0.85), 0.95));
+        assert_eq!(kp.labels.len(), 18, "labels nested in <View>s count too");
+        let point = |class_name, index| KeypointRef {
+            class_name,
+            index,
+            name: None,
+            one_class: false,
+        };
+        assert_eq!(kp.keypoint_label(point("person", 5)), Some("left_shoulder"));
+        assert_eq!(kp.keypoint_label(point("person", 16)), Some("right_ankle"));
+        assert_eq!(kp.keypoint_label(point("just_to_test_warning", 0)), Some("right_ankle"));
+        assert_eq!(kp.keypoint_label(point("person", 17)), None);
+    }
+
+    #[test]
+    fn keypoints_with_their_bbox_tag_keep_it_as_the_parent() {
+        let with_boxes = OFFICIAL_KEYPOINTS.replace(
+            r#"<Image name="image""#,
+            r#"<RectangleLabels name="keypoints_bbox" toName="image"><Label value="Person" predicted_values="person"/></RectangleLabels>
+               <Image name="image""#,
+        );
+        let config = LabelConfig::parse(&with_boxes).expect("parse");
+        let active: Vec<&str> = config.active_controls().map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            active,
+            vec!["keypoints"],
+            "the parent tag is filled through the keypoints only"
+        );
+        let kp = &config.controls[0];
+        let parent = kp.keypoints.parent.as_ref().expect("keypoints_bbox is the parent");
+        assert_eq!(parent.name, "keypoints_bbox");
+        assert_eq!(parent.label_for("person"), "Person");
+        let boxes = config
+            .controls
+            .iter()
+            .find(|c| c.name == "keypoints_bbox")
+            .expect("box tag");
+        assert!(boxes.skip);
+        let no_boxes = with_boxes.replace(r#"model_add_bboxes="true""#, r#"model_add_bboxes="false""#);
+        let config = LabelConfig::parse(&no_boxes).expect("parse");
+        assert_eq!(config.controls[0].keypoints.parent, None, "boxes are not added");
+        let active: Vec<&str> = config.active_controls().map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            active,
+            vec!["keypoints", "keypoints_bbox"],
+            "then the box tag is an ordinary one"
+        );
+    }
+
+    const TAXONOMY: &str = r#"<View>
+      <Image name="image" value="$image"/>
+      <Taxonomy name="kind" toName="image" model_score_threshold="0.3">
+        <Choice value="Animal">
+          <Choice value="Cat" predicted_values="kitten,tabby"/>
+          <View><Choice value="Dog"/></View>
+          <Choice value="Other" predicted_values="animal_misc"/>
+        </Choice>
+        <Choice value="Plant" alias="plant">
+          <Choice value="Tree" alias="tree">
+            <Choice value="Oak"/>
+          </Choice>
+          <Choice value="Other" predicted_values="plant_misc"/>
+        </Choice>
+        <Choice>
+          <Choice value="Lost"/>
+        </Choice>
+      </Taxonomy>
+      <Text name="text" value="$text"/>
+      <Taxonomy name="on_text" toName="text"><Choice value="A"/></Taxonomy>
+    </View>"#;
+
+    #[test]
+    fn a_taxonomy_takes_every_choice_of_its_tree_with_its_path() {
+        let config = LabelConfig::parse(TAXONOMY).expect("parse");
+        let active: Vec<&Control> = config.active_controls().collect();
+        assert_eq!(active.len(), 1, "the taxonomy on a text tag is left out: {active:?}");
+        let tax = active[0];
+        assert_eq!((tax.kind, tax.kind.result_type()), (ControlKind::Taxonomy, "taxonomy"));
+        assert_eq!(tax.score_threshold, Some(0.3));
+        assert!(!tax.multiple);
+        let values: Vec<&str> = tax.labels.iter().map(|l| l.value.as_str()).collect();
+        assert_eq!(
+            values,
+            vec!["Animal", "Cat", "Dog", "Other", "plant", "tree", "Oak", "Other"],
+            "every depth, in the tree's order; a choice without a value is left out with its children"
+        );
+        let path = |p: &[&str]| p.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(tax.path_of("Cat"), Some(path(&["Animal", "Cat"]).as_slice()));
+        assert_eq!(
+            tax.path_of("Dog"),
+            Some(path(&["Animal", "Dog"]).as_slice()),
+            "a <View> is no level"
+        );
+        assert_eq!(
+            tax.path_of("Animal"),
+            Some(path(&["Animal"]).as_slice()),
+            "an inner node alone"
+        );
+        assert_eq!(
+            tax.path_of("Oak"),
+            Some(path(&["plant", "tree", "Oak"]).as_slice()),
+            "aliases, as Label Studio stores them"
+        );
+        assert_eq!(tax.path_of("Lost"), None);
+        assert_eq!(
+            tax.path_of("Other"),
+            Some(path(&["Animal", "Other"]).as_slice()),
+            "the first"
+        );
+        assert_eq!(tax.label_for("tabby"), Some("Cat"));
+        assert_eq!(tax.path_for("tabby"), Some(path(&["Animal", "Cat"]).as_slice()));
+        assert_eq!(tax.label_for("Tree"), Some("tree"));
+        assert_eq!(tax.path_for("Tree"), Some(path(&["plant", "tree"]).as_slice()));
+        assert_eq!(
+            tax.path_for("plant_misc"),
+            Some(path(&["plant", "Other"]).as_slice()),
+            "predicted_values pick which Other"
+        );
+        assert_eq!(
+            tax.path_for("oak"),
+            Some(path(&["plant", "tree", "Oak"]).as_slice()),
+            "case"
+        );
+        assert_eq!(tax.path_for("fish"), None);
+    }
+
+    #[test]
+    fn labels_outside_a_taxonomy_are_their_own_path() {
+        let config = LabelConfig::parse(CONFIG).expect("parse");
+        assert_eq!(config.controls[0].path_for("square"), Some(&["Box".to_string()][..]));
+        assert_eq!(config.controls[1].path_of("Shapes"), Some(&["Shapes".to_string()][..]));
+        let multiple = TAXONOMY.replace(r#"model_score_threshold="0.3""#, r#"choice="multiple""#);
+        assert!(LabelConfig::parse(&multiple).expect("parse").controls[0].multiple);
     }
 
     #[test]

@@ -28,6 +28,15 @@ pub struct Region {
     /// The region a keypoint belongs to.
     #[serde(rename = "parentID", skip_serializing_if = "Option::is_none")]
     pub parent_id: Option<String>,
+    /// Text Label Studio shows with the region: a pose instance's box and points all carry
+    /// the instance's id, as the official backend's do, so they read as one object.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub meta: Option<Meta>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Meta {
+    pub text: Vec<String>,
 }
 
 /// The size of the image a region was drawn on (after EXIF orientation).
@@ -84,6 +93,11 @@ pub enum Shape {
     },
     /// Whole-image labels: the labels are all there is.
     Choices,
+    /// Whole-image labels of a `<Taxonomy>`, each as its path from the tree's root; they are
+    /// the value (under `taxonomy`), so `labels` stays empty.
+    Taxonomy {
+        paths: Vec<Vec<String>>,
+    },
     /// A track: its boxes on the timeline.
     VideoRectangle {
         frames_count: u64,
@@ -138,6 +152,10 @@ impl Serialize for RegionValue {
                 map.serialize_entry("rle", rle)?;
             }
             Shape::Choices => {}
+            Shape::Taxonomy { paths } => {
+                map.serialize_entry("taxonomy", paths)?;
+                return map.end();
+            }
             Shape::VideoRectangle {
                 frames_count,
                 duration,
@@ -225,6 +243,7 @@ mod tests {
             score: 0.9,
             hidden: false,
             parent_id: None,
+            meta: None,
         };
         assert_eq!(
             serde_json::to_value(&rect).unwrap(),

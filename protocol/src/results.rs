@@ -8,7 +8,7 @@ use plugin_api::{BoxGeometry, FrameOutput, Instance, Keypoint, Mask, ROption};
 use super::{
     brush,
     label_config::{Control, ControlKind, KeypointRef},
-    region::{Original, Region, RegionValue, Shape},
+    region::{Meta, Original, Region, RegionValue, Shape},
 };
 
 /// Short random region ids; Label Studio needs them to be distinct strings.
@@ -41,6 +41,7 @@ fn result(id: String, score: f32, label: &str, control: &Control, size: ImageSiz
         score: round6(score as f64),
         hidden: false,
         parent_id: None,
+        meta: None,
     }
 }
 
@@ -128,9 +129,14 @@ fn brush_shapes(instance: &Instance, size: ImageSize) -> Vec<Shape> {
         .collect()
 }
 
-/// A `choices` result: the labels of whole-image classes, best first, scored by the best.
+/// A `choices` result: the labels of whole-image classes, best first.
 pub fn choices(picked: &[(f32, &str)], control: &Control) -> Option<Region> {
-    let best = picked.first()?.0;
+    // One choice: its score. Several (`choice="multiple"`): their mean, as the official
+    // backend scores them.
+    let score = picked.iter().map(|(s, _)| f64::from(*s)).sum::<f64>() / picked.len() as f64;
+    if picked.is_empty() {
+        return None;
+    }
     Some(Region {
         id: region_id(),
         from_name: control.name.clone(),
@@ -143,9 +149,37 @@ pub fn choices(picked: &[(f32, &str)], control: &Control) -> Option<Region> {
             labels_key: "choices",
             labels: picked.iter().map(|(_, label)| label.to_string()).collect(),
         },
-        score: round6(best as f64),
+        score: round6(score),
         hidden: false,
         parent_id: None,
+        meta: None,
+    })
+}
+
+/// A `taxonomy` result: the paths of whole-image classes, best first, scored as choices are.
+pub fn taxonomy(picked: &[(f32, &[String])], control: &Control) -> Option<Region> {
+    if picked.is_empty() {
+        return None;
+    }
+    let score = picked.iter().map(|(s, _)| f64::from(*s)).sum::<f64>() / picked.len() as f64;
+    Some(Region {
+        id: region_id(),
+        from_name: control.name.clone(),
+        to_name: control.to_name.clone(),
+        kind: control.kind.result_type(),
+        original: None,
+        origin: None,
+        value: RegionValue {
+            shape: Shape::Taxonomy {
+                paths: picked.iter().map(|(_, path)| path.to_vec()).collect(),
+            },
+            labels_key: "taxonomy",
+            labels: Vec::new(),
+        },
+        score: round6(score),
+        hidden: false,
+        parent_id: None,
+        meta: None,
     })
 }
 
@@ -192,6 +226,19 @@ pub fn build(found: &Found<'_>, controls: &[Control], default_conf: f32, polygon
             out.extend(choices(&picked, control));
             continue;
         }
+        if control.kind == ControlKind::Taxonomy {
+            let mut picked: Vec<(f32, &[String])> = frame
+                .classes
+                .iter()
+                .filter(|c| c.score > threshold)
+                .filter_map(|c| Some((c.score, control.path_for(class_name(c.class_id)?)?)))
+                .collect();
+            picked.sort_by(|a, b| b.0.total_cmp(&a.0));
+            picked.dedup_by(|a, b| a.1 == b.1);
+            picked.truncate(if control.multiple { picked.len() } else { 1 });
+            out.extend(taxonomy(&picked, control));
+            continue;
+        }
         for (i, instance) in frame.instances.iter().enumerate() {
             if instance.score <= threshold {
                 continue;
@@ -226,7 +273,7 @@ pub fn build(found: &Found<'_>, controls: &[Control], default_conf: f32, polygon
                     .collect(),
                 ControlKind::PolygonLabels => polygon_shapes(instance, size, polygon_tolerance),
                 ControlKind::BrushLabels => brush_shapes(instance, size),
-                ControlKind::KeyPointLabels | ControlKind::Choices => Vec::new(),
+                ControlKind::KeyPointLabels | ControlKind::Choices | ControlKind::Taxonomy => Vec::new(),
             };
             for shape in shapes {
                 out.push(result(next_id(), instance.score, label, control, size, shape));
@@ -269,7 +316,7 @@ pub fn prompted<'c>(
             }
             ControlKind::PolygonLabels => polygon_shapes(instance, size, polygon_tolerance),
             ControlKind::BrushLabels => brush_shapes(instance, size),
-            ControlKind::KeyPointLabels | ControlKind::Choices => Vec::new(),
+            ControlKind::KeyPointLabels | ControlKind::Choices | ControlKind::Taxonomy => Vec::new(),
         };
         for shape in shapes {
             let id = format!("{prefix}{}", out.len());
@@ -342,9 +389,16 @@ fn keypoints(
         return Vec::new();
     }
     let mut out = Vec::new();
+    // The object's id, shown with its box and each of its points.
+    let object = next_id();
+    let meta = || {
+        Some(Meta {
+            text: vec![object.clone()],
+        })
+    };
     let parent = match (&control.keypoints.parent, instance.bbox.as_ref().into_option()) {
         (Some(parent), Some(b)) => {
-            let id = next_id();
+            let id = object.clone();
             out.push(Region {
                 id: id.clone(),
                 from_name: parent.name.clone(),
@@ -360,6 +414,7 @@ fn keypoints(
                 score: round6(instance.score as f64),
                 hidden: true,
                 parent_id: None,
+                meta: meta(),
             });
             Some(id)
         }
@@ -372,6 +427,7 @@ fn keypoints(
         let shape = keypoint_shape(k.x, k.y, control.keypoints.point_size, size);
         let mut region = result(next_id(), k.score, label, control, size, shape);
         region.parent_id = parent.clone();
+        region.meta = meta();
         out.push(region);
     }
     out
@@ -604,6 +660,37 @@ mod tests {
         assert_eq!((&ear["value"]["x"], &ear["value"]["y"]), (&json!(10.0), &json!(10.0)));
         assert_eq!(ear["value"]["width"], json!(1.0), "6.4 px of 640");
         assert_eq!(ear["score"], json!(0.9));
+        // As the official backend: the box and its points show the object's id.
+        assert_eq!(parent["meta"]["text"], json!([parent["id"]]));
+        assert_eq!(ear["meta"]["text"], parent["meta"]["text"]);
+    }
+
+    #[test]
+    fn several_choices_score_their_mean() {
+        let tag = |multiple: &str| {
+            controls(&format!(
+                r#"<View><Image name="image" value="$image"/><Choices name="class" toName="image" choice="{multiple}">
+                     <Choice value="cat"/><Choice value="dog"/></Choices></View>"#
+            ))
+        };
+        let frame = FrameOutput::classes(vec![
+            ClassScore {
+                class_id: 0,
+                score: 0.9,
+            },
+            ClassScore {
+                class_id: 1,
+                score: 0.5,
+            },
+        ]);
+        let many = build_for(&frame, &tag("multiple"), 1.0);
+        assert_eq!(many[0]["value"]["choices"], json!(["cat", "dog"]));
+        assert_eq!(many[0]["score"], json!(0.7));
+        let one = build_for(&frame, &tag("single"), 1.0);
+        assert_eq!(
+            (one[0]["value"]["choices"].clone(), one[0]["score"].clone()),
+            (json!(["cat"]), json!(0.9))
+        );
     }
 
     #[test]

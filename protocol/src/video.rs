@@ -91,6 +91,7 @@ pub fn regions(control: &VideoControl, tracks: &[TrackPath], video: VideoFrame, 
                 score: round6(score as f64),
                 hidden: false,
                 parent_id: None,
+                meta: None,
             }
         })
         .collect()

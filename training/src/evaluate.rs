@@ -82,7 +82,7 @@ pub fn predicted_boxes(frame: &FrameOutput, class_names: &[String], control: &Co
                     let parent = control.keypoints.parent.as_ref()?;
                     (parent.label_for(class), upright(bbox?))
                 }
-                ControlKind::Choices => return None,
+                ControlKind::Choices | ControlKind::Taxonomy => return None,
             };
             Some(LabelledBox {
                 label: label.to_string(),

@@ -177,6 +177,7 @@ fn tag_name(kind: ControlKind) -> &'static str {
         ControlKind::BrushLabels => "BrushLabels",
         ControlKind::KeyPointLabels => "KeyPointLabels",
         ControlKind::Choices => "Choices",
+        ControlKind::Taxonomy => "Taxonomy",
     }
 }
 

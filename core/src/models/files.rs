@@ -152,7 +152,12 @@ pub fn name_in_model_path(path: &str) -> Result<&str, &'static str> {
     if trimmed.starts_with('.') {
         return Err("hidden files are not models");
     }
-    let name = trimmed.strip_suffix(MODEL_SUFFIX).unwrap_or(trimmed);
+    // The official YOLO backend names its weights `yolov8n.pt`; the ONNX export of the same
+    // weights has the same stem.
+    let name = trimmed
+        .strip_suffix(MODEL_SUFFIX)
+        .or_else(|| trimmed.strip_suffix(".pt"))
+        .unwrap_or(trimmed);
     if name.is_empty() {
         return Err("it is empty");
     }
@@ -215,6 +220,11 @@ mod tests {
     fn model_paths_are_file_names_only() {
         assert_eq!(name_in_model_path("det.onnx").ok(), Some("det"));
         assert_eq!(name_in_model_path(" det ").ok(), Some("det"));
+        assert_eq!(
+            name_in_model_path("yolov8n.pt").ok(),
+            Some("yolov8n"),
+            "the official backend's names"
+        );
         for bad in [
             "../det.onnx",
             "/etc/passwd",

@@ -49,6 +49,8 @@ pub struct Registry {
     pub(super) loads_finished: tokio::sync::watch::Sender<u64>,
     /// Earlier versions and checkpoints.
     store: Arc<dyn ModelStore>,
+    /// Whether a tag's `model_path` picks its model (ML_ALLOW_MODEL_PATH).
+    model_paths: bool,
 }
 
 /// Runs blocking work off the async executor; a failed worker is logged, and the caller
@@ -72,6 +74,7 @@ impl Registry {
         let default_model = default_model.map(|m| m.trim_end_matches(".onnx").to_string());
         Self {
             store: Arc::new(LocalModels::new(&dir)),
+            model_paths: true,
             dir,
             runtime,
             plugins: Catalog::new(plugins_dir),
@@ -91,6 +94,16 @@ impl Registry {
     pub fn with_adapter_defaults(mut self, defaults: plugin_api::Options) -> Self {
         self.adapter_defaults = defaults;
         self
+    }
+
+    /// With `false`, tags' `model_path`s are ignored and every tag gets the project's model.
+    pub fn with_model_paths(mut self, allowed: bool) -> Self {
+        self.model_paths = allowed;
+        self
+    }
+
+    pub fn model_paths_allowed(&self) -> bool {
+        self.model_paths
     }
 
     pub fn dir(&self) -> &Path {

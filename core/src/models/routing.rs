@@ -86,12 +86,30 @@ pub(super) fn by_path(table: &Table, dir: &str, path: &str) -> Result<Arc<Loaded
         reason,
     })?;
     match table.get(name) {
-        Some(slot) => slot.pick(name),
+        Some(slot) => {
+            let model = slot.pick(name)?;
+            say_once(path, &model);
+            Ok(model)
+        }
         None => Err(RouteError::UnknownModel {
             path: path.to_string(),
             dir: dir.to_string(),
             found: found(table),
         }),
+    }
+}
+
+/// Which file serves a `model_path` that does not name it exactly (`yolov8n.pt`), once per
+/// path: every request of a project resolves it again.
+fn say_once(path: &str, model: &LoadedModel) {
+    static SAID: std::sync::OnceLock<parking_lot::Mutex<std::collections::HashSet<String>>> =
+        std::sync::OnceLock::new();
+    let file = format!("{}.onnx", model.name);
+    if path.trim() == file {
+        return;
+    }
+    if SAID.get_or_init(Default::default).lock().insert(path.to_string()) {
+        log::info!("model_path=\"{path}\" is served by {file}");
     }
 }
 

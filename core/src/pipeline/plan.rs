@@ -45,7 +45,7 @@ impl Plan {
         // `model_path`'s model, else the project's (routed once).
         let mut routed: Option<Arc<LoadedModel>> = None;
         let mut model_for = |model_path: Option<&String>| -> Result<Arc<LoadedModel>, RouteError> {
-            match model_path {
+            match model_path.filter(|_| registry.model_paths_allowed()) {
                 Some(path) => registry.by_path(path),
                 None => match &routed {
                     Some(m) => Ok(Arc::clone(m)),
@@ -64,7 +64,7 @@ impl Plan {
         for control in &controls {
             let model = model_for(control.model_path.as_ref())?;
             if control.kind == ControlKind::KeyPointLabels {
-                check_keypoints(control, &model, config)?;
+                check_keypoints(control, &model)?;
             }
             // Each tag labels its own image: tags of two images never share a group, so the
             // second image gets its own boxes, not the first one's.
@@ -147,9 +147,10 @@ impl Plan {
 }
 
 /// A `KeyPointLabels` tag against a pose model: every `model_index` must be one of the model's
-/// keypoints, some label must name a keypoint, and the parent boxes need their `_bbox` tag.
-/// A model without keypoints (a detector with a tag for people to place points) is not checked.
-fn check_keypoints(control: &Control, model: &LoadedModel, config: Option<&LabelConfig>) -> Result<(), RouteError> {
+/// keypoints, and some label must name a keypoint. Without its `<name>_bbox` tag (the official
+/// backend's kp configs have none) the points come without parent boxes. A model without
+/// keypoints (a detector with a tag for people to place points) is not checked.
+fn check_keypoints(control: &Control, model: &LoadedModel) -> Result<(), RouteError> {
     let Some(count) = model.described.keypoints else {
         return Ok(());
     };
@@ -183,19 +184,6 @@ fn check_keypoints(control: &Control, model: &LoadedModel, config: Option<&Label
             } else {
                 ""
             }
-        )));
-    }
-    let has_parent_tag = config.is_some_and(|c| {
-        c.controls
-            .iter()
-            .any(|b| b.kind == ControlKind::RectangleLabels && b.name == format!("{tag}_bbox"))
-    });
-    if control.keypoints.add_bboxes && !has_parent_tag {
-        return Err(mismatch(format!(
-            "<KeyPointLabels name=\"{tag}\"> adds each object's box as its keypoints' parent (model_add_bboxes is \
-             true), which needs <RectangleLabels name=\"{tag}_bbox\" toName=\"{}\" model_skip=\"true\"> with the \
-             class labels; add it, or set model_add_bboxes=\"false\"",
-            control.to_name
         )));
     }
     Ok(())

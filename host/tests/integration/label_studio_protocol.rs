@@ -463,3 +463,179 @@ async fn each_image_of_a_two_image_config_gets_its_own_boxes() {
         assert_eq!(region["to_name"], expected, "{region}");
     }
 }
+
+/// Label Studio sends a box drawn to the right edge of an image as `px / width * 100`, which
+/// can come out a rounding error past 100 %: that box is the same prompt as one ending at
+/// exactly 100 %, and a box clearly past the edge still gets the empty answer of a bad prompt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_box_a_rounding_error_past_the_image_edge_is_answered_as_one_on_it() {
+    let server = Server::start_with_plugins(&[("yolov8n-shapes-seg-320.onnx", "seg.onnx")], &[], &["yolov8_seg"]).await;
+    let images = serve_dir(eval_images());
+    // eval-a_0035.png is 301 x 419 px; its circle spans x 154.6 to the right edge (301).
+    let url = format!("http://{images}/eval-a_0035.png");
+    let config = r#"<View><Image name="image" value="$image"/>
+      <RectangleLabels name="drag" toName="image" smart="true"><Label value="circle"/><Label value="square"/><Label value="triangle"/></RectangleLabels></View>"#;
+    let (x, y, height) = (154.0 / 301.0 * 100.0, 219.0 / 419.0 * 100.0, 157.0 / 419.0 * 100.0);
+    let ask = |width: f64| {
+        let (server, url) = (&server, &url);
+        async move {
+            let mut body = predict_body(std::slice::from_ref(url), "7", config);
+            body["params"]["context"] = json!({"result": [{
+                "id": "r", "from_name": "drag", "to_name": "image", "type": "rectanglelabels", "origin": "manual",
+                "original_width": 301, "original_height": 419, "image_rotation": 0,
+                "value": {"x": x, "y": y, "width": width, "height": height, "rotation": 0, "rectanglelabels": ["circle"]}
+            }]});
+            let (status, answer) = server.post("/predict", &body).await;
+            assert_eq!(status, 200, "{answer}");
+            answer["results"][0]["result"].as_array().cloned().unwrap_or_default()
+        }
+    };
+    let shape = |result: &[Value]| -> Vec<String> {
+        result
+            .iter()
+            .map(|r| {
+                let v = &r["value"];
+                format!(
+                    "{} {} {} {:.6} {:.6} {:.6} {:.6}",
+                    r["from_name"], r["type"], v["rectanglelabels"], v["x"], v["y"], v["width"], v["height"]
+                )
+            })
+            .collect()
+    };
+    let on_edge = ask(100.0 - x).await;
+    assert_eq!(on_edge.len(), 1, "the circle at the edge: {on_edge:?}");
+    assert_eq!(on_edge[0]["value"]["rectanglelabels"], json!(["circle"]));
+    let past = 100.0 - x + 1e-13;
+    assert!(
+        x + past > 100.0 && x + past < 100.0 + 1e-12,
+        "the case under test: {}",
+        x + past
+    );
+    assert_eq!(shape(&ask(past).await), shape(&on_edge), "the same prompt");
+    assert!(ask(101.0 - x).await.is_empty(), "a box to 101 % is refused");
+    assert!(
+        server.log().contains("outside the image"),
+        "the refusal is logged: {}",
+        server.log()
+    );
+}
+
+/// The official backend's keypoint config names no `<name>_bbox` tag for the boxes it adds:
+/// it still connects, and its keypoints come without a parent box.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keypoints_without_their_bbox_tag_connect_and_come_without_a_parent() {
+    let server = Server::start_with_plugins(
+        &[("yolov8t-shapes-pose-320.onnx", "pose.onnx")],
+        &[],
+        &["yolov8_detect", "yolov8_pose"],
+    )
+    .await;
+    let labels: String = ["square", "triangle"]
+        .iter()
+        .flat_map(|class| {
+            (0..4).map(move |k| format!(r#"<Label value="{class}-{k}" predicted_values="{class}" model_index="{k}"/>"#))
+        })
+        .collect();
+    let config = format!(
+        r#"<View><KeyPointLabels name="keypoints" toName="image" model_add_bboxes="true" model_point_size="1">{labels}</KeyPointLabels>
+           <Image name="image" value="$image"/></View>"#
+    );
+    let (status, body) = server
+        .post("/setup", &json!({"project": "1.1", "schema": config}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["model_version"].as_str().is_some_and(|v| !v.is_empty()), "{body}");
+    let images = serve_dir(fixtures().join("eval-pose/images"));
+    let urls: Vec<String> = ["eval-pose_0000.png", "eval-pose_0001.jpg", "eval-pose_0002.jpg"]
+        .iter()
+        .map(|f| format!("http://{images}/{f}"))
+        .collect();
+    let (status, answer) = server.post("/predict", &predict_body(&urls, "1.1", &config)).await;
+    assert_eq!(status, 200, "{answer}");
+    let regions: Vec<&Value> = answer["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .flat_map(|p| p["result"].as_array().into_iter().flatten())
+        .collect();
+    assert!(!regions.is_empty(), "the pose model finds keypoints: {answer}");
+    for r in &regions {
+        assert_eq!(
+            (&r["from_name"], &r["type"]),
+            (&json!("keypoints"), &json!("keypointlabels")),
+            "{r}"
+        );
+        assert!(r.get("parentID").is_none(), "no parent box to point at: {r}");
+        assert!(
+            r["value"]["keypointlabels"][0]
+                .as_str()
+                .is_some_and(|l| l.contains('-')),
+            "{r}"
+        );
+    }
+}
+
+/// A `<Taxonomy>` on an image is filled with the model's best whole-image class, as Label
+/// Studio stores a taxonomy: the path from the root to that class's `<Choice>`.
+#[tokio::test]
+async fn a_taxonomy_gets_the_path_of_the_best_class() {
+    let server = Server::start_with_plugins(
+        &[("yolov8n-shapes-cls-96.onnx", "cls.onnx")],
+        &[("ML_CONF", "0")],
+        &["yolov8_detect", "yolov8_cls"],
+    )
+    .await;
+    let images = serve_dir(eval_images());
+    let urls: Vec<String> = [
+        "eval-a_0000.png",
+        "eval-a_0011.png",
+        "eval-a_0012.jpg",
+        "eval-a_0035.png",
+    ]
+    .iter()
+    .map(|f| format!("http://{images}/{f}"))
+    .collect();
+    let choices = r#"<View><Image name="image" value="$image"/>
+      <Choices name="shape" toName="image"><Choice value="circle"/><Choice value="square"/><Choice value="triangle"/></Choices></View>"#;
+    let taxonomy = r#"<View><Image name="image" value="$image"/>
+      <Taxonomy name="kind" toName="image">
+        <Choice value="Shape">
+          <Choice value="Round"><Choice value="circle"/></Choice>
+          <Choice value="Angular" alias="angular"><Choice value="square"/><Choice value="triangle"/></Choice>
+        </Choice>
+      </Taxonomy></View>"#;
+    let (status, body) = server
+        .post("/setup", &json!({"project": "1.1", "schema": taxonomy}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let predict = |config: &'static str| {
+        let (server, urls) = (&server, &urls);
+        async move {
+            let (status, answer) = server.post("/predict", &predict_body(urls, "1.1", config)).await;
+            assert_eq!(status, 200, "{answer}");
+            answer["results"].as_array().cloned().expect("results")
+        }
+    };
+    let (flat, tree) = (predict(choices).await, predict(taxonomy).await);
+    let mut classes = std::collections::BTreeSet::new();
+    for (flat, tree) in flat.iter().zip(&tree) {
+        let best = flat["result"][0]["value"]["choices"][0].as_str().expect("a best class");
+        classes.insert(best.to_string());
+        let path = match best {
+            "circle" => json!(["Shape", "Round", "circle"]),
+            other => json!(["Shape", "angular", other]),
+        };
+        let result = tree["result"].as_array().expect("result");
+        assert_eq!(result.len(), 1, "{tree}");
+        let r = &result[0];
+        assert_eq!(
+            (&r["from_name"], &r["to_name"]),
+            (&json!("kind"), &json!("image")),
+            "{r}"
+        );
+        assert_eq!(r["type"], "taxonomy", "{r}");
+        assert_eq!(r["value"]["taxonomy"], json!([path]), "{r}");
+        assert_eq!(r["score"], flat["result"][0]["score"], "the class's probability");
+    }
+    assert!(classes.len() >= 2, "the images show different shapes: {classes:?}");
+}

@@ -398,3 +398,76 @@ async fn the_openapi_document_describes_routes_that_answer() {
         }
     }
 }
+
+/// A compose file written for the official YOLO backend: its names for our settings work
+/// (each said in the log), blank variables are unset (`ML_DEFAULT_MODEL=` names no model ""),
+/// and `model_path="yolov8n.pt"` finds the ONNX export of the same weights.
+#[tokio::test]
+async fn the_official_backends_settings_and_model_paths_work() {
+    let images = serve_dir(eval_images());
+    let root = tempfile::tempdir().expect("dir");
+    std::fs::copy(fixture_model(DET), root.path().join("yolov8n.onnx")).expect("copy");
+    let root_path = root.path().to_str().expect("utf-8").to_string();
+    let official = [
+        ("ML_MODELS_DIR", ""),
+        ("MODEL_ROOT", root_path.as_str()),
+        ("ML_DEFAULT_MODEL", " "),
+        ("MODEL_SCORE_THRESHOLD", "0.9"),
+        ("RUST_LOG", ""),
+        ("LOG_LEVEL", "INFO"),
+    ];
+    let server = Server::start_in(
+        tempfile::tempdir().expect("dir"),
+        plugins_dir(&["yolov8_detect"]),
+        &official,
+    )
+    .await;
+    let (_, models) = server.get("/models").await;
+    assert_eq!(
+        models["models"][0]["name"], "yolov8n",
+        "served from MODEL_ROOT: {models}"
+    );
+    let config = RECT_CONFIG.replace("<RectangleLabels ", r#"<RectangleLabels model_path="yolov8n.pt" "#);
+    let body = predict_body(&[format!("http://{images}/eval-a_0000.png")], "1.1", &config);
+    let (status, answer) = server.post("/predict", &body).await;
+    assert_eq!(status, 200, "{answer}");
+    let scores: Vec<f64> = answer["results"][0]["result"]
+        .as_array()
+        .expect("result")
+        .iter()
+        .filter_map(|r| r["score"].as_f64())
+        .collect();
+    assert!(
+        !scores.is_empty() && scores.iter().all(|s| *s > 0.9),
+        "MODEL_SCORE_THRESHOLD=0.9: {scores:?}"
+    );
+    let log = server.log();
+    for said in [
+        "MODEL_ROOT (the official YOLO backend's name) is read as ML_MODELS_DIR",
+        "MODEL_SCORE_THRESHOLD (the official YOLO backend's name) is read as ML_CONF",
+        "LOG_LEVEL (the official YOLO backend's name) is read as RUST_LOG",
+        "blank, so unset: ",
+        r#"model_path="yolov8n.pt" is served by yolov8n.onnx"#,
+    ] {
+        assert!(log.contains(said), "{said:?} in\n{log}");
+    }
+
+    // ALLOW_CUSTOM_MODEL_PATH=false: a tag's model_path is ignored, even one naming nothing.
+    let nothing = RECT_CONFIG.replace("<RectangleLabels ", r#"<RectangleLabels model_path="nothing.pt" "#);
+    let body = predict_body(&[format!("http://{images}/eval-a_0000.png")], "1.1", &nothing);
+    let (status, answer) = server.post("/predict", &body).await;
+    assert_eq!(status, 404, "allowed, it names no model: {answer}");
+    let ignoring = [official.as_slice(), &[("ALLOW_CUSTOM_MODEL_PATH", "False")]].concat();
+    let server = Server::start_in(
+        tempfile::tempdir().expect("dir"),
+        plugins_dir(&["yolov8_detect"]),
+        &ignoring,
+    )
+    .await;
+    let (status, answer) = server.post("/predict", &body).await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(
+        answer["results"][0]["result"].as_array().is_some_and(|r| !r.is_empty()),
+        "{answer}"
+    );
+}
