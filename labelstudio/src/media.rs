@@ -131,6 +131,45 @@ fn checked_local(root: &Path, url: &Url, candidate: PathBuf) -> Result<Option<Pa
     }
 }
 
+/// A plain file path in task data (`videos/a.mp4`, `/srv/media/a.mp4`): not a URL, and not
+/// one of Label Studio's own paths (`/data/...`, `upload/...`). The official backend opens
+/// such paths where they exist; here they are read only under LOCAL_FILES_DOCUMENT_ROOT, and
+/// never sent to Label Studio's address.
+fn plain_path(reference: &str) -> Option<&str> {
+    let reference = reference.trim();
+    let label_studio = ["/data/", "/storage-data/", "/tasks/", "/api/", "upload/"];
+    (!reference.is_empty() && !reference.contains("://") && !label_studio.iter().any(|p| reference.starts_with(p)))
+        .then_some(reference)
+}
+
+/// The real path of a plain file path, which must be a file inside `root` (relative paths
+/// are taken from it; symbolic links and `..` are followed, then checked). Blocking.
+fn plain_file(root: Option<&Path>, path: &str) -> Result<PathBuf, MediaError> {
+    let refused = |reason: &str| MediaError::Unsupported {
+        url: path.to_string(),
+        reason: reason.to_string(),
+    };
+    let root = root.ok_or_else(|| {
+        refused("a file path in task data is read only under LOCAL_FILES_DOCUMENT_ROOT, which is not set")
+    })?;
+    // Refused before looking, so that no answer tells whether a file outside exists.
+    let given = Path::new(path);
+    let lexically_inside = !given.components().any(|c| matches!(c, Component::ParentDir))
+        && (given.is_relative() || given.starts_with(root));
+    if !lexically_inside {
+        return Err(refused("the path leaves LOCAL_FILES_DOCUMENT_ROOT"));
+    }
+    let candidate = root.join(given);
+    let real = candidate.canonicalize().map_err(|e| MediaError::LocalFile {
+        path: path.to_string(),
+        message: format!("{e} (looked under LOCAL_FILES_DOCUMENT_ROOT)"),
+    })?;
+    if !real.starts_with(root) {
+        return Err(refused("the path leaves LOCAL_FILES_DOCUMENT_ROOT"));
+    }
+    Ok(real)
+}
+
 /// How large a download may be, and the setting that says so (for the error).
 #[derive(Debug, Clone, Copy)]
 pub struct SizeLimit {
@@ -346,6 +385,9 @@ impl MediaClient {
     /// `task_id` is needed for cloud URIs only. Blocking: a `/data/local-files/` URL is looked up under LOCAL_FILES_DOCUMENT_ROOT.
     #[cfg(test)]
     pub fn resolve(&self, reference: &str, task_id: Option<&Value>) -> Result<Source, MediaError> {
+        if let Some(path) = plain_path(reference) {
+            return plain_file(self.local_root.as_deref(), path).map(Source::LocalFile);
+        }
         let (url, presign) = self.resolve_url(reference, task_id)?;
         if let Some(root) = &self.local_root
             && let Some(candidate) = local_candidate(root, &url)?
@@ -411,6 +453,15 @@ impl MediaClient {
     /// Downloads (or reads) a task's image. Files under LOCAL_FILES_DOCUMENT_ROOT are
     /// checked and read on a blocking thread.
     pub async fn fetch(&self, reference: &str, task_id: Option<&Value>) -> Result<Bytes, MediaError> {
+        if let Some(path) = plain_path(reference) {
+            let (root, path, limit) = (self.local_root.clone(), path.to_string(), self.image_limit());
+            return tokio::task::spawn_blocking(move || read_local(&plain_file(root.as_deref(), &path)?, limit))
+                .await
+                .map_err(|e| MediaError::LocalFile {
+                    path: reference.to_string(),
+                    message: e.to_string(),
+                })?;
+        }
         let (url, presign) = self.resolve_url(reference, task_id)?;
         if let Some(root) = &self.local_root
             && let Some(candidate) = local_candidate(root, &url)?
@@ -459,11 +510,22 @@ impl MediaClient {
         task_id: Option<&Value>,
         limit: SizeLimit,
     ) -> Result<MediaFile, MediaError> {
-        let (url, presign) = self.resolve_url(reference, task_id)?;
         let local_error = |e: &dyn std::fmt::Display| MediaError::LocalFile {
             path: reference.to_string(),
             message: e.to_string(),
         };
+        if let Some(path) = plain_path(reference) {
+            let (root, path) = (self.local_root.clone(), path.to_string());
+            let real = tokio::task::spawn_blocking(move || {
+                let real = plain_file(root.as_deref(), &path)?;
+                check_local(&real, limit)?;
+                Ok::<_, MediaError>(real)
+            })
+            .await
+            .map_err(|e| local_error(&e))??;
+            return Ok(MediaFile::Local(real));
+        }
+        let (url, presign) = self.resolve_url(reference, task_id)?;
         if let Some(root) = &self.local_root
             && let Some(candidate) = local_candidate(root, &url)?
         {
@@ -897,6 +959,67 @@ mod tests {
                     .expect("remote")
             ),
             "http://ls.example/data/local-files/?d=imgs/missing.png"
+        );
+    }
+
+    #[test]
+    fn plain_file_paths_are_read_under_the_document_root_only() {
+        let root = tempfile::tempdir().expect("root");
+        std::fs::create_dir(root.path().join("videos")).expect("dir");
+        std::fs::write(root.path().join("videos/a.mp4"), b"mp4").expect("file");
+        let outside = tempfile::tempdir().expect("outside");
+        std::fs::write(outside.path().join("secret.mp4"), b"secret").expect("file");
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(outside.path().join("secret.mp4"), root.path().join("videos/link.mp4"))
+            .expect("link");
+        let root_arg = root.path().to_str().expect("utf-8");
+        let c = client_with(&[
+            "--label-studio-url",
+            "http://ls.example",
+            "--local-files-document-root",
+            root_arg,
+        ]);
+        let expected = root.path().canonicalize().expect("canon").join("videos/a.mp4");
+        let absolute = expected.to_str().expect("utf-8").to_string();
+        for inside in ["videos/a.mp4", "./videos/a.mp4", absolute.as_str()] {
+            assert_eq!(
+                c.resolve(inside, None).expect(inside),
+                Source::LocalFile(expected.clone()),
+                "{inside}"
+            );
+        }
+        let secret = outside.path().join("secret.mp4");
+        let escapes = [
+            "../x/secret.mp4".to_string(),
+            secret.display().to_string(),
+            "videos/link.mp4".into(),
+        ];
+        for escape in &escapes {
+            assert!(
+                matches!(c.resolve(escape, None), Err(MediaError::Unsupported { .. })),
+                "{escape}: {:?}",
+                c.resolve(escape, None)
+            );
+        }
+        // A missing file is an error here, never a request to Label Studio's address.
+        assert!(matches!(
+            c.resolve("videos/missing.mp4", None),
+            Err(MediaError::LocalFile { .. })
+        ));
+        // Without a document root, no plain path is read at all.
+        let without = client(Some("http://ls.example"));
+        assert!(matches!(
+            without.resolve("videos/a.mp4", None),
+            Err(MediaError::Unsupported { .. })
+        ));
+        assert!(matches!(
+            without.resolve(&absolute, None),
+            Err(MediaError::Unsupported { .. })
+        ));
+        // Label Studio's own paths still go to Label Studio.
+        assert_eq!(
+            http_url(without.resolve("/data/upload/1/a.png", None).expect("upload")),
+            "http://ls.example/data/upload/1/a.png"
         );
     }
 

@@ -29,6 +29,9 @@ pub enum RouteError {
     UnknownModel { path: String, dir: String, found: String },
     #[error("the label config does not fit model `{model}`: {reason}")]
     Mismatch { model: String, reason: String },
+    /// A tag's own settings are wrong (a tracker setting, say), whatever model fills it.
+    #[error("{0}")]
+    BadTag(String),
 }
 
 fn found(table: &Table) -> String {

@@ -88,6 +88,8 @@ impl Plan {
             let Some(video) = config.and_then(|c| c.video(&control.to_name)) else {
                 continue;
             };
+            // A wrong tracker setting is answered at /setup, where Label Studio shows it.
+            super::video::check_settings(control).map_err(|e| RouteError::BadTag(e.to_string()))?;
             let model = model_for(control.model_path.as_ref())?;
             videos.push(VideoGroup {
                 model,

@@ -57,6 +57,11 @@ struct TrackSettings {
     step: u32,
 }
 
+/// Whether a `<VideoRectangle>`'s tracker and detection settings can be read.
+pub fn check_settings(control: &VideoControl) -> Result<(), TaskError> {
+    TrackSettings::from_control(control, 1).map(drop)
+}
+
 impl TrackSettings {
     fn from_control(control: &VideoControl, default_step: u32) -> Result<TrackSettings, TaskError> {
         let bad =

@@ -68,6 +68,7 @@ impl HttpError {
                 ApiError::Route(RouteError::Loading { .. }) => (S::SERVICE_UNAVAILABLE, "model_loading"),
                 ApiError::Route(RouteError::BadModelPath { .. }) => (S::BAD_REQUEST, "bad_model_path"),
                 ApiError::Route(RouteError::Mismatch { .. }) => (S::BAD_REQUEST, "model_mismatch"),
+                ApiError::Route(RouteError::BadTag(_)) => (S::BAD_REQUEST, "bad_label_config"),
                 ApiError::Route(_) => (S::NOT_FOUND, "no_model"),
                 ApiError::Config(_) => (S::BAD_REQUEST, "bad_label_config"),
                 ApiError::NoConfig => (S::BAD_REQUEST, "no_label_config"),

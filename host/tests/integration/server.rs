@@ -415,6 +415,9 @@ async fn the_official_backends_settings_and_model_paths_work() {
         ("MODEL_SCORE_THRESHOLD", "0.9"),
         ("RUST_LOG", ""),
         ("LOG_LEVEL", "INFO"),
+        // The official compose file leaves both blank: no auth, not a failed start.
+        ("BASIC_AUTH_USER", ""),
+        ("BASIC_AUTH_PASS", ""),
     ];
     let server = Server::start_in(
         tempfile::tempdir().expect("dir"),
@@ -470,4 +473,39 @@ async fn the_official_backends_settings_and_model_paths_work() {
         answer["results"][0]["result"].as_array().is_some_and(|r| !r.is_empty()),
         "{answer}"
     );
+}
+
+/// A tracker setting the server cannot follow (re-identification, an unknown key) is answered
+/// at /setup with its reason, where Label Studio's Validate and Save shows it.
+#[tokio::test]
+async fn a_wrong_tracker_setting_is_refused_at_setup() {
+    let server = Server::start(&[(DET, "1.onnx")], &[]).await;
+    let config = |attributes: &str| {
+        format!(
+            r#"<View><Video name="video" value="$video"/><VideoRectangle name="box" toName="video" {attributes}/>
+               <Labels name="labels" toName="video"><Label value="circle"/></Labels></View>"#
+        )
+    };
+    let (status, body) = server
+        .post("/setup", &json!({"project": "1.1", "schema": config("")}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    for (attributes, says) in [
+        (r#"botsort_with_reid="true""#, "with_reid"),
+        (r#"botsort_max_age="3""#, "botsort_max_age"),
+        (r#"model_tracker="deepsort""#, "model_tracker"),
+    ] {
+        let (status, body) = server
+            .post("/setup", &json!({"project": "1.1", "schema": config(attributes)}))
+            .await;
+        assert_eq!(
+            (status, body["error_type"].as_str()),
+            (400, Some("bad_label_config")),
+            "{attributes}: {body}"
+        );
+        assert!(
+            body["detail"].as_str().is_some_and(|d| d.contains(says)),
+            "{attributes}: {body}"
+        );
+    }
 }
