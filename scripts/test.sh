@@ -57,6 +57,8 @@ trap cleanup EXIT
 # The benchmark has no tests; it is built (release) and run below.
 cargo build --workspace --exclude ls-ml-bench --locked
 cargo test --workspace --exclude ls-ml-bench --locked --no-run
+# Built: the tests need not build the plugins again (and would wait for the release build's lock).
+export LS_ML_PLUGINS_BUILT=1
 phase "debug build"
 # One release build, for the package and the benchmark, beside the tests at the lowest
 # priority: the tests leave the cores idle much of the time (waiting for Label Studio, the

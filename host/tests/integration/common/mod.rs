@@ -67,10 +67,16 @@ pub fn plugin_library(name: &str) -> PathBuf {
 
 /// The plugins are libraries that no test target depends on, so `cargo test` alone does not
 /// build them: the first test that needs one builds them all, once per test run, with the
-/// test binary's own profile. Up to date (scripts/test.sh builds them first) it takes a moment.
+/// test binary's own profile. Up to date it takes a moment; scripts/test.sh builds them first
+/// and says so (`LS_ML_PLUGINS_BUILT`).
 fn build_plugins() {
     static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
     BUILT.get_or_init(|| {
+        // scripts/test.sh has built them, and its release build beside the tests holds the
+        // target folder's lock: a second build here would wait for all of it.
+        if std::env::var_os("LS_ML_PLUGINS_BUILT").is_some() {
+            return;
+        }
         let dir = build_dir();
         let target = dir.parent().expect("target folder");
         let mut args = vec!["build", "--workspace", "--exclude", "ls-ml-bench", "--quiet"];
