@@ -131,15 +131,17 @@ fn checked_local(root: &Path, url: &Url, candidate: PathBuf) -> Result<Option<Pa
     }
 }
 
-/// A plain file path in task data (`videos/a.mp4`, `/srv/media/a.mp4`): not a URL, and not
-/// one of Label Studio's own paths (`/data/...`, `upload/...`). The official backend opens
-/// such paths where they exist; here they are read only under LOCAL_FILES_DOCUMENT_ROOT, and
-/// never sent to Label Studio's address.
-fn plain_path(reference: &str) -> Option<&str> {
+/// A plain file path in task data: a relative one (`videos/a.mp4`), or an absolute one inside
+/// LOCAL_FILES_DOCUMENT_ROOT. The official backend opens such paths where they exist; here
+/// they are read only under the root, and never sent to Label Studio's address. Other paths
+/// that start with `/` are Label Studio's own (`/data/upload/...`), as before.
+fn plain_path<'r>(reference: &'r str, root: Option<&Path>) -> Option<&'r str> {
     let reference = reference.trim();
-    let label_studio = ["/data/", "/storage-data/", "/tasks/", "/api/", "upload/"];
-    (!reference.is_empty() && !reference.contains("://") && !label_studio.iter().any(|p| reference.starts_with(p)))
-        .then_some(reference)
+    if reference.is_empty() || reference.contains("://") || reference.starts_with("upload/") {
+        return None;
+    }
+    let absolute_inside = reference.starts_with('/') && root.is_some_and(|root| Path::new(reference).starts_with(root));
+    (!reference.starts_with('/') || absolute_inside).then_some(reference)
 }
 
 /// The real path of a plain file path, which must be a file inside `root` (relative paths
@@ -385,7 +387,7 @@ impl MediaClient {
     /// `task_id` is needed for cloud URIs only. Blocking: a `/data/local-files/` URL is looked up under LOCAL_FILES_DOCUMENT_ROOT.
     #[cfg(test)]
     pub fn resolve(&self, reference: &str, task_id: Option<&Value>) -> Result<Source, MediaError> {
-        if let Some(path) = plain_path(reference) {
+        if let Some(path) = plain_path(reference, self.local_root.as_deref()) {
             return plain_file(self.local_root.as_deref(), path).map(Source::LocalFile);
         }
         let (url, presign) = self.resolve_url(reference, task_id)?;
@@ -453,7 +455,7 @@ impl MediaClient {
     /// Downloads (or reads) a task's image. Files under LOCAL_FILES_DOCUMENT_ROOT are
     /// checked and read on a blocking thread.
     pub async fn fetch(&self, reference: &str, task_id: Option<&Value>) -> Result<Bytes, MediaError> {
-        if let Some(path) = plain_path(reference) {
+        if let Some(path) = plain_path(reference, self.local_root.as_deref()) {
             let (root, path, limit) = (self.local_root.clone(), path.to_string(), self.image_limit());
             return tokio::task::spawn_blocking(move || read_local(&plain_file(root.as_deref(), &path)?, limit))
                 .await
@@ -514,7 +516,7 @@ impl MediaClient {
             path: reference.to_string(),
             message: e.to_string(),
         };
-        if let Some(path) = plain_path(reference) {
+        if let Some(path) = plain_path(reference, self.local_root.as_deref()) {
             let (root, path) = (self.local_root.clone(), path.to_string());
             let real = tokio::task::spawn_blocking(move || {
                 let real = plain_file(root.as_deref(), &path)?;
@@ -988,13 +990,7 @@ mod tests {
                 "{inside}"
             );
         }
-        let secret = outside.path().join("secret.mp4");
-        let escapes = [
-            "../x/secret.mp4".to_string(),
-            secret.display().to_string(),
-            "videos/link.mp4".into(),
-        ];
-        for escape in &escapes {
+        for escape in ["../x/secret.mp4", "videos/../../x/secret.mp4", "videos/link.mp4"] {
             assert!(
                 matches!(c.resolve(escape, None), Err(MediaError::Unsupported { .. })),
                 "{escape}: {:?}",
@@ -1012,11 +1008,12 @@ mod tests {
             without.resolve("videos/a.mp4", None),
             Err(MediaError::Unsupported { .. })
         ));
-        assert!(matches!(
-            without.resolve(&absolute, None),
-            Err(MediaError::Unsupported { .. })
-        ));
-        // Label Studio's own paths still go to Label Studio.
+        // Paths from `/` outside the root are Label Studio's, as they always were.
+        let elsewhere = outside.path().join("secret.mp4").display().to_string();
+        assert_eq!(
+            http_url(c.resolve(&elsewhere, None).expect("a Label Studio path")),
+            format!("http://ls.example{elsewhere}")
+        );
         assert_eq!(
             http_url(without.resolve("/data/upload/1/a.png", None).expect("upload")),
             "http://ls.example/data/upload/1/a.png"
