@@ -183,6 +183,26 @@ pub fn taxonomy(picked: &[(f32, &[String])], control: &Control) -> Option<Region
     })
 }
 
+/// The whole-image classes above `threshold` that `label_of` gives a label, best first, each
+/// label once; only the best unless `multiple`.
+fn picked_classes<'a, L: PartialEq + ?Sized>(
+    frame: &FrameOutput,
+    threshold: f32,
+    multiple: bool,
+    label_of: impl Fn(u32) -> Option<&'a L>,
+) -> Vec<(f32, &'a L)> {
+    let mut picked: Vec<(f32, &L)> = frame
+        .classes
+        .iter()
+        .filter(|c| c.score > threshold)
+        .filter_map(|c| Some((c.score, label_of(c.class_id)?)))
+        .collect();
+    picked.sort_by(|a, b| b.0.total_cmp(&a.0));
+    picked.dedup_by(|a, b| a.1 == b.1);
+    picked.truncate(if multiple { picked.len() } else { 1 });
+    picked
+}
+
 /// What the results of one image are built from.
 pub struct Found<'a> {
     pub frame: &'a FrameOutput,
@@ -214,28 +234,14 @@ pub fn build(found: &Found<'_>, controls: &[Control], default_conf: f32, polygon
     for control in controls {
         let threshold = control.score_threshold.unwrap_or(default_conf);
         if control.kind == ControlKind::Choices {
-            let mut picked: Vec<(f32, &str)> = frame
-                .classes
-                .iter()
-                .filter(|c| c.score > threshold)
-                .filter_map(|c| Some((c.score, control.label_for(class_name(c.class_id)?)?)))
-                .collect();
-            picked.sort_by(|a, b| b.0.total_cmp(&a.0));
-            picked.dedup_by(|a, b| a.1 == b.1);
-            picked.truncate(if control.multiple { picked.len() } else { 1 });
+            let picked = picked_classes(frame, threshold, control.multiple, |c| {
+                control.label_for(class_name(c)?)
+            });
             out.extend(choices(&picked, control));
             continue;
         }
         if control.kind == ControlKind::Taxonomy {
-            let mut picked: Vec<(f32, &[String])> = frame
-                .classes
-                .iter()
-                .filter(|c| c.score > threshold)
-                .filter_map(|c| Some((c.score, control.path_for(class_name(c.class_id)?)?)))
-                .collect();
-            picked.sort_by(|a, b| b.0.total_cmp(&a.0));
-            picked.dedup_by(|a, b| a.1 == b.1);
-            picked.truncate(if control.multiple { picked.len() } else { 1 });
+            let picked = picked_classes(frame, threshold, control.multiple, |c| control.path_for(class_name(c)?));
             out.extend(taxonomy(&picked, control));
             continue;
         }
